@@ -1,0 +1,1 @@
+"""Amaranth gateware: the inference engine, its memories, the UART link and board top levels."""

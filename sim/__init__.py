@@ -1,0 +1,1 @@
+"""Running the gateware: cycle-accurate simulation against the golden model."""
