@@ -211,6 +211,9 @@ def parse_model(data):
         fan_out = _field(spec, "fan_out", int, f"layers[{k}]")
         if fan_in < 1 or fan_out < 1:
             raise ModelFileError(f"layer {k}: sizes must be positive, not {fan_in}x{fan_out}")
+        expected_in = dims[-1][1] if dims else size
+        if fan_in != expected_in:
+            raise ModelFileError(f"layer {k}: fan-in {fan_in} does not match the {expected_in} values feeding it")
         dims.append((fan_in, fan_out))
     classes = _field(header, "classes", int, "header")
     if classes != dims[-1][1]:
