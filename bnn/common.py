@@ -1,0 +1,47 @@
+"""Argument and output helpers shared by the sub-commands."""
+
+import json
+import sys
+
+from model.datasets import DATASETS, load_dataset
+from model.errors import DatasetError
+
+
+def add_dataset_arguments(parser, default=None):
+    """``--dataset`` and ``--data``; ``default`` None means "the one recorded in the model file"."""
+    helptext = "data set" + (f" (default: {default})" if default else " (default: the model's own)")
+    parser.add_argument("--dataset", choices=DATASETS, default=default, help=helptext)
+    parser.add_argument("--data", metavar="DIR",
+                        help="folder with IDX files (default for fashion-mnist: /usr/share/datasets/fashion-mnist)")
+
+
+def dataset_for_model(args, model):
+    """Load the data set named on the command line, or the model's own, and check it fits the model."""
+    name = args.dataset or model.metadata.get("dataset")
+    if name is None:
+        raise DatasetError("the model does not record its data set; pass --dataset")
+    data = load_dataset(name, args.data)
+    if data.input_size != model.input.size:
+        raise DatasetError(f"data set {name!r} has {data.input_size} inputs per image "
+                           f"but the model takes {model.input.size}")
+    if data.classes > model.classes:
+        raise DatasetError(f"data set {name!r} has {data.classes} classes but the model has {model.classes}")
+    return data
+
+
+def emit_json(obj):
+    """Print exactly one JSON object on stdout."""
+    json.dump(obj, sys.stdout, indent=None, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
