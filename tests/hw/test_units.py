@@ -1,0 +1,112 @@
+"""Unit tests of the engine's arithmetic parts against small NumPy/Python references."""
+
+import numpy as np
+import pytest
+
+from hw.argmax import Argmax
+from hw.pe import ProcessingElement, ThresholdUnit
+from hw.popcount import PopCount, register_levels
+
+
+@pytest.mark.parametrize("width, stages", [(1, 0), (1, 2), (7, 0), (8, 1), (33, 2), (64, 3), (64, 6), (5, 4)])
+def test_popcount_counts_with_its_latency(simulate, width, stages):
+    rng = np.random.default_rng(width * 10 + stages)
+    words = [int(v) for v in rng.integers(0, 1 << width, size=40, dtype=np.uint64)] + [0, (1 << width) - 1]
+    dut = PopCount(width, stages=stages)
+    assert dut.latency == stages
+
+    async def testbench(ctx):
+        for cycle in range(len(words) + stages):
+            if cycle < len(words):
+                ctx.set(dut.bits, words[cycle])
+            if cycle >= stages:
+                assert ctx.get(dut.count) == bin(words[cycle - stages]).count("1"), f"cycle {cycle}"
+            await ctx.tick()
+
+    simulate(dut, testbench, cycles=200)
+
+
+def test_register_levels_are_spread_over_the_tree():
+    assert register_levels(6, 2) == [3, 6]
+    assert register_levels(6, 3) == [2, 4, 6]
+    assert register_levels(0, 2) == [0, 0]
+    assert register_levels(3, 0) == []
+
+
+def pe_reference(ops, simd):
+    """Totals the PE must show for each op, and the accumulator semantics spelled out."""
+    mask = (1 << simd) - 1
+    acc, totals = 0, []
+    for op in ops:
+        matches = op["x"] & op["w"] if op["and_mode"] else ~(op["x"] ^ op["w"]) & mask
+        total = (op["bias"] if op["first"] else acc) + (2 * bin(matches).count("1") << op["shift"])
+        if op["valid"]:
+            acc = total
+        totals.append(total)
+    return totals
+
+
+@pytest.mark.parametrize("simd, stages", [(1, 0), (5, 0), (8, 1), (16, 2), (13, 4)])
+def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
+    rng = np.random.default_rng(simd + 100 * stages)
+    acc_width = 24
+    ops = []
+    for _ in range(60):
+        and_mode = int(rng.integers(2))
+        ops.append({"x": int(rng.integers(1 << simd)), "w": int(rng.integers(1 << simd)),
+                    "and_mode": and_mode, "shift": int(rng.integers(8)) if and_mode else 0,
+                    "valid": int(rng.random() < 0.8), "first": int(rng.random() < 0.25),
+                    "bias": int(rng.integers(-5000, 5000))})
+    expected = pe_reference(ops, simd)
+    dut = ProcessingElement(simd, acc_width, stages=stages)
+    assert dut.latency == stages
+
+    async def testbench(ctx):
+        for cycle in range(len(ops) + stages):
+            if cycle < len(ops):
+                for name in ("x", "w", "and_mode"):
+                    ctx.set(getattr(dut, name), ops[cycle][name])
+            if cycle >= stages:
+                op = ops[cycle - stages]
+                for name in ("valid", "first", "shift", "bias"):
+                    ctx.set(getattr(dut, name), op[name])
+                assert ctx.get(dut.total) == expected[cycle - stages], f"op {cycle - stages}"
+            await ctx.tick()
+
+    simulate(dut, testbench, cycles=200)
+
+
+def test_pe_rejects_a_narrow_accumulator():
+    with pytest.raises(ValueError, match="accumulator width"):
+        ProcessingElement(8, 1)
+
+
+def test_threshold_fires_at_and_above_the_threshold(simulate):
+    dut = ThresholdUnit(8)
+    cases = [(t, thr) for t in (-128, -3, -1, 0, 1, 5, 127) for thr in (-128, -2, 0, 1, 5, 127)]
+
+    async def testbench(ctx):
+        for total, threshold in cases:
+            ctx.set(dut.total, total)
+            ctx.set(dut.threshold, threshold)
+            assert ctx.get(dut.fire) == int(total >= threshold), (total, threshold)
+
+    simulate(dut, testbench, cycles=10)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 10, 16])
+def test_argmax_picks_the_first_largest_valid_score(simulate, size):
+    rng = np.random.default_rng(size)
+    dut = Argmax(size, 6)
+    cases = [rng.integers(-4, 4, size=size) for _ in range(40)]  # narrow range: many ties
+    cases += [np.full(size, -32), np.full(size, 31)]
+
+    async def testbench(ctx):
+        for scores in cases:
+            count = int(rng.integers(1, size + 1))
+            ctx.set(dut.count, count)
+            for i, score in enumerate(scores):
+                ctx.set(dut.scores[i], int(score))
+            assert ctx.get(dut.index) == int(np.argmax(scores[:count])), (list(scores), count)
+
+    simulate(dut, testbench, cycles=10)
