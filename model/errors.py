@@ -11,3 +11,11 @@ class DatasetError(BnnError):
 
 class ModelFileError(BnnError):
     """A model file is missing, malformed, of an unsupported version, or inconsistent."""
+
+
+class TrainingError(BnnError):
+    """A training setting is invalid or does not fit the data set (architecture, rates, threshold)."""
+
+
+class TeacherFileError(BnnError):
+    """A saved teacher network is missing, malformed, or does not fit the data set."""
