@@ -1,0 +1,248 @@
+"""The compiler: a model file's network -> the engine's elaboration parameters and memory images.
+
+It chooses nothing the user did not ask for except memory sizes (which default to "just fits"):
+``pe`` (P, neurons computed in parallel) and ``simd`` (S, input lanes per PE per cycle) are given.
+Its :class:`CompiledModel` carries everything :class:`hw.engine.Engine` needs, plus the analytic
+cycle figures; the layout of every image is specified in ``docs/engine.md``.
+"""
+
+from dataclasses import dataclass
+from math import gcd
+
+from model.bits import to_words
+from model.errors import BnnError
+
+PLANES = 8  # bit planes of an 8-bit input pixel
+
+
+class CompileError(BnnError):
+    """The model does not fit the engine configuration (or the configuration is invalid)."""
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Elaboration parameters of :class:`hw.engine.Engine`: what the hardware is built for.
+
+    Any network whose :class:`NetworkImage` fits these sizes runs on the same hardware.
+    """
+
+    pe: int                # P: processing elements (neurons in parallel)
+    simd: int              # S: input lanes per PE per cycle; a multiple of pe
+    input_bits: int        # 8 (raw pixels, bit-serial first layer) or 1 (binarized pixels)
+    pixels_per_beat: int   # pixels per transfer on the input stream; divides simd
+    tree_stages: int       # pipeline registers in each popcount tree
+    acc_width: int         # width of accumulators, thresholds and scores (signed)
+    weight_depth: int      # words of pe * simd bits
+    threshold_depth: int   # words of pe * acc_width bits, one per neuron group
+    input_words: int       # simd-pixel words per input bank (two banks)
+    act_words: int         # simd-bit words per activation bank (two banks)
+    max_layers: int        # rows of the layer descriptor table
+    score_count: int       # score registers (a multiple of pe)
+
+    @property
+    def layer_gap(self):
+        """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
+
+        One for the synchronous memory read plus one per popcount pipeline stage, so that the
+        last activation bits are written before the next layer reads them.
+        """
+        return 1 + self.tree_stages
+
+
+@dataclass(frozen=True)
+class LayerDescriptor:
+    """One row of the sequencer's table: the loops of one layer.
+
+    ``slices`` = ceil(fan_in / S) input words, ``groups`` = ceil(fan_out / P) neuron groups,
+    ``and_mode`` = bit-serial 8-bit layer (8 planes per slice), ``bias`` = the accumulator's
+    start value in XNOR mode, ``last`` = output layer.
+    """
+
+    slices: int
+    groups: int
+    and_mode: bool
+    bias: int
+    last: bool
+
+    @property
+    def planes(self):
+        return PLANES if self.and_mode else 1
+
+    @property
+    def cycles(self):
+        """Issue cycles of the layer: one per (group, slice, plane)."""
+        return self.groups * self.slices * self.planes
+
+
+@dataclass(frozen=True)
+class NetworkImage:
+    """The network as memory contents and configuration values (see ``docs/engine.md``)."""
+
+    descriptors: tuple       # LayerDescriptor per layer
+    weight_words: tuple      # int of pe * simd bits per address
+    threshold_words: tuple   # int of pe * acc_width bits per neuron group
+    input_size: int          # pixels per frame
+    input_threshold: int     # binarization threshold of a 1-bit model (0 for 8-bit)
+    classes: int
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """Elaboration parameters, memory images and the analytic cycle figures of one model."""
+
+    params: EngineParams
+    image: NetworkImage
+
+    @property
+    def ideal_cycles(self):
+        """Sum over layers of groups * slices * planes: every lane busy every cycle."""
+        return sum(d.cycles for d in self.image.descriptors)
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles between results: ideal + layers * (1 + tree_stages)."""
+        return self.ideal_cycles + len(self.image.descriptors) * self.params.layer_gap
+
+    @property
+    def beats_per_frame(self):
+        """Input stream transfers per frame (the last one zero-padded)."""
+        return -(-self.image.input_size // self.params.pixels_per_beat)
+
+    @property
+    def pad_beats(self):
+        """Zero granules the loader writes itself after the last beat to finish the last word."""
+        per_word = self.params.simd // self.params.pixels_per_beat
+        return -self.beats_per_frame % per_word
+
+    @property
+    def latency(self):
+        """Cycles from the last input transfer of a frame to its result, on an idle engine."""
+        return self.cycles_per_frame + 1 + self.pad_beats
+
+    @property
+    def load_cycles(self):
+        """Cycles the loader needs per frame at full input rate (it overlaps the computation)."""
+        return self.beats_per_frame + self.pad_beats
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CompileError(f"{name} must be a positive integer, not {value!r}")
+    return value
+
+
+def _descriptors(model, pe, simd):
+    rows = []
+    for k, layer in enumerate(model.layers):
+        slices = -(-layer.fan_in // simd)
+        and_mode = k == 0 and model.input.bits == 8
+        # XNOR mode: every lane read adds 2 * match; pad lanes (0 in both operands) always match.
+        bias = 0 if and_mode else -(2 * simd * slices - layer.fan_in)
+        rows.append(LayerDescriptor(slices, -(-layer.fan_out // pe), and_mode, bias,
+                                    k == len(model.layers) - 1))
+    return tuple(rows)
+
+
+def _acc_width(model, descriptors, simd):
+    """Signed width holding every partial sum, threshold (incl. pad thresholds) and score."""
+    magnitude = 0
+    for k, d in enumerate(descriptors):
+        bound = model.preactivation_bound(k)
+        magnitude = max(magnitude, bound + 1, 2 * simd * d.slices)
+    return magnitude.bit_length() + 1
+
+
+def _weight_words(model, descriptors, pe, simd):
+    words = []
+    for layer, d in zip(model.layers, descriptors):
+        rows = to_words(layer.weights, layer.fan_in, simd)
+        for group in range(d.groups):
+            neurons = range(group * pe, min((group + 1) * pe, layer.fan_out))
+            for s in range(d.slices):
+                words.append(sum(rows[j][s] << ((j - group * pe) * simd) for j in neurons))
+    return tuple(words)
+
+
+def _threshold_words(model, descriptors, pe, acc_width):
+    mask = (1 << acc_width) - 1
+    words = []
+    for k, (layer, d) in enumerate(zip(model.layers, descriptors)):
+        # pad neurons (zero weights) get bound + 1, which no pre-activation reaches: they output 0
+        pad = model.preactivation_bound(k) + 1
+        values = [] if layer.thresholds is None else [int(t) for t in layer.thresholds]
+        for group in range(d.groups):
+            if layer.thresholds is None:
+                words.append(0)
+                continue
+            chunk = values[group * pe:(group + 1) * pe]
+            chunk += [pad] * (pe - len(chunk))
+            words.append(sum((t & mask) << (p * acc_width) for p, t in enumerate(chunk)))
+    return tuple(words)
+
+
+def _fit(name, needed, capacity):
+    if capacity is None:
+        return needed
+    if needed > capacity:
+        raise CompileError(f"the model needs {needed} {name} but the engine has {capacity}")
+    return capacity
+
+
+def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capacity=None):
+    """Lay out ``model`` (a validated :class:`model.modelfile.BinaryModel`) for a P x S engine.
+
+    Parameters
+    ----------
+    pe, simd : int
+        P and S; ``simd`` must be a multiple of ``pe`` (each neuron group's P output bits then
+        fall into one activation word).
+    tree_stages : int
+        Pipeline registers per popcount tree (each adds one cycle per layer).
+    pixels_per_beat : int or None
+        Pixels per input-stream transfer, a divisor of ``simd``; default ``gcd(simd, 8)``.
+    capacity : dict or None
+        Memory sizes of an existing engine to fit into (keys ``weight_depth``,
+        ``threshold_depth``, ``input_words``, ``act_words``, ``max_layers``, ``score_count``,
+        ``acc_width``); missing keys are sized to fit the model.
+
+    Raises
+    ------
+    CompileError
+        On invalid P, S or beat width, or a model that does not fit ``capacity``.
+    """
+    _positive("pe", pe)
+    _positive("simd", simd)
+    if simd % pe:
+        raise CompileError(f"simd ({simd}) must be a multiple of pe ({pe})")
+    if pixels_per_beat is None:
+        pixels_per_beat = gcd(simd, 8)
+    _positive("pixels_per_beat", pixels_per_beat)
+    if simd % pixels_per_beat:
+        raise CompileError(f"pixels_per_beat ({pixels_per_beat}) must divide simd ({simd})")
+    if isinstance(tree_stages, bool) or not isinstance(tree_stages, int) or tree_stages < 0:
+        raise CompileError(f"tree_stages must be a non-negative integer, not {tree_stages!r}")
+    capacity = dict(capacity or {})
+    unknown = set(capacity) - {"weight_depth", "threshold_depth", "input_words", "act_words",
+                               "max_layers", "score_count", "acc_width"}
+    if unknown:
+        raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
+
+    descriptors = _descriptors(model, pe, simd)
+    acc_width = _fit("accumulator bits", _acc_width(model, descriptors, simd), capacity.get("acc_width"))
+    weight_words = _weight_words(model, descriptors, pe, simd)
+    threshold_words = _threshold_words(model, descriptors, pe, acc_width)
+    hidden = model.layers[:-1]
+    params = EngineParams(
+        pe=pe, simd=simd, input_bits=model.input.bits, pixels_per_beat=pixels_per_beat,
+        tree_stages=tree_stages, acc_width=acc_width,
+        weight_depth=_fit("weight words", len(weight_words), capacity.get("weight_depth")),
+        threshold_depth=_fit("threshold words", len(threshold_words), capacity.get("threshold_depth")),
+        input_words=_fit("input words", descriptors[0].slices, capacity.get("input_words")),
+        act_words=_fit("activation words", max([-(-l.fan_out // simd) for l in hidden], default=1),
+                       capacity.get("act_words")),
+        max_layers=_fit("layers", len(descriptors), capacity.get("max_layers")),
+        score_count=_fit("score registers", descriptors[-1].groups * pe, capacity.get("score_count")),
+    )
+    image = NetworkImage(descriptors, weight_words, threshold_words, model.input.size,
+                         model.input.threshold or 0, model.classes)
+    return CompiledModel(params, image)

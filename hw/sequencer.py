@@ -1,0 +1,162 @@
+"""The layer sequencer: walks the descriptor table and issues one PE-array command per cycle."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .compiler import PLANES
+
+
+def _index(count):
+    """Shape of an index into ``count`` things (at least one bit)."""
+    return range(max(count, 2))
+
+
+def descriptor_layout(params):
+    """Row layout of the descriptor table (see :class:`hw.compiler.LayerDescriptor`)."""
+    words = max(params.input_words, params.act_words)
+    return data.StructLayout({
+        "slices": range(words + 1),
+        "groups": range(params.threshold_depth + 1),
+        "and_mode": 1,
+        "bias": signed(params.acc_width),
+        "last": 1,
+    })
+
+
+def command_layout(params):
+    """One cycle's work for the PE array, and where its results go.
+
+    ``first``/``last`` mark a neuron group's first and last operation; ``plane`` is the bit plane
+    (0 in XNOR mode); ``slice`` indexes the input word; ``parity`` is the layer number's low
+    bit (layer ``k`` writes activation bank ``k % 2`` and reads bank ``(k - 1) % 2``);
+    ``out_word``/``out_chunk`` locate the group's P output bits in the written bank.
+    """
+    return data.StructLayout({
+        "valid": 1,
+        "first": 1,
+        "last": 1,
+        "and_mode": 1,
+        "plane": range(PLANES),
+        "bias": signed(params.acc_width),
+        "from_input": 1,
+        "parity": 1,
+        "slice": _index(max(params.input_words, params.act_words)),
+        "weight_addr": _index(params.weight_depth),
+        "threshold_addr": _index(params.threshold_depth),
+        "group": _index(params.threshold_depth),
+        "out_word": _index(params.act_words),
+        "out_chunk": _index(params.simd // params.pe),
+        "last_layer": 1,
+        "frame_end": 1,
+    })
+
+
+class Sequencer(wiring.Component):
+    """Issues, for each layer, for each group of P neurons, for each S-bit input slice (and for
+    each of the 8 bit planes in the 8-bit first layer) one command per cycle, without bubbles.
+
+    After a layer's last command it idles ``params.layer_gap`` cycles, so that the layer's last
+    activation bits are written before the next layer reads them. Layer 0 of a frame starts when
+    ``frame_ready``; the output layer starts when ``scores_free``. After the output layer the
+    walk restarts at layer 0 with the next frame. Weight and threshold addresses simply count
+    up through a frame: the compiler lays the images out in exactly this order.
+
+    Members
+    -------
+    frame_ready : In(1)
+        An input frame is loaded.
+    input_bias : In(signed(acc_width))
+        The bias of an 8-bit layer 0 (minus the frame's pixel sum).
+    scores_free : In(1)
+        The score registers may be overwritten.
+    frame_taken : Out(1)
+        Pulses with layer 0's last command: the input bank may be refilled.
+    command : Out(command_layout(params))
+    """
+
+    def __init__(self, params, descriptors):
+        if not 1 <= len(descriptors) <= params.max_layers:
+            raise ValueError(f"{len(descriptors)} descriptors do not fit a table of {params.max_layers}")
+        self._params = params
+        self._descriptors = tuple(descriptors)
+        super().__init__({
+            "frame_ready": In(1),
+            "input_bias": In(signed(params.acc_width)),
+            "scores_free": In(1),
+            "frame_taken": Out(1),
+            "command": Out(command_layout(params)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        params = self._params
+        layout = descriptor_layout(params)
+        rows = [{"slices": d.slices, "groups": d.groups, "and_mode": int(d.and_mode),
+                 "bias": d.bias, "last": int(d.last)} for d in self._descriptors]
+        # A handful of rows read combinationally: distributed RAM, not block RAM.
+        m.submodules.table = table = Memory(shape=layout, depth=params.max_layers, init=rows)
+        row = table.read_port(domain="comb")
+
+        layer = Signal(_index(params.max_layers))
+        group = Signal.like(self.command.group)
+        slice_ = Signal.like(self.command.slice)
+        plane = Signal(range(PLANES))
+        weight_addr = Signal.like(self.command.weight_addr)
+        threshold_addr = Signal.like(self.command.threshold_addr)
+        out_word = Signal.like(self.command.out_word)
+        out_chunk = Signal.like(self.command.out_chunk)
+        active = Signal()
+        gap = Signal(range(params.layer_gap + 1))
+        d = row.data
+        m.d.comb += row.addr.eq(layer)
+
+        start = ~active & (gap == 0) & ((layer != 0) | self.frame_ready) & (~d.last | self.scores_free)
+        issue = active | start
+        plane_last = ~d.and_mode | (plane == PLANES - 1)
+        slice_last = slice_ == d.slices - 1
+        group_last = group == d.groups - 1
+        op_last = plane_last & slice_last
+        layer_end = op_last & group_last
+
+        cmd = self.command
+        m.d.comb += [
+            cmd.valid.eq(issue),
+            cmd.first.eq((slice_ == 0) & (plane == 0)),
+            cmd.last.eq(op_last),
+            cmd.and_mode.eq(d.and_mode),
+            cmd.plane.eq(plane),
+            cmd.bias.eq(Mux(d.and_mode, self.input_bias, d.bias)),
+            cmd.from_input.eq(layer == 0),
+            cmd.parity.eq(layer[0]),
+            cmd.slice.eq(slice_),
+            cmd.weight_addr.eq(weight_addr),
+            cmd.threshold_addr.eq(threshold_addr),
+            cmd.group.eq(group),
+            cmd.out_word.eq(out_word),
+            cmd.out_chunk.eq(out_chunk),
+            cmd.last_layer.eq(d.last),
+            cmd.frame_end.eq(layer_end & d.last),
+            self.frame_taken.eq(issue & layer_end & (layer == 0)),
+        ]
+
+        with m.If(~active & (gap != 0)):
+            m.d.sync += gap.eq(gap - 1)
+        with m.If(issue):
+            m.d.sync += [active.eq(1), plane.eq(Mux(plane_last, 0, plane + 1))]
+            with m.If(plane_last):
+                m.d.sync += [weight_addr.eq(weight_addr + 1), slice_.eq(Mux(slice_last, 0, slice_ + 1))]
+            with m.If(op_last):
+                m.d.sync += [threshold_addr.eq(threshold_addr + 1), group.eq(Mux(group_last, 0, group + 1))]
+                with m.If(out_chunk == params.simd // params.pe - 1):
+                    m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
+                with m.Else():
+                    m.d.sync += out_chunk.eq(out_chunk + 1)
+            with m.If(layer_end):
+                m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
+                             layer.eq(Mux(d.last, 0, layer + 1))]
+                with m.If(d.last):
+                    m.d.sync += [weight_addr.eq(0), threshold_addr.eq(0)]
+        return m

@@ -1,0 +1,77 @@
+"""Run images through the simulated engine and compare every result with the golden model."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.compiler import compile_model
+from model.golden import infer
+
+from .amaranth_backend import run_amaranth
+from .stimulus import decode_result, make_run_spec
+
+
+@dataclass
+class EngineRun:
+    """Outcome of :func:`run_engine` on ``B`` frames.
+
+    ``classes`` ``(B,)`` and ``scores`` ``(B, classes)`` are what the engine produced;
+    ``mismatched_frames`` lists the frames whose class or any score differs from the golden
+    model. ``intervals`` are the cycles between consecutive results (the measured cycles per
+    frame once the pipeline is full); ``latency`` is the first frame's cycles from its last
+    input transfer to its result.
+    """
+
+    compiled: object
+    classes: np.ndarray
+    scores: np.ndarray
+    mismatched_frames: list
+    intervals: list
+    latency: int
+    cycles: int
+    seconds: float
+
+    @property
+    def mismatches(self):
+        return len(self.mismatched_frames)
+
+    @property
+    def measured_cycles_per_frame(self):
+        """The largest interval between results (None for a single frame)."""
+        return max(self.intervals) if self.intervals else None
+
+    @property
+    def cycles_per_second(self):
+        return self.cycles / self.seconds if self.seconds > 0 else None
+
+
+def mismatched_frames(golden, classes, scores):
+    """Indices of the frames whose class or any score differs from ``golden`` (an Inference)."""
+    differs = (np.asarray(classes) != golden.classes) | np.any(np.asarray(scores) != golden.scores, axis=1)
+    return [int(i) for i in np.flatnonzero(differs)]
+
+
+def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, seed=0,
+               input_gaps=0.0, output_stalls=0.0, vcd_path=None, progress=None):
+    """Compile ``model``, simulate ``images`` (``(B, input_size)`` uint8) cycle by cycle, compare.
+
+    ``progress`` is an optional callable invoked after every result. Raises
+    :class:`hw.compiler.CompileError` if the configuration is invalid.
+    """
+    images = np.asarray(images, dtype=np.uint8)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,
+                             pixels_per_beat=pixels_per_beat)
+    spec = make_run_spec(compiled, images, seed=seed, input_gaps=input_gaps, output_stalls=output_stalls)
+    start = time.perf_counter()
+    record = run_amaranth(compiled, spec, vcd_path=vcd_path, on_result=progress or (lambda: None))
+    seconds = time.perf_counter() - start
+
+    decoded = [decode_result(payload, compiled.params) for _, payload in record.outputs]
+    classes = np.array([cls for cls, _ in decoded], dtype=np.int64)
+    scores = np.array([s[:model.classes] for _, s in decoded], dtype=np.int64).reshape(len(images), model.classes)
+    mismatched = mismatched_frames(infer(model, images), classes, scores)
+    cycles = [cycle for cycle, _ in record.outputs]
+    last_beat_of_first_frame = record.input_cycles[compiled.beats_per_frame - 1]
+    return EngineRun(compiled, classes, scores, mismatched, list(np.diff(cycles).tolist()),
+                     cycles[0] - last_beat_of_first_frame, cycles[-1] + 1, seconds)

@@ -1,0 +1,81 @@
+"""The compiler's memory images, descriptors and refusals."""
+
+import numpy as np
+import pytest
+
+from hw.compiler import CompileError, compile_model
+from model.bits import unpack_bits
+from sim.random_models import random_model
+
+
+def signed(value, width):
+    return value - (1 << width) if value >> (width - 1) else value
+
+
+@pytest.mark.parametrize("pe, simd", [(1, 1), (2, 4), (3, 9), (4, 16)])
+def test_weight_and_threshold_images_follow_the_sequencer_order(pe, simd):
+    model = random_model([21, 7, 5, 3], input_bits=8, seed=pe + simd)
+    compiled = compile_model(model, pe=pe, simd=simd)
+    params, image = compiled.params, compiled.image
+    addr = taddr = 0
+    for k, (layer, d) in enumerate(zip(model.layers, image.descriptors)):
+        bits = unpack_bits(layer.weights, layer.fan_in)
+        assert d.slices == -(-layer.fan_in // simd) and d.groups == -(-layer.fan_out // pe)
+        for g in range(d.groups):
+            for s in range(d.slices):
+                word = image.weight_words[addr]
+                for p in range(pe):
+                    for lane in range(simd):
+                        j, i = g * pe + p, s * simd + lane
+                        want = bits[j, i] if j < layer.fan_out and i < layer.fan_in else 0
+                        assert (word >> (p * simd + lane)) & 1 == want
+                addr += 1
+            word = image.threshold_words[taddr]
+            for p in range(pe):
+                got = signed((word >> (p * params.acc_width)) & ((1 << params.acc_width) - 1), params.acc_width)
+                j = g * pe + p
+                if layer.thresholds is None:
+                    assert got == 0
+                elif j < layer.fan_out:
+                    assert got == layer.thresholds[j]
+                else:  # pad neuron: a threshold no pre-activation reaches
+                    assert got == model.preactivation_bound(k) + 1
+            taddr += 1
+    assert addr == len(image.weight_words) == params.weight_depth
+    assert taddr == len(image.threshold_words) == params.threshold_depth
+
+
+def test_xnor_bias_cancels_the_pad_lanes():
+    model = random_model([10, 5, 2], input_bits=1, seed=0)
+    d = compile_model(model, pe=2, simd=8).image.descriptors
+    # 10 inputs in 2 words of 8: 6 pad lanes that always match
+    assert d[0].bias == -(2 * 16 - 10) and not d[0].and_mode
+    assert d[1].bias == -(2 * 8 - 5) and d[1].last
+
+
+def test_accumulator_holds_the_largest_threshold_and_score():
+    model = random_model([784, 4, 2], input_bits=8, seed=0)
+    params = compile_model(model, pe=2, simd=8).params
+    assert 1 << (params.acc_width - 1) > 784 * 255 + 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pe": 3, "simd": 4}, r"simd \(4\) must be a multiple of pe \(3\)"),
+    ({"pe": 0, "simd": 4}, "pe must be a positive integer, not 0"),
+    ({"pe": 2, "simd": 8, "pixels_per_beat": 3}, r"pixels_per_beat \(3\) must divide simd \(8\)"),
+    ({"pe": 2, "simd": 8, "tree_stages": -1}, "tree_stages must be a non-negative integer"),
+    ({"pe": 2, "simd": 8, "capacity": {"weight_depth": 10}}, "needs 49 weight words but the engine has 10"),
+    ({"pe": 2, "simd": 8, "capacity": {"max_layers": 1}}, "needs 2 layers but the engine has 1"),
+    ({"pe": 2, "simd": 8, "capacity": {"banana": 1}}, "unknown capacity keys"),
+])
+def test_refusals_name_the_numbers(kwargs, message):
+    model = random_model([70, 9, 3], seed=0)
+    with pytest.raises(CompileError, match=message):
+        compile_model(model, **kwargs)
+
+
+def test_a_model_fits_a_bigger_engine():
+    model = random_model([70, 9, 3], seed=0)
+    compiled = compile_model(model, pe=2, simd=8, capacity={"weight_depth": 64, "act_words": 4})
+    assert compiled.params.weight_depth == 64 and compiled.params.act_words == 4
+    assert len(compiled.image.weight_words) == 49  # 5 groups x 9 slices + 2 x 2

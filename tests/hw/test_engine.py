@@ -1,0 +1,83 @@
+"""Whole-engine tests: every class and score equals the golden model's, under back-pressure."""
+
+import numpy as np
+import pytest
+
+from hw.compiler import compile_model
+from hw.engine import Engine
+from model.golden import infer
+from sim.random_models import random_images, random_model
+from sim.stimulus import frame_beats
+from sim.streams import get, put
+
+
+def check_engine(simulate, model, images, *, pe, simd, seed, tree_stages=0, pixels_per_beat=None,
+                 input_gaps=0.3, output_stalls=0.3):
+    """Stream ``images`` through the engine with random gaps and stalls; compare with golden."""
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages, pixels_per_beat=pixels_per_beat)
+    dut = Engine(compiled)
+    golden = infer(model, images)
+    rng = np.random.default_rng(seed)
+    per_beat = compiled.params.pixels_per_beat
+
+    async def producer(ctx):
+        for image in images:
+            for beat in frame_beats(image, per_beat):
+                if rng.random() < input_gaps:
+                    await ctx.tick().repeat(int(rng.integers(1, 4)))
+                await put(ctx, dut.pixels, [(beat >> (8 * i)) & 0xff for i in range(per_beat)])
+
+    async def consumer(ctx):
+        for frame in range(len(images)):
+            if rng.random() < output_stalls:
+                await ctx.tick().repeat(int(rng.integers(1, 20)))
+            result = await get(ctx, dut.results)
+            scores = [result.scores[i] for i in range(model.classes)]
+            assert scores == golden.scores[frame].tolist(), f"frame {frame}"
+            assert result.cls == golden.classes[frame], f"frame {frame}"
+
+    budget = 3 * len(images) * (compiled.latency + compiled.load_cycles) + 200
+    simulate(dut, consumer, background=[producer], cycles=budget)
+
+
+CASES = [
+    # sizes, input bits, P, S, tree stages, pixels per beat
+    ([20, 7, 9, 3], 8, 2, 4, 0, None),
+    ([13, 1, 5, 2], 1, 1, 8, 0, 2),     # a single-neuron layer, then fan-in 1
+    ([1, 3, 2], 8, 1, 1, 0, None),      # fan-in 1 from the input, S = 1
+    ([37, 17, 10], 1, 4, 16, 2, 4),
+    ([30, 12, 11], 8, 3, 6, 1, 3),
+    ([64, 16, 10], 8, 8, 32, 0, 8),
+    ([9, 2], 8, 2, 2, 3, 1),            # a single (output) layer
+]
+
+
+@pytest.mark.parametrize("sizes, input_bits, pe, simd, stages, per_beat", CASES)
+def test_engine_matches_golden_model(simulate, sizes, input_bits, pe, simd, stages, per_beat):
+    seed = sum(sizes) + pe * simd
+    model = random_model(sizes, input_bits=input_bits, seed=seed, input_threshold=100)
+    images = random_images(4, sizes[0], seed=seed)
+    check_engine(simulate, model, images, pe=pe, simd=simd, tree_stages=stages,
+                 pixels_per_beat=per_beat, seed=seed)
+
+
+@pytest.mark.parametrize("input_bits", [8, 1])
+def test_extreme_thresholds_and_pixels(simulate, input_bits):
+    model = random_model([11, 6, 5, 3], input_bits=input_bits, seed=5, extreme_thresholds=0.6,
+                         input_threshold=255)
+    images = np.array([[0] * 11, [255] * 11, [255, 0] * 5 + [254]], dtype=np.uint8)
+    check_engine(simulate, model, images, pe=2, simd=4, seed=5)
+
+
+def test_argmax_ties_go_to_the_lowest_class(simulate):
+    # an output layer with fan-in 2 has scores in {-2, 0, 2}: 7 classes tie often
+    model = random_model([6, 2, 7], input_bits=8, seed=1)
+    images = random_images(6, 6, seed=1)
+    golden = infer(model, images)
+    assert all(np.sum(s == s.max()) > 1 for s in golden.scores)
+    check_engine(simulate, model, images, pe=2, simd=2, seed=1)
+
+
+def test_input_threshold_of_256_never_fires(simulate):
+    model = random_model([5, 4, 2], input_bits=1, seed=3, input_threshold=256)
+    check_engine(simulate, model, np.full((2, 5), 255, dtype=np.uint8), pe=2, simd=4, seed=3)

@@ -1,0 +1,93 @@
+"""The sequencer's command stream against a Python model of the loop nest."""
+
+import pytest
+
+from hw.compiler import compile_model
+from hw.sequencer import Sequencer
+from sim.random_models import random_model
+
+FIELDS = ("first", "last", "and_mode", "plane", "bias", "from_input", "parity", "slice",
+          "weight_addr", "threshold_addr", "group", "out_word", "out_chunk", "last_layer", "frame_end")
+
+
+def expected_frame(compiled, input_bias):
+    """One frame's commands, cycle by cycle (None = idle), from the loop nest in the docs."""
+    params = compiled.params
+    chunks = params.simd // params.pe
+    cycles, weight_addr, threshold_addr = [], 0, 0
+    descriptors = compiled.image.descriptors
+    for k, d in enumerate(descriptors):
+        for group in range(d.groups):
+            for s in range(d.slices):
+                for plane in range(d.planes):
+                    last = s == d.slices - 1 and plane == d.planes - 1
+                    cycles.append({
+                        "first": int(s == 0 and plane == 0), "last": int(last),
+                        "and_mode": int(d.and_mode), "plane": plane,
+                        "bias": input_bias if d.and_mode else d.bias,
+                        "from_input": int(k == 0), "parity": k % 2, "slice": s,
+                        "weight_addr": weight_addr, "threshold_addr": threshold_addr, "group": group,
+                        "out_word": group // chunks, "out_chunk": group % chunks,
+                        "last_layer": int(d.last), "frame_end": int(d.last and last and group == d.groups - 1),
+                    })
+                weight_addr += 1
+            threshold_addr += 1
+        cycles += [None] * params.layer_gap
+    return cycles
+
+
+@pytest.mark.parametrize("sizes, input_bits, pe, simd, stages", [
+    ([10, 5, 3], 8, 2, 4, 0),
+    ([9, 7, 1, 4], 1, 1, 2, 1),
+    ([16, 9, 6], 8, 3, 3, 2),
+])
+def test_sequencer_walks_the_loop_nest_without_bubbles(simulate, sizes, input_bits, pe, simd, stages):
+    model = random_model(sizes, input_bits=input_bits, seed=1)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages)
+    dut = Sequencer(compiled.params, compiled.image.descriptors)
+    frame = expected_frame(compiled, -77)
+    held = 5  # cycles with no frame loaded: nothing may issue
+
+    async def testbench(ctx):
+        ctx.set(dut.input_bias, -77)
+        ctx.set(dut.scores_free, 1)
+        for _ in range(held):
+            assert not ctx.get(dut.command.valid)
+            await ctx.tick()
+        ctx.set(dut.frame_ready, 1)
+        for cycle, want in enumerate(frame * 2):
+            command = ctx.get(dut.command)
+            if want is None:
+                assert not command.valid, f"cycle {cycle}: issued in a layer gap"
+            else:
+                assert command.valid, f"cycle {cycle}: bubble"
+                got = {name: getattr(command, name) for name in FIELDS}
+                assert got == want, f"cycle {cycle}"
+                taken = want["from_input"] and want["last"] and want["group"] == compiled.image.descriptors[0].groups - 1
+                assert ctx.get(dut.frame_taken) == taken, f"cycle {cycle}"
+            await ctx.tick()
+
+    simulate(dut, testbench, cycles=held + 2 * len(frame) + 10)
+
+
+def test_sequencer_waits_for_a_loaded_frame_and_free_scores(simulate):
+    model = random_model([6, 4, 3], input_bits=1, seed=2)
+    compiled = compile_model(model, pe=2, simd=4)
+    dut = Sequencer(compiled.params, compiled.image.descriptors)
+    layer0 = compiled.image.descriptors[0].cycles
+
+    async def testbench(ctx):
+        ctx.set(dut.frame_ready, 1)
+        await ctx.tick().repeat(layer0 + compiled.params.layer_gap)
+        ctx.set(dut.frame_ready, 0)
+        for _ in range(10):  # output layer next, but the scores are still in use
+            assert not ctx.get(dut.command.valid)
+            await ctx.tick()
+        ctx.set(dut.scores_free, 1)
+        assert ctx.get(dut.command.valid) and ctx.get(dut.command.last_layer)
+        await ctx.tick().repeat(compiled.image.descriptors[1].cycles + compiled.params.layer_gap)
+        for _ in range(10):  # back at layer 0, no frame loaded
+            assert not ctx.get(dut.command.valid)
+            await ctx.tick()
+
+    simulate(dut, testbench, cycles=200)
