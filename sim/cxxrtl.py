@@ -23,14 +23,14 @@ and ``ready``, settled before the edge, are both high. This is what an Amaranth 
 it sets inputs and then awaits ``ctx.tick()``: the ``n``-th ``tick()`` of the simulation is edge
 ``n``.
 
-* Producer: while it holds no token it offers the next one on every cycle whose input-valid
+* Producer: while it holds no token it offers the next one on the first cycle whose input-valid
   pattern entry is true, then holds ``valid`` and the payload until the transfer (so ``valid``
   never depends on ``ready``). The next token can be offered on the cycle after a transfer.
 * Consumer: ``ready`` on cycle ``n`` is the output-ready pattern entry ``n``.
 * Each output transfer is recorded as ``(n, payload)``.
 
-Patterns are given per batch as arrays indexed from the batch's first cycle, or ``None`` for
-"always true".
+Patterns are arrays indexed by the absolute cycle modulo their length, or ``None`` for "always
+true".
 
 Waveforms: a library built with ``vcd=True`` (a separate cache entry, with full debug information)
 can write a VCD file for chosen batches. Time unit is 1 ns with a 2 ns clock: inputs of cycle ``n``
@@ -300,6 +300,8 @@ def _chunk_count(width):
 def _to_chunks(values, width):
     """``(n, chunks)`` uint32 array of the little-endian 32-bit chunks of each value."""
     chunks = _chunk_count(width)
+    if width <= 64 and not isinstance(values, np.ndarray):
+        values = np.asarray(values) if len(values) else np.zeros(0, dtype=np.uint64)
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and width <= 64:
         if values.size and (values.min() < 0 or (width < 64 and int(values.max()) >> width)):
             raise ValueError(f"stream tokens must be integers in [0, 2**{width})")
@@ -324,7 +326,8 @@ def _from_chunks(chunks, width):
 
 
 class _RunResult(ctypes.Structure):
-    _fields_ = [("cycles", ctypes.c_uint64), ("consumed", ctypes.c_uint64), ("produced", ctypes.c_uint64)]
+    _fields_ = [("cycles", ctypes.c_uint64), ("consumed", ctypes.c_uint64),
+                ("produced", ctypes.c_uint64), ("unconverged", ctypes.c_uint64)]
 
 
 def _load_library(path):
@@ -337,9 +340,11 @@ def _load_library(path):
     lib.bnn_out_chunks.restype = ctypes.c_size_t
     lib.bnn_vcd_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     lib.bnn_vcd_enable.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    lib.bnn_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(_RunResult)]
+    lib.bnn_set_patterns.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                     ctypes.c_void_p, ctypes.c_uint64]
+    lib.bnn_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
+                            ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.POINTER(_RunResult)]
     return lib
 
 
@@ -347,24 +352,29 @@ def _load_library(path):
 class StreamBatch:
     """What one :meth:`StreamSimulator.run` call did.
 
-    ``cycles`` simulated, ``consumed`` input tokens taken, and one entry per output transfer:
-    ``out_cycles`` (uint64, absolute cycle numbers) and ``out_payloads`` (uint64 for payloads up
-    to 64 bits wide, else Python ints in an object array).
+    ``cycles`` simulated; ``in_cycles`` (uint64) the cycle of each input transfer; one entry per
+    output transfer in ``out_cycles`` (uint64) and ``out_payloads`` (uint64 for payloads up to 64
+    bits wide, else Python ints in an object array). Cycles are absolute.
     """
 
     cycles: int
-    consumed: int
+    in_cycles: np.ndarray
     out_cycles: np.ndarray
     out_payloads: np.ndarray
 
+    @property
+    def consumed(self):
+        """Input tokens taken by this call."""
+        return len(self.in_cycles)
 
-def _pattern_pointer(pattern, cycles, what):
-    """A uint8 array of at least ``cycles`` entries (or None for "always"), checked."""
+
+def _pattern_array(pattern, what):
+    """A non-empty uint8 array of 0/1 entries, or None for "always"."""
     if pattern is None:
         return None
     pattern = np.ascontiguousarray(pattern, dtype=np.uint8)
-    if pattern.ndim != 1 or pattern.shape[0] < cycles:
-        raise ValueError(f"{what} pattern needs {cycles} entries, not shape {pattern.shape}")
+    if pattern.ndim != 1 or pattern.shape[0] == 0 or pattern.max() > 1:
+        raise ValueError(f"{what} pattern must be a non-empty sequence of 0/1 values")
     return pattern
 
 
@@ -380,6 +390,7 @@ class StreamSimulator:
         self._in_chunks = self._lib.bnn_in_chunks()
         self._out_chunks = self._lib.bnn_out_chunks()
         self._handle = ctypes.c_void_p(self._lib.bnn_create())
+        self._patterns = (None, None)
 
     def __enter__(self):
         return self
@@ -398,6 +409,17 @@ class StreamSimulator:
         """Number of cycles simulated so far: the number of the next cycle."""
         return self._lib.bnn_cycle(self._handle)
 
+    def set_patterns(self, in_valid=None, out_ready=None):
+        """Set the handshake patterns, indexed by absolute cycle modulo their length.
+
+        On cycle ``c`` an idle producer starts offering the next token if
+        ``in_valid[c % len(in_valid)]`` is 1, and the consumer's ready is
+        ``out_ready[c % len(out_ready)]``. None (the initial setting) means always 1.
+        """
+        self._patterns = (_pattern_array(in_valid, "input-valid"), _pattern_array(out_ready, "output-ready"))
+        valid, ready = self._patterns
+        self._lib.bnn_set_patterns(self._handle, _address(valid), _length(valid), _address(ready), _length(ready))
+
     def open_vcd(self, path):
         """Create the waveform file ``path``; samples go to it while :meth:`record_vcd` is on."""
         if not self._model.vcd:
@@ -409,32 +431,36 @@ class StreamSimulator:
         """Start or stop sampling the waveform at every half cycle."""
         self._lib.bnn_vcd_enable(self._handle, int(bool(on)))
 
-    def run(self, tokens, *, max_cycles, in_valid=None, out_ready=None, stop_consumed=None,
-            max_outputs=None):
+    def run(self, tokens, *, max_cycles, stop_consumed=None, max_outputs=None):
         """Simulate up to ``max_cycles`` cycles from :attr:`cycle`, offering ``tokens`` in order.
 
         ``tokens`` are the tokens not yet taken, oldest first (a token offered and not taken by
-        the previous call must come first again). ``in_valid`` and ``out_ready`` are per-cycle
-        patterns of at least ``max_cycles`` entries for the cycles of this call, or None for
-        always. The call stops before a cycle once ``stop_consumed`` tokens were taken or
-        ``max_outputs`` outputs recorded (defaults: all tokens, ``max_cycles`` outputs).
+        the previous call must come first again). The call stops before a cycle once
+        ``stop_consumed`` tokens were taken or ``max_outputs`` outputs recorded (default: no
+        limit). Raises :class:`CxxrtlError` if the logic did not settle in one delta cycle.
         """
         data = _to_chunks(tokens, self._model.input_width)
         count = data.shape[0]
         stop_consumed = _NEVER if stop_consumed is None else stop_consumed
         max_outputs = max_cycles if max_outputs is None else min(max_outputs, max_cycles)
-        valid = _pattern_pointer(in_valid, max_cycles, "input-valid")
-        ready = _pattern_pointer(out_ready, max_cycles, "output-ready")
+        in_cycles = np.empty(count, dtype=np.uint64)
         out_cycles = np.empty(max_outputs, dtype=np.uint64)
         out_chunks = np.empty((max_outputs, self._out_chunks), dtype="<u4")
         result = _RunResult()
-        self._lib.bnn_run(self._handle, data.ctypes.data, count, _address(valid), _address(ready),
-                          max_cycles, stop_consumed, max_outputs, out_cycles.ctypes.data,
+        self._lib.bnn_run(self._handle, data.ctypes.data, count, max_cycles, stop_consumed,
+                          max_outputs, in_cycles.ctypes.data, out_cycles.ctypes.data,
                           out_chunks.ctypes.data, ctypes.byref(result))
+        if result.unconverged:
+            raise CxxrtlError("the design's logic did not settle in one evaluation per cycle "
+                              "(combinational feedback?); the cxxrtl back end cannot run it")
         produced = result.produced
-        return StreamBatch(result.cycles, result.consumed, out_cycles[:produced],
+        return StreamBatch(result.cycles, in_cycles[:result.consumed], out_cycles[:produced],
                            _from_chunks(out_chunks[:produced], self._model.output_width))
 
 
 def _address(array):
     return None if array is None else array.ctypes.data
+
+
+def _length(array):
+    return 0 if array is None else array.shape[0]

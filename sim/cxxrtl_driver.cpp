@@ -44,12 +44,22 @@ void store_chunks(const cxxrtl::value<Bits> &v, chunk_t *dst) {
 using in_payload_t = std::decay_t<decltype(current(std::declval<cxxrtl_design::p_top &>().BNN_IN_PAYLOAD))>;
 using out_payload_t = std::decay_t<decltype(current(std::declval<cxxrtl_design::p_top &>().BNN_OUT_PAYLOAD))>;
 
+// A handshake pattern: entry `cycle % length` applies on a cycle; no entries means always 1.
+struct pattern {
+	const uint8_t *bits = nullptr;
+	uint64_t length = 0;
+
+	bool at(uint64_t cycle) const { return length == 0 || bits[cycle % length]; }
+};
+
 struct stream_sim {
 	cxxrtl_design::p_top top;
 	uint64_t cycle = 0;
+	pattern in_valid, out_ready;
 	// The producer has offered the token at the head of the caller's buffer and it has not been
 	// taken yet; a valid is held until its transfer, across calls.
 	bool holding = false;
+	bool unconverged = false;
 #if BNN_VCD
 	cxxrtl::debug_items items;
 	cxxrtl::vcd_writer vcd;
@@ -67,6 +77,33 @@ struct stream_sim {
 		top.debug_info(&items, /*scopes=*/nullptr, "");
 		vcd.timescale(1, "ns");
 		vcd.add_without_memories(items);
+#endif
+	}
+
+	// Evaluate the cycle whose inputs are applied: settle the logic, let `sample` look at the
+	// values before the edge, then take the rising edge.
+	template<class Sample>
+	void clock(Sample sample) {
+#if BNN_VCD
+		// Two evaluations, so that the waveform shows settled logic on both sides of the edge.
+		top.p_clk.set(false);
+		top.step();
+		sample_vcd(2 * cycle);
+		sample();
+		top.p_clk.set(true);
+		top.step();
+		sample_vcd(2 * cycle + 1);
+#else
+		// One evaluation per cycle: a flattened design without combinational feedback settles
+		// in one delta, so the values before the edge are those the edge itself is computed
+		// from; `commit` publishes the edge, and a second `commit` records the clock's fall.
+		top.p_clk.set(true);
+		if (!top.eval())
+			unconverged = true;
+		sample();
+		top.commit();
+		top.p_clk.set(false);
+		top.commit();
 #endif
 	}
 
@@ -92,7 +129,6 @@ struct stream_sim {
 #endif
 	}
 };
-
 }
 
 #define BNN_EXPORT __attribute__((visibility("default")))
@@ -103,6 +139,7 @@ struct bnn_run_result {
 	uint64_t cycles;     // cycles simulated by this call
 	uint64_t consumed;   // input tokens transferred by this call
 	uint64_t produced;   // output transfers recorded by this call
+	uint64_t unconverged; // 1 if the logic ever failed to settle in one delta (results invalid)
 };
 
 BNN_EXPORT size_t bnn_in_chunks() { return in_payload_t::chunks; }
@@ -145,43 +182,51 @@ BNN_EXPORT void bnn_vcd_enable(void *handle, int on) {
 #endif
 }
 
+// Set the handshake patterns: on cycle `c` the producer may start offering a token if
+// `in_valid[c % in_length]` is non-zero and the consumer is ready if `out_ready[c % out_length]`
+// is non-zero; a length of 0 means always. The arrays must outlive the runs that use them.
+BNN_EXPORT void bnn_set_patterns(void *handle, const uint8_t *in_valid, uint64_t in_length,
+                                 const uint8_t *out_ready, uint64_t out_length) {
+	stream_sim *sim = static_cast<stream_sim *>(handle);
+	sim->in_valid = pattern{in_valid, in_length};
+	sim->out_ready = pattern{out_ready, out_length};
+}
+
 // Simulate at most `max_cycles` cycles. The producer offers `tokens[0..count)` in order (each
 // `bnn_in_chunks()` 32-bit chunks, least significant first): while it holds no token, it offers
-// the next one on a cycle whose `in_valid` entry is non-zero (every cycle if `in_valid` is null),
-// then holds it until the transfer. `out_ready[n]` is the consumer's ready on the n-th cycle of
-// this call (always 1 if null). Every output transfer appends its absolute cycle to `out_cycles`
-// and its payload to `out_payloads`. The call stops early, before simulating a cycle, once
-// `stop_consumed` tokens were taken or `max_outputs` transfers recorded.
-BNN_EXPORT void bnn_run(void *handle, const chunk_t *tokens, uint64_t count, const uint8_t *in_valid,
-             const uint8_t *out_ready, uint64_t max_cycles, uint64_t stop_consumed,
-             uint64_t max_outputs, uint64_t *out_cycles, chunk_t *out_payloads,
-             bnn_run_result *result) {
+// the next one on a cycle whose valid pattern entry is 1, then holds it until the transfer.
+// Every input transfer writes its absolute cycle to `in_cycles` (if not null; `count` entries);
+// every output transfer appends its cycle to `out_cycles` and its payload to `out_payloads`.
+// The call stops early, before simulating a cycle, once `stop_consumed` tokens were taken or
+// `max_outputs` transfers recorded.
+BNN_EXPORT void bnn_run(void *handle, const chunk_t *tokens, uint64_t count, uint64_t max_cycles,
+                        uint64_t stop_consumed, uint64_t max_outputs, uint64_t *in_cycles,
+                        uint64_t *out_cycles, chunk_t *out_payloads, bnn_run_result *result) {
 	stream_sim *sim = static_cast<stream_sim *>(handle);
 	auto &top = sim->top;
-	const size_t in_chunks = in_payload_t::chunks;
-	const size_t out_chunks = out_payload_t::chunks;
 	uint64_t consumed = 0, produced = 0, n = 0;
 	for (; n < max_cycles && consumed < stop_consumed && produced < max_outputs; n++) {
-		if (!sim->holding && consumed < count && (in_valid == nullptr || in_valid[n])) {
-			load_chunks(top.BNN_IN_PAYLOAD, tokens + consumed * in_chunks);
+		const uint64_t cycle = sim->cycle;
+		if (!sim->holding && consumed < count && sim->in_valid.at(cycle)) {
+			load_chunks(top.BNN_IN_PAYLOAD, tokens + consumed * in_payload_t::chunks);
 			sim->holding = true;
 		}
-		const bool ready = out_ready == nullptr || out_ready[n];
+		const bool ready = sim->out_ready.at(cycle);
 		top.BNN_IN_VALID.set(sim->holding);
 		top.BNN_OUT_READY.set(ready);
-		top.p_clk.set(false);
-		top.step();
-		sim->sample_vcd(2 * sim->cycle);
-		const bool taken = sim->holding && current(top.BNN_IN_READY).bit(0);
-		if (ready && current(top.BNN_OUT_VALID).bit(0)) {
-			out_cycles[produced] = sim->cycle;
-			store_chunks(current(top.BNN_OUT_PAYLOAD), out_payloads + produced * out_chunks);
-			produced++;
-		}
-		top.p_clk.set(true);
-		top.step();
-		sim->sample_vcd(2 * sim->cycle + 1);
+		bool taken = false;
+		sim->clock([&] {
+			taken = sim->holding && current(top.BNN_IN_READY).bit(0);
+			if (ready && current(top.BNN_OUT_VALID).bit(0)) {
+				out_cycles[produced] = cycle;
+				store_chunks(current(top.BNN_OUT_PAYLOAD),
+				             out_payloads + produced * out_payload_t::chunks);
+				produced++;
+			}
+		});
 		if (taken) {
+			if (in_cycles != nullptr)
+				in_cycles[consumed] = cycle;
 			consumed++;
 			sim->holding = false;
 		}
@@ -190,6 +235,7 @@ BNN_EXPORT void bnn_run(void *handle, const chunk_t *tokens, uint64_t count, con
 	result->cycles = n;
 	result->consumed = consumed;
 	result->produced = produced;
+	result->unconverged = sim->unconverged;
 }
 
 }
