@@ -12,7 +12,7 @@ import sys
 
 from model.errors import BnnError
 
-COMMANDS = ["train", "eval", "demo"]
+COMMANDS = ["train", "eval", "demo", "sim"]
 
 
 def build_parser():

@@ -1,5 +1,7 @@
 """The Amaranth-simulator back end: runs a :class:`sim.stimulus.RunSpec` on the engine."""
 
+import time
+
 from amaranth.sim import Simulator
 
 from hw.engine import Engine
@@ -59,9 +61,11 @@ def run_amaranth(compiled, spec, *, vcd_path=None, on_result=lambda: None):
     """
     record = RunRecord([], [])
     sim = _build(Engine(compiled), spec, record, on_result)
+    start = time.perf_counter()
     if vcd_path is None:
         sim.run()
     else:
         with sim.write_vcd(str(vcd_path)):
             sim.run()
+    record.seconds = time.perf_counter() - start
     return record

@@ -1,6 +1,5 @@
 """Run images through the simulated engine and compare every result with the golden model."""
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +42,33 @@ class EngineRun:
 
     @property
     def cycles_per_second(self):
+        """Simulated clock cycles per second of wall time."""
         return self.cycles / self.seconds if self.seconds > 0 else None
+
+    def figures(self, clock_mhz):
+        """The run as a JSON-ready dict; frames/s at ``clock_mhz`` use the measured interval
+        (the analytic one for a single frame)."""
+        compiled = self.compiled
+        per_frame = self.measured_cycles_per_frame or compiled.cycles_per_frame
+        return {
+            "frames": int(len(self.classes)),
+            "mismatches": self.mismatches,
+            "mismatched_frames": self.mismatched_frames[:20],
+            "pe": compiled.params.pe,
+            "simd": compiled.params.simd,
+            "tree_stages": compiled.params.tree_stages,
+            "pixels_per_beat": compiled.params.pixels_per_beat,
+            "cycles_per_frame": {"measured": self.measured_cycles_per_frame,
+                                 "analytic": compiled.cycles_per_frame,
+                                 "ideal": compiled.ideal_cycles},
+            "utilisation": compiled.ideal_cycles / per_frame,
+            "latency": {"measured": self.latency, "analytic": compiled.latency},
+            "clock_mhz": clock_mhz,
+            "frames_per_second": clock_mhz * 1e6 / per_frame,
+            "simulated_cycles": self.cycles,
+            "simulator_cycles_per_second": self.cycles_per_second,
+            "seconds": self.seconds,
+        }
 
 
 def mismatched_frames(golden, classes, scores):
@@ -63,9 +88,7 @@ def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, 
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,
                              pixels_per_beat=pixels_per_beat)
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=input_gaps, output_stalls=output_stalls)
-    start = time.perf_counter()
     record = run_amaranth(compiled, spec, vcd_path=vcd_path, on_result=progress or (lambda: None))
-    seconds = time.perf_counter() - start
 
     decoded = [decode_result(payload, compiled.params) for _, payload in record.outputs]
     classes = np.array([cls for cls, _ in decoded], dtype=np.int64)
@@ -74,4 +97,4 @@ def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, 
     cycles = [cycle for cycle, _ in record.outputs]
     last_beat_of_first_frame = record.input_cycles[compiled.beats_per_frame - 1]
     return EngineRun(compiled, classes, scores, mismatched, list(np.diff(cycles).tolist()),
-                     cycles[0] - last_beat_of_first_frame, cycles[-1] + 1, seconds)
+                     cycles[0] - last_beat_of_first_frame, cycles[-1] + 1, record.seconds)

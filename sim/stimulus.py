@@ -36,10 +36,12 @@ class RunSpec:
 
 @dataclass
 class RunRecord:
-    """What a back end observed: input transfer cycles and ``(cycle, payload)`` per result."""
+    """What a back end observed: input transfer cycles, ``(cycle, payload)`` per result, and the
+    wall-clock seconds the simulation itself took (not building it)."""
 
     input_cycles: list
     outputs: list
+    seconds: float = 0.0
 
 
 def frame_beats(pixels, pixels_per_beat):
