@@ -2,7 +2,7 @@
 //
 // Compiled by sim/cxxrtl.py as one translation unit, after a generated prelude that includes the
 // design and defines the port macros (BNN_IN_PAYLOAD, BNN_IN_VALID, BNN_IN_READY, BNN_OUT_PAYLOAD,
-// BNN_OUT_VALID, BNN_OUT_READY, BNN_HAS_RST, BNN_VCD). Python crosses into this file once per batch
+// BNN_OUT_VALID, BNN_OUT_READY, BNN_HAS_RST, BNN_VCD, BNN_ONE_DELTA). Python crosses into this file once per batch
 // of many cycles through the C functions at the end; the per-cycle protocol is the one documented
 // in sim/cxxrtl.py (cycle n is the n-th rising clock edge; inputs are applied before it, transfers
 // are the valid & ready pairs sampled at it).
@@ -84,8 +84,9 @@ struct stream_sim {
 	// values before the edge, then take the rising edge.
 	template<class Sample>
 	void clock(Sample sample) {
-#if BNN_VCD
-		// Two evaluations, so that the waveform shows settled logic on both sides of the edge.
+#if BNN_VCD || !BNN_ONE_DELTA
+		// Settle before the edge and after it: the waveform shows settled logic on both sides,
+		// and a design with feedback wires gets the delta cycles it needs.
 		top.p_clk.set(false);
 		top.step();
 		sample_vcd(2 * cycle);
