@@ -15,6 +15,12 @@ from .pe import ProcessingElement, ThresholdUnit
 from .sequencer import Sequencer, command_layout
 
 
+# Yosys attributes of the engine's memories: block RAM even when small (a ROM of thresholds would
+# otherwise become logic), and no read/write collision logic: reads and writes of the same memory
+# never target the same bank at a time when the read data is used (see docs/engine.md).
+BLOCK_RAM = {"ram_style": "block", "no_rw_check": 1}
+
+
 def result_layout(params):
     """Payload of the output stream: the class and the ``score_count`` scores (pad ones last)."""
     return data.StructLayout({
@@ -75,14 +81,15 @@ class Engine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
         m.submodules.weights = weights = Memory(
-            shape=pe * simd, depth=params.weight_depth, init=image.weight_words)
+            shape=pe * simd, depth=params.weight_depth, init=image.weight_words, attrs=BLOCK_RAM)
         m.submodules.thresholds = thresholds = Memory(
-            shape=pe * width, depth=params.threshold_depth, init=image.threshold_words)
+            shape=pe * width, depth=params.threshold_depth, init=image.threshold_words, attrs=BLOCK_RAM)
         input_bank = bank_bits(params.input_words)
         m.submodules.inputs = inputs = Memory(
-            shape=simd * params.input_bits, depth=2 << input_bank, init=[])
+            shape=simd * params.input_bits, depth=2 << input_bank, init=[], attrs=BLOCK_RAM)
         act_bank = bank_bits(params.act_words)
-        m.submodules.activations = activations = Memory(shape=simd, depth=2 << act_bank, init=[])
+        m.submodules.activations = activations = Memory(
+            shape=simd, depth=2 << act_bank, init=[], attrs=BLOCK_RAM)
         weight_read = weights.read_port()
         threshold_read = thresholds.read_port()
         input_read = inputs.read_port()

