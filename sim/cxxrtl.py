@@ -39,6 +39,7 @@ settle at time ``2n`` and the edge ``n`` is at ``2n + 1``.
 
 import ctypes
 import hashlib
+import operator
 import os
 import re
 import shutil
@@ -56,8 +57,8 @@ from amaranth.back import rtlil
 from model.errors import BnnError
 
 __all__ = [
-    "CxxrtlError", "StreamDesign", "CompiledModel", "StreamBatch", "StreamSimulator",
-    "find_cxx_compiler", "convert_stream_design", "compile_model", "cache_dir",
+    "CxxrtlError", "StreamDesign", "CompiledModel", "PackedTokens", "StreamBatch", "StreamSimulator",
+    "find_cxx_compiler", "convert_stream_design", "compile_model", "cache_dir", "pack_tokens",
 ]
 
 # -O3 runs the engine about twice as fast as -O2 (chunk loops get unrolled) and compiles no slower.
@@ -311,27 +312,60 @@ def _chunk_count(width):
     return max(1, -(-width // _CHUNK_BITS))
 
 
-def _to_chunks(values, width):
-    """``(n, chunks)`` uint32 array of the little-endian 32-bit chunks of each value."""
+@dataclass(frozen=True)
+class PackedTokens:
+    """Stream tokens as the driver reads them: ``chunks[k]`` holds token ``k`` in little-endian
+    32-bit chunks. Slicing gives a view, so a long run packs its tokens once."""
+
+    chunks: np.ndarray
+    width: int
+
+    def __len__(self):
+        return self.chunks.shape[0]
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError(f"packed tokens are sliced, not indexed with {index!r}")
+        return PackedTokens(self.chunks[index], self.width)
+
+
+def pack_tokens(values, width):
+    """Pack ``values`` (integers in ``[0, 2**width)``: a NumPy array or a sequence) for the driver.
+
+    Raises ValueError if a value does not fit, TypeError if one is not an integer.
+    """
+    if width <= 64:
+        return PackedTokens(_pack_narrow(values, width), width)
     chunks = _chunk_count(width)
-    if width <= 64 and not isinstance(values, np.ndarray):
-        values = np.asarray(values) if len(values) else np.zeros(0, dtype=np.uint64)
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and width <= 64:
-        if values.size and (values.min() < 0 or (width < 64 and int(values.max()) >> width)):
-            raise ValueError(f"stream tokens must be integers in [0, 2**{width})")
-        wide = np.ascontiguousarray(values.reshape(-1), dtype="<u8")
-        return np.ascontiguousarray(wide.view("<u4").reshape(-1, 2)[:, :chunks])
     out = np.zeros((len(values), chunks), dtype="<u4")
     for row, value in enumerate(values):
-        value = int(value)
+        value = operator.index(value)
         if value < 0 or value >> width:
             raise ValueError(f"stream token {value!r} does not fit in {width} bits")
         out[row] = np.frombuffer(value.to_bytes(chunks * 4, "little"), dtype="<u4")
-    return out
+    return PackedTokens(out, width)
+
+
+def _pack_narrow(values, width):
+    """:func:`pack_tokens` for widths up to 64 bits, through one uint64 array."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu":
+            raise TypeError(f"stream tokens must be integers, not {values.dtype}")
+        if values.size and values.min() < 0:
+            raise ValueError(f"stream tokens must be integers in [0, 2**{width})")
+        wide = values.astype("<u8").reshape(-1)
+    else:
+        try:
+            wide = np.array([operator.index(value) for value in values], dtype="<u8")
+        except OverflowError:
+            raise ValueError(f"stream tokens must be integers in [0, 2**{width})") from None
+    if width < 64 and wide.size and int(wide.max()) >> width:
+        raise ValueError(f"stream tokens must be integers in [0, 2**{width})")
+    return np.ascontiguousarray(wide.view("<u4").reshape(-1, 2)[:, :_chunk_count(width)])
 
 
 def _from_chunks(chunks, width):
-    """Inverse of :func:`_to_chunks`: uint64 array for widths up to 64, else an object array of ints."""
+    """Integers from rows of 32-bit chunks: uint64 for widths up to 64, else an object array."""
     if width <= 64:
         wide = np.zeros((chunks.shape[0], 2), dtype="<u4")
         wide[:, :chunks.shape[1]] = chunks
@@ -401,8 +435,11 @@ class StreamSimulator:
     def __init__(self, model):
         self._model = model
         self._lib = _load_library(model.library)
-        self._in_chunks = self._lib.bnn_in_chunks()
         self._out_chunks = self._lib.bnn_out_chunks()
+        if (self._lib.bnn_in_chunks(), self._out_chunks) != (_chunk_count(model.input_width),
+                                                             _chunk_count(model.output_width)):
+            raise CxxrtlError(f"{model.library} does not have the payload widths "
+                              f"{model.input_width} and {model.output_width}")
         self._handle = ctypes.c_void_p(self._lib.bnn_create())
         self._patterns = (None, None)
 
@@ -417,6 +454,11 @@ class StreamSimulator:
         if self._handle:
             self._lib.bnn_destroy(self._handle)
             self._handle = None
+
+    @property
+    def model(self):
+        """The :class:`CompiledModel` this instance runs."""
+        return self._model
 
     @property
     def cycle(self):
@@ -449,12 +491,16 @@ class StreamSimulator:
         """Simulate up to ``max_cycles`` cycles from :attr:`cycle`, offering ``tokens`` in order.
 
         ``tokens`` are the tokens not yet taken, oldest first (a token offered and not taken by
-        the previous call must come first again). The call stops before a cycle once
+        the previous call must come first again): :class:`PackedTokens`, or values to pack. The call stops before a cycle once
         ``stop_consumed`` tokens were taken or ``max_outputs`` outputs recorded (default: no
         limit). Raises :class:`CxxrtlError` if the logic did not settle in one delta cycle.
         """
-        data = _to_chunks(tokens, self._model.input_width)
-        count = data.shape[0]
+        if not isinstance(tokens, PackedTokens):
+            tokens = pack_tokens(tokens, self._model.input_width)
+        if tokens.width != self._model.input_width:
+            raise ValueError(f"tokens packed for {tokens.width} bits, the input is {self._model.input_width}")
+        data = np.ascontiguousarray(tokens.chunks)
+        count = len(tokens)
         stop_consumed = _NEVER if stop_consumed is None else stop_consumed
         max_outputs = max_cycles if max_outputs is None else min(max_outputs, max_cycles)
         in_cycles = np.empty(count, dtype=np.uint64)
