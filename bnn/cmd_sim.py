@@ -1,11 +1,16 @@
 """`bnn sim`: run a model file on the simulated engine, cycle by cycle, against the golden model."""
 
 import sys
+from functools import partial
 
 import numpy as np
 from tqdm import tqdm
 
+from model.errors import BnnError
 from model.modelfile import load_model
+from sim.amaranth_backend import run_amaranth
+from sim.cxxrtl import find_cxx_compiler
+from sim.cxxrtl_backend import run_cxxrtl
 from sim.engine_run import run_engine
 
 from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
@@ -26,7 +31,8 @@ def probability(text):
 def add_parser(sub):
     p = sub.add_parser("sim", help="run a model on the simulated engine and compare with the golden model",
                        description="Compile a model for a P x S engine, run test images through "
-                                   "Amaranth's simulator cycle by cycle, and compare every class and "
+                                   "the simulated engine cycle by cycle (compiled with CXXRTL, or "
+                                   "in Amaranth's simulator), and compare every class and "
                                    "score with the golden model. Exits with status 1 on any mismatch.")
     p.add_argument("--model", required=True, metavar="FILE", help="model file written by `bnn train`")
     add_dataset_arguments(p)
@@ -46,25 +52,68 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the gap and stall patterns (default 0)")
     p.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
                    help="clock for the frames/s figure (default 100)")
+    p.add_argument("--backend", choices=("cxxrtl", "amaranth"),
+                   help="simulator: the engine compiled to C++ with CXXRTL (fast; default when a C++ "
+                        "compiler is found) or Amaranth's Python simulator")
     p.add_argument("--vcd", metavar="FILE", help="write a VCD trace of the run")
+    p.add_argument("--vcd-frames", type=frame_range, metavar="FIRST:STOP",
+                   help="with --vcd and the cxxrtl back end: trace only frames FIRST..STOP-1")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
+
+
+def frame_range(text):
+    """argparse type: ``FIRST:STOP`` with 0 <= FIRST < STOP."""
+    import argparse
+    first, _, stop = text.partition(":")
+    try:
+        first, stop = int(first), int(stop)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST:STOP, not {text!r}") from None
+    if not 0 <= first < stop:
+        raise argparse.ArgumentTypeError(f"need 0 <= FIRST < STOP, not {text!r}")
+    return first, stop
+
+
+def choose_backend(args, frames, builds):
+    """The back end's name and runner; ``builds`` collects the CXXRTL build (for the report)."""
+    name = args.backend or ("cxxrtl" if find_cxx_compiler() else "amaranth")
+    if args.vcd_frames is not None:
+        if name != "cxxrtl" or args.vcd is None:
+            raise BnnError("--vcd-frames needs --vcd and the cxxrtl back end")
+        if args.vcd_frames[1] > frames:
+            raise BnnError(f"--vcd-frames {args.vcd_frames[0]}:{args.vcd_frames[1]} goes past the "
+                           f"{frames} frames simulated")
+    if name == "amaranth":
+        return name, run_amaranth
+    return name, partial(run_cxxrtl, vcd_frames=args.vcd_frames, on_build=builds.append)
+
+
+def build_note(builds):
+    """How the CXXRTL model was obtained, for the summary ("" for the Amaranth back end)."""
+    if not builds:
+        return ""
+    return ", cached model" if not builds[0].built else f", compiled in {builds[0].build_seconds:.1f} s"
 
 
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
     images, labels = data.test_images[:args.count], data.test_labels[:args.count]
+    builds = []
+    backend, runner = choose_backend(args, len(images), builds)
     with tqdm(total=len(images), desc="bnn sim", unit="frame", file=sys.stderr,
               disable=None) as bar:
         result = run_engine(model, images, pe=args.pe, simd=args.simd, tree_stages=args.tree_stages,
                             pixels_per_beat=args.pixels_per_beat, seed=args.seed,
                             input_gaps=args.input_gaps, output_stalls=args.output_stalls,
-                            vcd_path=args.vcd, progress=lambda: bar.update(1))
+                            vcd_path=args.vcd, progress=lambda: bar.update(1), backend=runner)
     report = result.figures(args.clock_mhz)
     correct = int(np.sum(result.classes == labels))
     report.update(model=str(args.model), arch=model.arch, input_bits=model.input.bits,
-                  dataset=data.name, correct=correct, accuracy=correct / len(labels), vcd=args.vcd)
+                  dataset=data.name, correct=correct, accuracy=correct / len(labels), vcd=args.vcd,
+                  backend=backend, build_seconds=builds[0].build_seconds if builds else None,
+                  build_cached=not builds[0].built if builds else None)
     if args.json:
         emit_json(report)
     else:
@@ -77,7 +126,7 @@ def run(args):
               f"ideal {cycles['ideal']} (utilisation {100 * report['utilisation']:.1f}%); "
               f"latency {report['latency']['measured']} cycles")
         print(f"{report['frames_per_second']:.0f} frames/s at {args.clock_mhz:g} MHz; simulator "
-              f"{report['simulator_cycles_per_second']:.0f} cycles/s")
+              f"({backend} back end{build_note(builds)}) {report['simulator_cycles_per_second']:.0f} cycles/s")
     if result.mismatches:
         print(f"bnn sim: {result.mismatches} frames differ from the golden model "
               f"(first: {result.mismatched_frames[:5]})", file=sys.stderr)

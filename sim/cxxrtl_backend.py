@@ -53,20 +53,23 @@ class _Run:
                 self.on_result()
 
 
-def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lambda: None, cache=None):
+def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lambda: None,
+               on_build=lambda model: None, cache=None):
     """Simulate ``spec`` on the engine of ``compiled`` compiled with CXXRTL; return a
     :class:`sim.stimulus.RunRecord` equal, cycle for cycle, to Amaranth's.
 
     ``vcd_path`` writes a VCD trace of the frames ``vcd_frames = (first, stop)`` (default: all):
     from the cycle after the last beat of frame ``first - 1`` is taken to the transfer of the
-    result of frame ``stop - 1``. ``on_result`` is called once per result. ``cache`` is the
-    compile cache directory (default :func:`sim.cxxrtl.cache_dir`). ``seconds`` of the record
-    counts the simulation only, not the build.
+    result of frame ``stop - 1``. ``on_result`` is called once per result, ``on_build`` once
+    with the :class:`sim.cxxrtl.CompiledModel` (built or cached). ``cache`` is the compile cache
+    directory (default :func:`sim.cxxrtl.cache_dir`). ``seconds`` of the record counts the
+    simulation only, not the build.
     """
     first, stop = (0, spec.frames) if vcd_frames is None else vcd_frames
     if not 0 <= first < stop <= spec.frames:
         raise ValueError(f"VCD frame range must lie within 0..{spec.frames}, not {vcd_frames!r}")
     model = build_engine(compiled, vcd=vcd_path is not None, cache=cache)
+    on_build(model)
     beats_per_frame = len(spec.beats) // spec.frames
     with StreamSimulator(model) as simulator:
         simulator.set_patterns(spec.valid_pattern, spec.ready_pattern)

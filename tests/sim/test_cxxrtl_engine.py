@@ -1,10 +1,14 @@
 """The engine on both back ends: the same run description gives the same transfers on the same cycles."""
 
+import json
+
 import numpy as np
 import pytest
 
+from bnn.cli import main
 from hw.compiler import compile_model
 from model.golden import infer
+from model.modelfile import save_model
 from sim.amaranth_backend import SimulationTimeout, run_amaranth
 from sim.cxxrtl_backend import build_engine, run_cxxrtl
 from sim.random_models import random_images, random_model
@@ -98,3 +102,62 @@ def test_bad_vcd_range_is_refused(cache, tmp_path):
     with pytest.raises(ValueError, match="VCD frame range"):
         run_cxxrtl(compiled, spec, vcd_path=tmp_path / "x.vcd", vcd_frames=(1, 5), cache=cache)
     assert not np.any([p.suffix == ".vcd" for p in tmp_path.iterdir()])
+
+
+@pytest.fixture
+def digits_model_file(tmp_path):
+    model = random_model([64, 12, 10], input_bits=8, seed=7)
+    model.metadata["dataset"] = "digits"
+    path = tmp_path / "m.bnn"
+    save_model(model, path)
+    return str(path)
+
+
+def sim_json(path, capsys, *argv):
+    assert main(["sim", "--model", path, "--count", "4", "--pe", "2", "--simd", "8", "--json",
+                 "--input-gaps", "0.3", "--output-stalls", "0.4", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_bnn_sim_back_ends_report_the_same_run(digits_model_file, capsys):
+    fast = sim_json(digits_model_file, capsys, "--backend", "cxxrtl")
+    slow = sim_json(digits_model_file, capsys, "--backend", "amaranth")
+    assert fast["backend"] == "cxxrtl" and slow["backend"] == "amaranth"
+    assert fast["mismatches"] == slow["mismatches"] == 0
+    timing = ("cycles_per_frame", "latency", "simulated_cycles", "correct")
+    assert [fast[k] for k in timing] == [slow[k] for k in timing]
+
+
+def test_bnn_sim_defaults_to_cxxrtl_and_says_so(digits_model_file, capsys, monkeypatch):
+    assert main(["sim", "--model", digits_model_file, "--count", "2", "--pe", "2", "--simd", "8"]) == 0
+    assert "(cxxrtl back end" in capsys.readouterr().out
+    monkeypatch.setenv("CXX", "no-such-compiler-bnn")
+    assert main(["sim", "--model", digits_model_file, "--count", "1", "--pe", "2", "--simd", "8"]) == 0
+    assert "(amaranth back end)" in capsys.readouterr().out
+
+
+def test_bnn_sim_cxxrtl_without_compiler_names_what_to_install(digits_model_file, capsys, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-bnn")
+    assert main(["sim", "--model", digits_model_file, "--count", "1", "--backend", "cxxrtl"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bnn sim: error: no C++ compiler found") and "apt-get install g++" in err
+    assert err.count("\n") == 1
+
+
+def test_bnn_sim_vcd_of_a_frame_range(digits_model_file, tmp_path, capsys):
+    vcd = tmp_path / "two.vcd"
+    assert main(["sim", "--model", digits_model_file, "--count", "4", "--pe", "2", "--simd", "8",
+                 "--backend", "cxxrtl", "--vcd", str(vcd), "--vcd-frames", "1:3"]) == 0
+    assert "0 mismatches" in capsys.readouterr().out
+    assert "results__payload" in vcd.read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--vcd-frames", "1:3", "--backend", "amaranth", "--vcd", "x.vcd"], "needs --vcd and the cxxrtl back end"),
+    (["--vcd-frames", "1:3", "--backend", "cxxrtl"], "needs --vcd and the cxxrtl back end"),
+    (["--vcd-frames", "0:9", "--backend", "cxxrtl", "--vcd", "x.vcd"], "goes past the 4 frames"),
+])
+def test_bnn_sim_vcd_frame_errors_are_one_line(digits_model_file, capsys, argv, message):
+    assert main(["sim", "--model", digits_model_file, "--count", "4", *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("bnn sim: error:") and err.count("\n") == 1
