@@ -6,6 +6,7 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
+from hw.compiler import CAPACITY_KEYS
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
@@ -28,6 +29,16 @@ def probability(text):
     return value
 
 
+def memory_size(text):
+    """argparse type: ``NAME=N`` with a known engine size name and N >= 1."""
+    import argparse
+    name, _, value = text.partition("=")
+    if name not in CAPACITY_KEYS or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=N with NAME one of {', '.join(CAPACITY_KEYS)} "
+                                         f"and N >= 1, not {text!r}")
+    return name, int(value)
+
+
 def add_parser(sub):
     p = sub.add_parser("sim", help="run a model on the simulated engine and compare with the golden model",
                        description="Compile a model for a P x S engine, run test images through "
@@ -45,6 +56,9 @@ def add_parser(sub):
                    help="pipeline registers per popcount tree, each adds 1 cycle per layer (default 0)")
     p.add_argument("--pixels-per-beat", type=positive_int, metavar="K",
                    help="pixels per input transfer, a divisor of S (default gcd(S, 8))")
+    p.add_argument("--memory", action="append", type=memory_size, default=[], metavar="NAME=N",
+                   help="fix an engine size instead of fitting the model, e.g. weight_depth=512 "
+                        "(repeatable); names: " + ", ".join(CAPACITY_KEYS))
     p.add_argument("--input-gaps", type=probability, default=0.0, metavar="PROB",
                    help="probability of an idle input cycle (default 0)")
     p.add_argument("--output-stalls", type=probability, default=0.0, metavar="PROB",
@@ -105,7 +119,7 @@ def run(args):
     with tqdm(total=len(images), desc="bnn sim", unit="frame", file=sys.stderr,
               disable=None) as bar:
         result = run_engine(model, images, pe=args.pe, simd=args.simd, tree_stages=args.tree_stages,
-                            pixels_per_beat=args.pixels_per_beat, seed=args.seed,
+                            pixels_per_beat=args.pixels_per_beat, capacity=dict(args.memory), seed=args.seed,
                             input_gaps=args.input_gaps, output_stalls=args.output_stalls,
                             vcd_path=args.vcd, progress=lambda: bar.update(1), backend=runner)
     report = result.figures(args.clock_mhz)

@@ -13,6 +13,8 @@ from model.bits import to_words
 from model.errors import BnnError
 
 PLANES = 8  # bit planes of an 8-bit input pixel
+CAPACITY_KEYS = ("weight_depth", "threshold_depth", "input_words", "act_words", "max_layers",
+                 "score_count", "acc_width")
 
 
 class CompileError(BnnError):
@@ -201,9 +203,8 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     pixels_per_beat : int or None
         Pixels per input-stream transfer, a divisor of ``simd``; default ``gcd(simd, 8)``.
     capacity : dict or None
-        Memory sizes of an existing engine to fit into (keys ``weight_depth``,
-        ``threshold_depth``, ``input_words``, ``act_words``, ``max_layers``, ``score_count``,
-        ``acc_width``); missing keys are sized to fit the model.
+        Sizes of an existing engine to fit into (keys :data:`CAPACITY_KEYS`, the
+        :class:`EngineParams` fields of the same names); missing keys are sized to fit the model.
 
     Raises
     ------
@@ -222,8 +223,7 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     if isinstance(tree_stages, bool) or not isinstance(tree_stages, int) or tree_stages < 0:
         raise CompileError(f"tree_stages must be a non-negative integer, not {tree_stages!r}")
     capacity = dict(capacity or {})
-    unknown = set(capacity) - {"weight_depth", "threshold_depth", "input_words", "act_words",
-                               "max_layers", "score_count", "acc_width"}
+    unknown = set(capacity) - set(CAPACITY_KEYS)
     if unknown:
         raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
 

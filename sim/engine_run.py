@@ -77,18 +77,21 @@ def mismatched_frames(golden, classes, scores):
     return [int(i) for i in np.flatnonzero(differs)]
 
 
-def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, seed=0,
+def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, capacity=None, seed=0,
                input_gaps=0.0, output_stalls=0.0, vcd_path=None, progress=None, backend=run_amaranth):
     """Compile ``model``, simulate ``images`` (``(B, input_size)`` uint8) cycle by cycle, compare.
 
+    ``pe``, ``simd``, ``tree_stages``, ``pixels_per_beat`` and ``capacity`` are passed to
+    :func:`hw.compiler.compile_model`; ``seed``, ``input_gaps`` and ``output_stalls`` to
+    :func:`sim.stimulus.make_run_spec`.
     ``progress`` is an optional callable invoked after every result. ``backend`` runs the
     simulation: :func:`sim.amaranth_backend.run_amaranth`, :func:`sim.cxxrtl_backend.run_cxxrtl`
     or any callable with their signature. Raises
-    :class:`hw.compiler.CompileError` if the configuration is invalid.
+    :class:`hw.compiler.CompileError` if the configuration is invalid or the model does not fit.
     """
     images = np.asarray(images, dtype=np.uint8)
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,
-                             pixels_per_beat=pixels_per_beat)
+                             pixels_per_beat=pixels_per_beat, capacity=capacity)
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=input_gaps, output_stalls=output_stalls)
     record = backend(compiled, spec, vcd_path=vcd_path, on_result=progress or (lambda: None))
 

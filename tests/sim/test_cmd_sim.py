@@ -58,3 +58,10 @@ def test_sim_errors_are_one_line(digits_model, capsys, argv, message):
 def test_sim_rejects_a_missing_model(tmp_path, capsys):
     assert main(["sim", "--model", str(tmp_path / "nope.bnn")]) == 1
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_sim_refuses_a_model_bigger_than_the_engine(digits_model, capsys):
+    _, path = digits_model
+    argv = ["sim", "--model", path, "--count", "1", "--pe", "4", "--simd", "16", "--memory", "weight_depth=10"]
+    assert main(argv) == 1
+    assert "the model needs 15 weight words but the engine has 10" in capsys.readouterr().err
