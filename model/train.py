@@ -512,22 +512,47 @@ def cosine_lr(lr, step, total_steps):
     return lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
-def shift_images(images, shape, max_shift, rng):
-    """Translate each flattened ``shape`` image by a random offset in ``[-max_shift, max_shift]``
-    along both axes, filling uncovered pixels with 0."""
+def random_offsets(count, max_shift, rng):
+    """``(dy, dx)``: ``count`` random whole-pixel offsets in ``[-max_shift, max_shift]`` each."""
+    return rng.integers(-max_shift, max_shift + 1, count), rng.integers(-max_shift, max_shift + 1, count)
+
+
+def translate(images, shape, dy, dx):
+    """Move flattened ``shape`` images by ``dy`` rows and ``dx`` columns each (per image), filling with 0."""
     n = len(images)
     h, w = shape
-    p = max_shift
+    p = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
     padded = np.zeros((n, h + 2 * p, w + 2 * p), images.dtype)
     padded[:, p:p + h, p:p + w] = images.reshape(n, h, w)
-    dy = rng.integers(-p, p + 1, n)
-    dx = rng.integers(-p, p + 1, n)
     out = np.empty((n, h, w), images.dtype)
-    for oy in range(-p, p + 1):
-        for ox in range(-p, p + 1):
+    for oy in np.unique(dy):
+        for ox in np.unique(dx):
             sel = (dy == oy) & (dx == ox)
             out[sel] = padded[sel, p - oy:p - oy + h, p - ox:p - ox + w]
     return out.reshape(n, h * w)
+
+
+def _offset_index(dy, dx, max_shift):
+    side = 2 * max_shift + 1
+    return (dy + max_shift) * side + (dx + max_shift)
+
+
+def _teacher_table(teacher, images, shape, max_shift, chunk=2048):
+    """The teacher's logits for every training image at every offset, ``(offsets, n, classes)``.
+
+    Computed once, so that distillation costs no teacher pass per batch; indexed by
+    :func:`_offset_index`.
+    """
+    n, side = len(images), 2 * max_shift + 1
+    table = np.empty((side * side, n, teacher.arch[-1]), np.float32)
+    for oy in range(-max_shift, max_shift + 1):
+        for ox in range(-max_shift, max_shift + 1):
+            row = table[_offset_index(oy, ox, max_shift)]
+            for start in range(0, n, chunk):
+                part = images[start:start + chunk]
+                shifted = translate(part, shape, np.full(len(part), oy), np.full(len(part), ox))
+                row[start:start + chunk] = teacher_logits(teacher, shifted)
+    return table
 
 
 @dataclass
@@ -592,6 +617,7 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
     total_steps = settings.epochs * steps_per_epoch
     adam = Adam(net.params)
     history, best, best_epoch, step = [], None, 0, 0
+    soft_table = _teacher_table(teacher, images, shape, settings.max_shift) if teacher is not None else None
     epochs = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in epochs:
         order = rng.permutation(n)
@@ -600,10 +626,9 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
                        leave=False)
         for b in batches:
             idx = order[b * settings.batch_size:(b + 1) * settings.batch_size]
-            batch = images[idx]
-            if settings.max_shift:
-                batch = shift_images(batch, shape, settings.max_shift, rng)
-            soft = teacher_logits(teacher, batch) if teacher is not None else None
+            dy, dx = random_offsets(len(idx), settings.max_shift, rng)
+            batch = translate(images[idx], shape, dy, dx) if settings.max_shift else images[idx]
+            soft = soft_table[_offset_index(dy, dx, settings.max_shift), idx] if teacher is not None else None
             loss, logits, grads = trainee.loss_and_grads(net, batch, labels[idx], soft, distillation)
             adam.step(net.params, grads, cosine_lr(settings.lr, step, total_steps))
             trainee.after_step(net)

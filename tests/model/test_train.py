@@ -179,13 +179,30 @@ def test_cosine_schedule_decays_from_lr_to_zero():
     assert train.cosine_lr(0.01, 100, 100) == pytest.approx(0)
 
 
-def test_shift_images_moves_content_without_losing_it():
+def test_translate_moves_content_without_losing_it():
     image = np.zeros((1, 25), np.uint8)
     image[0, 12] = 9  # centre of a 5x5 image
-    shifted = train.shift_images(np.repeat(image, 50, axis=0), (5, 5), 1, np.random.default_rng(0))
+    dy, dx = train.random_offsets(50, 1, np.random.default_rng(0))
+    shifted = train.translate(np.repeat(image, 50, axis=0), (5, 5), dy, dx)
     assert np.all(shifted.sum(axis=1) == 9)
     rows, cols = np.divmod(np.argmax(shifted, axis=1), 5)
-    assert set(rows) == {1, 2, 3} and set(cols) == {1, 2, 3}
+    assert np.array_equal(rows, 2 + dy) and np.array_equal(cols, 2 + dx)
+    assert set(dy) == set(dx) == {-1, 0, 1}
+
+
+def test_translate_fills_uncovered_pixels_with_zero():
+    image = np.arange(1, 10, dtype=np.uint8).reshape(1, 9)  # 3x3: 1..9
+    moved = train.translate(image, (3, 3), np.array([1]), np.array([-1]))
+    assert moved.reshape(3, 3).tolist() == [[0, 0, 0], [2, 3, 0], [5, 6, 0]]
+
+
+def test_teacher_table_holds_the_teacher_logits_of_each_shifted_image(digits):
+    teacher = train.init_teacher((64, 8, 10), digits.max_value, np.random.default_rng(0))
+    images = digits.train_images[:30]
+    table = train._teacher_table(teacher, images, digits.shape, 1, chunk=7)
+    dy, dx = train.random_offsets(30, 1, np.random.default_rng(1))
+    expected = train.teacher_logits(teacher, train.translate(images, digits.shape, dy, dx))
+    np.testing.assert_allclose(table[train._offset_index(dy, dx, 1), np.arange(30)], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_gives_the_same_model_bytes(tmp_path):
