@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
+from hw.compiler import CAPACITY_KEYS, compile_model
 from hw.engine import Engine
 from model.golden import infer
 from sim.random_models import random_images, random_model
@@ -12,9 +12,10 @@ from sim.streams import get, put
 
 
 def check_engine(simulate, model, images, *, pe, simd, seed, tree_stages=0, pixels_per_beat=None,
-                 input_gaps=0.3, output_stalls=0.3):
+                 capacity=None, input_gaps=0.3, output_stalls=0.3):
     """Stream ``images`` through the engine with random gaps and stalls; compare with golden."""
-    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages, pixels_per_beat=pixels_per_beat)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,
+                             pixels_per_beat=pixels_per_beat, capacity=capacity)
     dut = Engine(compiled)
     golden = infer(model, images)
     rng = np.random.default_rng(seed)
@@ -81,3 +82,12 @@ def test_argmax_ties_go_to_the_lowest_class(simulate):
 def test_input_threshold_of_256_never_fires(simulate):
     model = random_model([5, 4, 2], input_bits=1, seed=3, input_threshold=256)
     check_engine(simulate, model, np.full((2, 5), 255, dtype=np.uint8), pe=2, simd=4, seed=3)
+
+
+def test_a_smaller_network_runs_on_the_hardware_of_a_bigger_one(simulate):
+    big = compile_model(random_model([40, 12, 9, 6], seed=11), pe=2, simd=8, pixels_per_beat=4)
+    capacity = {key: getattr(big.params, key) for key in CAPACITY_KEYS}
+    small = random_model([27, 5, 3], seed=12)
+    assert compile_model(small, pe=2, simd=8, pixels_per_beat=4, capacity=capacity).params == big.params
+    check_engine(simulate, small, random_images(3, 27, seed=12), pe=2, simd=8, pixels_per_beat=4,
+                 capacity=capacity, seed=12)
