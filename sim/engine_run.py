@@ -37,8 +37,9 @@ class EngineRun:
 
     @property
     def measured_cycles_per_frame(self):
-        """The largest interval between results (None for a single frame)."""
-        return max(self.intervals) if self.intervals else None
+        """The median interval between results (the lower one of an even count; None for a single
+        frame). Without stalls every interval is the same; with them the median is the typical one."""
+        return sorted(self.intervals)[(len(self.intervals) - 1) // 2] if self.intervals else None
 
     @property
     def cycles_per_second(self):
