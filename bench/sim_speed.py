@@ -1,0 +1,144 @@
+"""Simulation speed: the CXXRTL back end against Amaranth's simulator, and the whole test set.
+
+1. Side by side on the same design (a 784-256-256-256-10 engine, P x S = 8 x 32 unless told
+   otherwise): simulated cycles per second of each back end, the simulation alone (no build),
+   and the ratio. Both runs start with the same frames, and their common results must be equal
+   cycle for cycle. Target: ratio >= 1000.
+2. The whole Fashion-MNIST test set (10,000 images) through the same engine with
+   ``bnn sim --backend cxxrtl``, in a fresh process with an empty compile cache, so the time
+   counts everything a user waits for: loading, elaboration, Yosys, the C++ compiler, the
+   simulation and the golden-model comparison. Target: 0 mismatches in under 120 s.
+
+The model is ``--model FILE`` (e.g. trained with ``bnn train --dataset fashion-mnist --arch
+784-256-256-256-10``), or else a random model of that shape (seeded). Prints a table, writes
+``bench/out/sim_speed.json``, exits 1 if a target is missed.
+
+    .venv/bin/python bench/sim_speed.py --model fmnist.bnn
+    .venv/bin/python bench/sim_speed.py --amaranth-frames 1 --skip-test-set
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from model.modelfile import load_model, save_model  # noqa: E402
+from sim.amaranth_backend import run_amaranth  # noqa: E402
+from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
+from sim.engine_run import run_engine  # noqa: E402
+from sim.random_models import random_images, random_model  # noqa: E402
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+ARCH = [784, 256, 256, 256, 10]
+SPEEDUP_TARGET = 1000
+TEST_SET_SECONDS = 120
+
+
+def side_by_side(model, pe, simd, amaranth_frames, cxxrtl_frames, cache):
+    """Both back ends on the same engine and images; the common results must agree."""
+    images = random_images(max(amaranth_frames, cxxrtl_frames), model.input.size, seed=1)
+    slow = run_engine(model, images[:amaranth_frames], pe=pe, simd=simd, backend=run_amaranth)
+    fast = run_engine(model, images[:cxxrtl_frames], pe=pe, simd=simd,
+                      backend=lambda *a, **k: run_cxxrtl(*a, cache=cache, **k))
+    frames = min(amaranth_frames, cxxrtl_frames)
+    agree = (slow.classes[:frames].tolist() == fast.classes[:frames].tolist()
+             and slow.scores[:frames].tolist() == fast.scores[:frames].tolist()
+             and slow.intervals[:frames - 1] == fast.intervals[:frames - 1]
+             and slow.latency == fast.latency)
+    return {
+        "pe": pe, "simd": simd, "cycles_per_frame": fast.compiled.cycles_per_frame,
+        "amaranth": {"frames": amaranth_frames, "cycles": slow.cycles, "seconds": slow.seconds,
+                     "cycles_per_second": slow.cycles_per_second, "mismatches": slow.mismatches},
+        "cxxrtl": {"frames": cxxrtl_frames, "cycles": fast.cycles, "seconds": fast.seconds,
+                   "cycles_per_second": fast.cycles_per_second, "mismatches": fast.mismatches},
+        "speedup": fast.cycles_per_second / slow.cycles_per_second,
+        "back_ends_agree": agree,
+    }
+
+
+def whole_test_set(model_path, pe, simd):
+    """``bnn sim`` on all 10,000 Fashion-MNIST test images, cold compile cache, wall time."""
+    command = [sys.executable, "-m", "bnn", "sim", "--model", model_path, "--dataset", "fashion-mnist",
+               "--count", "10000", "--pe", str(pe), "--simd", str(simd), "--backend", "cxxrtl", "--json"]
+    with tempfile.TemporaryDirectory(prefix="bnn-cold-cache-") as cold:
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "BNN_CACHE_DIR": cold},
+                              cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1) or not done.stdout.strip():
+        raise SystemExit(f"bnn sim failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    report = json.loads(done.stdout)
+    return {
+        "command": " ".join(["bnn", *command[3:]]), "wall_seconds": seconds, "frames": report["frames"],
+        "mismatches": report["mismatches"], "accuracy": report["accuracy"],
+        "build_seconds": report["build_seconds"], "build_cached": report["build_cached"],
+        "simulation_seconds": report["seconds"], "simulated_cycles": report["simulated_cycles"],
+        "cycles_per_second": report["simulator_cycles_per_second"],
+        "cycles_per_frame": report["cycles_per_frame"],
+    }
+
+
+def bench_model(path):
+    """The model at ``path``, or a seeded random one of the benchmark shape saved to a temp file."""
+    if path is not None:
+        return load_model(path), path
+    model = random_model(ARCH, input_bits=8, seed=0)
+    model.metadata["dataset"] = "fashion-mnist"
+    handle, random_path = tempfile.mkstemp(suffix=".bnn", prefix="bnn-random-")
+    os.close(handle)
+    save_model(model, random_path)
+    return model, random_path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="model file (default: a random 784-256-256-256-10 model)")
+    parser.add_argument("--pe", type=int, default=8)
+    parser.add_argument("--simd", type=int, default=32)
+    parser.add_argument("--amaranth-frames", type=int, default=2, help="frames in Amaranth's simulator")
+    parser.add_argument("--cxxrtl-frames", type=int, default=1000, help="frames for the CXXRTL speed figure")
+    parser.add_argument("--skip-test-set", action="store_true", help="only the side-by-side figures")
+    args = parser.parse_args()
+    model, model_path = bench_model(args.model)
+    result = {"model": args.model or f"random {'-'.join(map(str, ARCH))} (seed 0)"}
+
+    with tempfile.TemporaryDirectory(prefix="bnn-bench-cache-") as cache:
+        speed = side_by_side(model, args.pe, args.simd, args.amaranth_frames, args.cxxrtl_frames, cache)
+    result["side_by_side"] = speed
+    print(f"engine {'-'.join(map(str, ARCH))}, P x S = {args.pe} x {args.simd}, "
+          f"{speed['cycles_per_frame']} cycles/frame")
+    print(f"{'back end':<10} {'frames':>6} {'cycles':>10} {'seconds':>8} {'cycles/s':>12}")
+    for name in ("amaranth", "cxxrtl"):
+        row = speed[name]
+        print(f"{name:<10} {row['frames']:>6} {row['cycles']:>10} {row['seconds']:>8.2f} "
+              f"{row['cycles_per_second']:>12,.0f}")
+    print(f"speedup {speed['speedup']:,.0f}x (target >= {SPEEDUP_TARGET}x); "
+          f"back ends agree: {speed['back_ends_agree']}", flush=True)
+    ok = speed["speedup"] >= SPEEDUP_TARGET and speed["back_ends_agree"]
+
+    if not args.skip_test_set:
+        full = whole_test_set(model_path, args.pe, args.simd)
+        result["test_set"] = full
+        print(f"whole Fashion-MNIST test set: {full['frames']} frames, {full['mismatches']} mismatches, "
+              f"accuracy {100 * full['accuracy']:.2f}%, {full['wall_seconds']:.1f} s wall "
+              f"(build {full['build_seconds']:.1f} s, simulation {full['simulation_seconds']:.1f} s at "
+              f"{full['cycles_per_second']:,.0f} cycles/s), target < {TEST_SET_SECONDS} s")
+        print(f"  command: {full['command']}  (BNN_CACHE_DIR empty)")
+        ok = ok and full["mismatches"] == 0 and full["frames"] == 10000 and full["wall_seconds"] < TEST_SET_SECONDS
+    if args.model is None:
+        os.remove(model_path)
+
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(os.path.join(OUT_DIR, "sim_speed.json"), "w") as f:
+        json.dump({**result, "ok": ok}, f, indent=1)
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
