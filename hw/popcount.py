@@ -1,6 +1,6 @@
 """Balanced adder trees: the population count of the processing elements and plain sums."""
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
