@@ -1,4 +1,6 @@
-"""Test support: the simulator fixture (clock, watchdog, VCD trace of a failing run)."""
+"""Test support: the simulator fixtures (clock, watchdog, VCD trace of a failing run)."""
+
+import sys
 
 import pytest
 from amaranth.hdl import ClockDomain, Module
@@ -52,3 +54,38 @@ def simulate(tmp_path):
             failure.add_note(f"VCD trace of the failing run: {vcd_path}")
             raise
     return run
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so that fixtures can see whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def engine_run(request, tmp_path):
+    """:func:`sim.engine_run.run_engine`, repeated with a VCD trace for every run of a failing test.
+
+    The traces go to ``tmp_path / "engine_run_<n>.vcd"``; their paths are printed in the test's
+    teardown output.
+    """
+    from sim.engine_run import run_engine
+    runs = []
+
+    def run(*args, **kwargs):
+        runs.append((args, kwargs))
+        return run_engine(*args, **kwargs)
+
+    yield run
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    for n, (args, kwargs) in enumerate(runs):
+        vcd_path = tmp_path / f"engine_run_{n}.vcd"
+        try:
+            run_engine(*args, **{**kwargs, "vcd_path": str(vcd_path)})
+        except Exception:
+            pass  # the test's own failure is the one to report; the trace is what we wanted
+        print(f"VCD trace of engine run {n}: {vcd_path}", file=sys.stderr)

@@ -6,7 +6,7 @@ import pytest
 from hw.compiler import compile_model
 from sim.amaranth_backend import run_amaranth
 from model.golden import infer
-from sim.engine_run import mismatched_frames, run_engine
+from sim.engine_run import mismatched_frames
 from sim.random_models import random_images, random_model
 from sim.stimulus import frame_beats, make_run_spec
 
@@ -17,9 +17,9 @@ from sim.stimulus import frame_beats, make_run_spec
     ([33, 10, 4], 1, 2, 8, 1),
     ([64, 16, 16, 16, 10], 8, 4, 16, 0),
 ])
-def test_measured_cycles_equal_the_formula(sizes, input_bits, pe, simd, stages):
+def test_measured_cycles_equal_the_formula(engine_run, sizes, input_bits, pe, simd, stages):
     model = random_model(sizes, input_bits=input_bits, seed=2)
-    run = run_engine(model, random_images(4, sizes[0], seed=2), pe=pe, simd=simd, tree_stages=stages)
+    run = engine_run(model, random_images(4, sizes[0], seed=2), pe=pe, simd=simd, tree_stages=stages)
     compiled = run.compiled
     assert run.mismatches == 0
     overhead = compiled.cycles_per_frame - compiled.ideal_cycles
@@ -35,9 +35,9 @@ def test_formula_counts_groups_slices_and_planes():
     assert compiled.cycles_per_frame == 425 + 4
 
 
-def test_results_survive_gaps_and_back_pressure():
+def test_results_survive_gaps_and_back_pressure(engine_run):
     model = random_model([25, 9, 5], input_bits=8, seed=4)
-    run = run_engine(model, random_images(6, 25, seed=4), pe=2, simd=8, seed=7,
+    run = engine_run(model, random_images(6, 25, seed=4), pe=2, simd=8, seed=7,
                      input_gaps=0.5, output_stalls=0.6)
     assert run.mismatches == 0
     assert run.intervals != [run.compiled.cycles_per_frame] * 5  # the stalls did hold results back
