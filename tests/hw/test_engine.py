@@ -50,6 +50,8 @@ CASES = [
     ([30, 12, 11], 8, 3, 6, 1, 3),
     ([64, 16, 10], 8, 8, 32, 0, 8),
     ([9, 2], 8, 2, 2, 3, 1),            # a single (output) layer
+    ([5, 3], 1, 1, 1, 0, 1),            # a single layer on binarized pixels, S = 1
+    ([3, 4, 2], 1, 2, 8, 0, 4),         # fewer pixels than one beat
 ]
 
 
