@@ -6,7 +6,7 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
-from hw.compiler import CAPACITY_KEYS
+from hw.compiler import CAPACITY_KEYS, choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
@@ -49,9 +49,11 @@ def add_parser(sub):
     add_dataset_arguments(p)
     p.add_argument("--count", type=positive_int, default=100, metavar="N",
                    help="first N test images (default 100)")
-    p.add_argument("--pe", type=positive_int, default=8, metavar="P", help="processing elements (default 8)")
-    p.add_argument("--simd", type=positive_int, default=32, metavar="S",
+    p.add_argument("--pe", type=positive_int, metavar="P", help="processing elements (default 8)")
+    p.add_argument("--simd", type=positive_int, metavar="S",
                    help="input lanes per PE, a multiple of P (default 32)")
+    p.add_argument("--max-cycles", type=positive_int, metavar="N",
+                   help="instead of --pe/--simd: the smallest P x S with at most N cycles per frame")
     p.add_argument("--tree-stages", type=int, default=0, metavar="D",
                    help="pipeline registers per popcount tree, each adds 1 cycle per layer (default 0)")
     p.add_argument("--pixels-per-beat", type=positive_int, metavar="K",
@@ -110,15 +112,25 @@ def build_note(builds):
     return ", cached model" if not builds[0].built else f", compiled in {builds[0].build_seconds:.1f} s"
 
 
+def folding(args, model):
+    """P and S: given, chosen for --max-cycles, or the defaults 8 x 32."""
+    if args.max_cycles is None:
+        return args.pe or 8, args.simd or 32
+    if args.pe or args.simd:
+        raise BnnError("give either --max-cycles or --pe/--simd, not both")
+    return choose_folding(model, max_cycles=args.max_cycles, tree_stages=args.tree_stages)
+
+
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
     images, labels = data.test_images[:args.count], data.test_labels[:args.count]
+    pe, simd = folding(args, model)
     builds = []
     backend, runner = choose_backend(args, len(images), builds)
     with tqdm(total=len(images), desc="bnn sim", unit="frame", file=sys.stderr,
               disable=None) as bar:
-        result = run_engine(model, images, pe=args.pe, simd=args.simd, tree_stages=args.tree_stages,
+        result = run_engine(model, images, pe=pe, simd=simd, tree_stages=args.tree_stages,
                             pixels_per_beat=args.pixels_per_beat, capacity=dict(args.memory), seed=args.seed,
                             input_gaps=args.input_gaps, output_stalls=args.output_stalls,
                             vcd_path=args.vcd, progress=lambda: bar.update(1), backend=runner)
@@ -133,7 +145,7 @@ def run(args):
     else:
         cycles = report["cycles_per_frame"]
         print(f"{args.model}: {model.arch}, {model.input.bits}-bit input, {data.name} test split, "
-              f"engine P x S = {args.pe} x {args.simd}")
+              f"engine P x S = {pe} x {simd}")
         print(f"accuracy {100 * report['accuracy']:.2f}% ({correct}/{len(labels)}), "
               f"{report['mismatches']} mismatches with the golden model")
         print(f"cycles per frame: measured {cycles['measured']}, analytic {cycles['analytic']}, "

@@ -246,3 +246,31 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     image = NetworkImage(descriptors, weight_words, threshold_words, model.input.size,
                          model.input.threshold or 0, model.classes)
     return CompiledModel(params, image)
+
+
+def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
+    """The smallest P x S (powers of two, S a multiple of P, P * S <= ``max_lanes``) whose cycles
+    per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
+
+    Returns ``(pe, simd)``; raises :class:`CompileError` with the fastest candidate's figure if
+    none is fast enough.
+    """
+    _positive("max_cycles", max_cycles)
+    layers = len(model.layers)
+    candidates = []
+    pe = 1
+    while pe * pe <= max_lanes:
+        simd = pe
+        while pe * simd <= max_lanes:
+            cycles = sum(d.cycles for d in _descriptors(model, pe, simd)) + layers * (1 + tree_stages)
+            candidates.append((pe * simd, cycles, pe, simd))
+            simd *= 2
+        pe *= 2
+    fitting = [c for c in candidates if c[1] <= max_cycles]
+    if not fitting:
+        _, cycles, pe, simd = min(candidates, key=lambda c: (c[1], c[0]))
+        raise CompileError(f"no P x S of at most {max_lanes} lanes reaches {max_cycles} cycles per frame; "
+                           f"the fastest, {pe} x {simd}, needs {cycles}")
+    _, _, pe, simd = min(fitting)
+    return pe, simd
+

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hw.compiler import CompileError, compile_model
+from hw.compiler import CompileError, choose_folding, compile_model
 from model.bits import unpack_bits
 from sim.random_models import random_model
 
@@ -79,3 +79,19 @@ def test_a_model_fits_a_bigger_engine():
     compiled = compile_model(model, pe=2, simd=8, capacity={"weight_depth": 64, "act_words": 4})
     assert compiled.params.weight_depth == 64 and compiled.params.act_words == 4
     assert len(compiled.image.weight_words) == 49  # 5 groups x 9 slices + 2 x 2
+
+
+def test_choose_folding_takes_the_fewest_lanes_that_meet_the_target():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    pe, simd = choose_folding(model, max_cycles=429)
+    assert (pe, simd) == (32, 32)  # 1024 lanes, 414 cycles: fewer than 16 x 64's 429
+    assert compile_model(model, pe=pe, simd=simd).cycles_per_frame == 414
+    for smaller in [(16, 32), (8, 64), (4, 128), (2, 256), (1, 512)]:
+        assert compile_model(model, pe=smaller[0], simd=smaller[1]).cycles_per_frame > 429
+
+
+def test_choose_folding_refuses_an_unreachable_target():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    with pytest.raises(CompileError, match=r"no P x S of at most 64 lanes reaches 100 cycles per frame; "
+                                           r"the fastest, 4 x 16, needs 6416"):
+        choose_folding(model, max_cycles=100, max_lanes=64)

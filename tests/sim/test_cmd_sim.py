@@ -65,3 +65,12 @@ def test_sim_refuses_a_model_bigger_than_the_engine(digits_model, capsys):
     argv = ["sim", "--model", path, "--count", "1", "--pe", "4", "--simd", "16", "--memory", "weight_depth=10"]
     assert main(argv) == 1
     assert "the model needs 15 weight words but the engine has 10" in capsys.readouterr().err
+
+
+def test_sim_chooses_p_and_s_for_a_cycle_target(digits_model, capsys):
+    _, path = digits_model
+    assert main(["sim", "--model", path, "--count", "2", "--max-cycles", "40", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cycles_per_frame"]["analytic"] <= 40 and report["mismatches"] == 0
+    assert main(["sim", "--model", path, "--max-cycles", "40", "--pe", "4"]) == 1
+    assert "give either --max-cycles or --pe/--simd" in capsys.readouterr().err
