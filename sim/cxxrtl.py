@@ -295,6 +295,8 @@ def compile_model(design, *, vcd=False, cache=None):
         try:
             _build(design, vcd, compiler, workdir)
             _publish(workdir, entry)
+        except CxxrtlError:
+            raise  # the failed build stays, for the log its message points to
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

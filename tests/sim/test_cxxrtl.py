@@ -217,6 +217,14 @@ def test_missing_compiler_names_what_to_install(monkeypatch, tmp_path):
         compile_model(convert_stream_design(Passthrough()), cache=tmp_path)
 
 
+def test_failed_compile_is_one_error_pointing_to_the_log(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", "false")
+    with pytest.raises(CxxrtlError, match=r"compiling the CXXRTL model with \S*false failed \(exit 1\)") as error:
+        compile_model(convert_stream_design(Passthrough()), cache=tmp_path)
+    log = str(error.value).rsplit("full log in ", 1)[1]
+    assert "write_cxxrtl" in open(log).read()
+
+
 def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
     model = compile_model(convert_stream_design(pair_sum(8, 6)), vcd=True, cache=cache)
     path = tmp_path / "wave.vcd"
