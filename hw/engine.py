@@ -11,7 +11,7 @@ from amaranth.utils import ceil_log2
 
 from .argmax import Argmax
 from .loader import InputLoader, pixel_layout
-from .pe import ProcessingElement, ThresholdUnit
+from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout
 
 
@@ -126,32 +126,24 @@ class Engine(wiring.Component):
             input_plane = input_read.data
         x = Mux(operands.from_input, input_plane, act_read.data)
 
-        totals, fires = [], []
-        for p in range(pe):
-            element = ProcessingElement(simd, width, stages=params.tree_stages)
-            threshold = ThresholdUnit(width)
-            m.submodules[f"pe{p}"] = element
-            m.submodules[f"threshold{p}"] = threshold
-            m.d.comb += [
-                element.x.eq(x),
-                element.w.eq(weight_read.data[p * simd:(p + 1) * simd]),
-                element.and_mode.eq(operands.and_mode),
-                element.valid.eq(finished.valid),
-                element.first.eq(finished.first),
-                element.shift.eq(finished.plane),
-                element.bias.eq(finished.bias),
-                threshold.total.eq(element.total),
-                threshold.threshold.eq(threshold_read.data[p * width:(p + 1) * width].as_signed()),
-            ]
-            totals.append(element.total)
-            fires.append(threshold.fire)
+        m.submodules.array = array = ProcessingElementArray(pe, simd, width, stages=params.tree_stages)
+        m.d.comb += [
+            array.x.eq(x),
+            array.weights.eq(weight_read.data),
+            array.and_mode.eq(operands.and_mode),
+            array.valid.eq(finished.valid),
+            array.first.eq(finished.first),
+            array.shift.eq(finished.plane),
+            array.bias.eq(finished.bias),
+            array.thresholds.eq(threshold_read.data),
+        ]
 
         group_done = finished.valid & finished.last
         chunks = simd // pe
         m.d.comb += [
             act_write.addr.eq(Cat(finished.out_word, finished.parity)),
             # the group writing chunk 0 of a word clears the rest: stale bits never reach a pad lane
-            act_write.data.eq(Cat(*[Mux(finished.out_chunk == c, Cat(*fires), 0) for c in range(chunks)])),
+            act_write.data.eq(Cat(*[Mux(finished.out_chunk == c, array.fires, 0) for c in range(chunks)])),
             act_write.en.eq(Mux(group_done & ~finished.last_layer,
                                 Mux(finished.out_chunk == 0, (1 << chunks) - 1, 1 << finished.out_chunk), 0)),
         ]
@@ -159,7 +151,7 @@ class Engine(wiring.Component):
         scores = Signal(data.ArrayLayout(signed(width), params.score_count))
         for g in range(params.score_count // pe):
             with m.If(group_done & finished.last_layer & (finished.group == g)):
-                m.d.sync += [scores[g * pe + p].eq(totals[p]) for p in range(pe)]
+                m.d.sync += [scores[g * pe + p].eq(array.totals[p]) for p in range(pe)]
 
         m.submodules.argmax = argmax = Argmax(params.score_count, width)
         pending = Signal()

@@ -1,7 +1,7 @@
-"""One processing element (XNOR/AND-popcount accumulator) and its threshold unit."""
+"""The processing element (XNOR/AND-popcount accumulator), its threshold unit, and the P x S array."""
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .popcount import PopCount
@@ -80,4 +80,59 @@ class ThresholdUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.fire.eq(self.total >= self.threshold)
+        return m
+
+
+class ProcessingElementArray(wiring.Component):
+    """P processing elements and their threshold units, sharing the input slice and the controls.
+
+    Timing as for :class:`ProcessingElement`: ``x``, ``weights`` and ``and_mode`` at cycle ``c``,
+    the controls, ``thresholds``, ``totals`` and ``fires`` at ``c + stages``.
+
+    Members
+    -------
+    x : In(simd)
+    weights : In(pe * simd)
+        PE ``p``'s weight slice at bits ``[p*simd, (p+1)*simd)``.
+    and_mode, valid, first : In(1)
+    shift : In(range(8))
+    bias : In(signed(acc_width))
+    thresholds : In(pe * acc_width)
+        PE ``p``'s threshold (two's complement) at bits ``[p*acc_width, (p+1)*acc_width)``.
+    totals : Out(ArrayLayout(signed(acc_width), pe))
+    fires : Out(pe)
+        Bit ``p``: ``totals[p] >= threshold p``.
+    """
+
+    def __init__(self, pe, simd, acc_width, *, stages=0):
+        if not isinstance(pe, int) or pe < 1:
+            raise ValueError(f"PE count must be a positive integer, not {pe!r}")
+        self._elements = [ProcessingElement(simd, acc_width, stages=stages) for _ in range(pe)]
+        self._simd, self._width = simd, acc_width
+        super().__init__({
+            "x": In(simd), "weights": In(pe * simd), "and_mode": In(1),
+            "valid": In(1), "first": In(1), "shift": In(range(8)), "bias": In(signed(acc_width)),
+            "thresholds": In(pe * acc_width),
+            "totals": Out(data.ArrayLayout(signed(acc_width), pe)), "fires": Out(pe),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        simd, width = self._simd, self._width
+        for p, element in enumerate(self._elements):
+            m.submodules[f"pe{p}"] = element
+            m.submodules[f"threshold{p}"] = threshold = ThresholdUnit(width)
+            m.d.comb += [
+                element.x.eq(self.x),
+                element.w.eq(self.weights[p * simd:(p + 1) * simd]),
+                element.and_mode.eq(self.and_mode),
+                element.valid.eq(self.valid),
+                element.first.eq(self.first),
+                element.shift.eq(self.shift),
+                element.bias.eq(self.bias),
+                threshold.total.eq(element.total),
+                threshold.threshold.eq(self.thresholds[p * width:(p + 1) * width].as_signed()),
+                self.totals[p].eq(element.total),
+                self.fires[p].eq(threshold.fire),
+            ]
         return m
