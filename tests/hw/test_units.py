@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hw.argmax import Argmax
-from hw.pe import ProcessingElement, ThresholdUnit
+from hw.pe import ProcessingElement, ProcessingElementArray, ThresholdUnit
 from hw.popcount import PopCount, register_levels
 
 
@@ -110,3 +110,36 @@ def test_argmax_picks_the_first_largest_valid_score(simulate, size):
             assert ctx.get(dut.index) == int(np.argmax(scores[:count])), (list(scores), count)
 
     simulate(dut, testbench, cycles=10)
+
+
+def test_pe_array_shares_the_input_and_splits_weights_and_thresholds(simulate):
+    pe, simd, width, stages = 3, 8, 12, 1
+    rng = np.random.default_rng(3)
+    dut = ProcessingElementArray(pe, simd, width, stages=stages)
+    ops = [{"x": int(rng.integers(1 << simd)), "and_mode": int(rng.integers(2)), "valid": 1,
+            "first": int(i % 3 == 0), "bias": int(rng.integers(-100, 100)),
+            "w": [int(v) for v in rng.integers(0, 1 << simd, pe)],
+            "t": [int(v) for v in rng.integers(-60, 60, pe)]} for i in range(30)]
+    for op in ops:
+        op["shift"] = int(rng.integers(8)) if op["and_mode"] else 0
+    expected = [pe_reference([{**op, "w": op["w"][p]} for op in ops], simd) for p in range(pe)]
+
+    async def testbench(ctx):
+        for cycle in range(len(ops) + stages):
+            if cycle < len(ops):
+                op = ops[cycle]
+                ctx.set(dut.x, op["x"])
+                ctx.set(dut.and_mode, op["and_mode"])
+                ctx.set(dut.weights, sum(w << (p * simd) for p, w in enumerate(op["w"])))
+            if cycle >= stages:
+                k = cycle - stages
+                op = ops[k]
+                for name in ("valid", "first", "shift", "bias"):
+                    ctx.set(getattr(dut, name), op[name])
+                ctx.set(dut.thresholds, sum((t & 0xfff) << (p * width) for p, t in enumerate(op["t"])))
+                for p in range(pe):
+                    assert ctx.get(dut.totals[p]) == expected[p][k], f"op {k}, PE {p}"
+                    assert ctx.get(dut.fires) >> p & 1 == int(expected[p][k] >= op["t"][p]), f"op {k}, PE {p}"
+            await ctx.tick()
+
+    simulate(dut, testbench, cycles=100)
