@@ -167,7 +167,8 @@ def convert_stream_design(elaboratable, *, input_port="i", output_port="o", port
     ``wiring.Component``, whose signature names the ports. Raises :class:`CxxrtlError` if the
     streams or the ``clk`` input are missing, or another port is left undriven by the driver.
     """
-    text = rtlil.convert(elaboratable, name="top", ports=ports)
+    # Without source locations, an edit that only moves lines in the gateware keeps the cache.
+    text = rtlil.convert(elaboratable, name="top", ports=ports, emit_src=False)
     found = _top_module_ports(text, "top")
     input_width = _check_stream_ports(found, input_port, "input")
     output_width = _check_stream_ports(found, output_port, "output")
