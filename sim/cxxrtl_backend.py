@@ -53,6 +53,17 @@ class _Run:
                 self.on_result()
 
 
+def _vcd_window(spec, vcd_frames):
+    """The trace's first beat and the number of results at which it ends, for frames
+    ``vcd_frames = (first, stop)`` (None: all); raises ValueError if they are not in the run."""
+    if vcd_frames is None:
+        return 0, spec.frames
+    first, stop = vcd_frames
+    if not 0 <= first < stop <= spec.frames:
+        raise ValueError(f"VCD frame range must lie within 0..{spec.frames}, not {vcd_frames!r}")
+    return first * (len(spec.beats) // spec.frames), stop
+
+
 def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lambda: None,
                on_build=lambda model: None, cache=None):
     """Simulate ``spec`` on the engine of ``compiled`` compiled with CXXRTL; return a
@@ -65,19 +76,17 @@ def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lamb
     directory (default :func:`sim.cxxrtl.cache_dir`). ``seconds`` of the record counts the
     simulation only, not the build.
     """
-    first, stop = (0, spec.frames) if vcd_frames is None else vcd_frames
-    if not 0 <= first < stop <= spec.frames:
-        raise ValueError(f"VCD frame range must lie within 0..{spec.frames}, not {vcd_frames!r}")
+    if vcd_path is not None:
+        first_beat, stop = _vcd_window(spec, vcd_frames)
     model = build_engine(compiled, vcd=vcd_path is not None, cache=cache)
     on_build(model)
-    beats_per_frame = len(spec.beats) // spec.frames
     with StreamSimulator(model) as simulator:
         simulator.set_patterns(spec.valid_pattern, spec.ready_pattern)
         run = _Run(simulator, spec, on_result)
         start = time.perf_counter()
         if vcd_path is not None:
             simulator.open_vcd(vcd_path)
-            run.advance(results=spec.frames, beats=first * beats_per_frame)
+            run.advance(results=spec.frames, beats=first_beat)
             simulator.record_vcd(True)
             run.advance(results=stop)
             simulator.record_vcd(False)
