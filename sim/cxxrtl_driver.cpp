@@ -2,14 +2,13 @@
 //
 // Compiled by sim/cxxrtl.py as one translation unit, after a generated prelude that includes the
 // design and defines the port macros (BNN_IN_PAYLOAD, BNN_IN_VALID, BNN_IN_READY, BNN_OUT_PAYLOAD,
-// BNN_OUT_VALID, BNN_OUT_READY, BNN_HAS_RST, BNN_VCD, BNN_ONE_DELTA). Python crosses into this file once per batch
-// of many cycles through the C functions at the end; the per-cycle protocol is the one documented
-// in sim/cxxrtl.py (cycle n is the n-th rising clock edge; inputs are applied before it, transfers
-// are the valid & ready pairs sampled at it).
+// BNN_OUT_VALID, BNN_OUT_READY) and the switches BNN_HAS_RST, BNN_VCD and BNN_ONE_DELTA. Python
+// crosses into this file once per batch of many cycles through the C functions at the end; the
+// per-cycle protocol is the one documented in sim/cxxrtl.py (cycle n is the n-th rising clock
+// edge; inputs are applied before it, transfers are the valid & ready pairs sampled at it).
 
 #include <cstdint>
 #include <cstdio>
-#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -130,7 +129,8 @@ struct stream_sim {
 #endif
 	}
 };
-}
+
+}  // namespace
 
 #define BNN_EXPORT __attribute__((visibility("default")))
 
