@@ -17,6 +17,11 @@ CAPACITY_KEYS = ("weight_depth", "threshold_depth", "input_words", "act_words", 
                  "score_count", "acc_width")
 
 
+def input_planes(input_bits):
+    """Input memory words per S pixels: the 8 bit planes of 8-bit pixels, or 1 of binarized ones."""
+    return PLANES if input_bits == 8 else 1
+
+
 class CompileError(BnnError):
     """The model does not fit the engine configuration (or the configuration is invalid)."""
 
@@ -111,20 +116,20 @@ class CompiledModel:
         return -(-self.image.input_size // self.params.pixels_per_beat)
 
     @property
-    def pad_beats(self):
-        """Zero granules the loader writes itself after the last beat to finish the last word."""
-        per_word = self.params.simd // self.params.pixels_per_beat
-        return -self.beats_per_frame % per_word
+    def input_planes(self):
+        return input_planes(self.params.input_bits)
 
     @property
     def latency(self):
-        """Cycles from the last input transfer of a frame to its result, on an idle engine."""
-        return self.cycles_per_frame + 1 + self.pad_beats
+        """Cycles from the last input transfer of a frame to its result, on an idle engine: the
+        loader writes the last word's planes, then the frame takes ``cycles_per_frame``."""
+        return self.cycles_per_frame + 1 + self.input_planes
 
     @property
     def load_cycles(self):
-        """Cycles the loader needs per frame at full input rate (it overlaps the computation)."""
-        return self.beats_per_frame + self.pad_beats
+        """Cycles the loader needs per frame at full input rate (it overlaps the computation):
+        one per beat plus the plane writes of every word, during which it holds the stream off."""
+        return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
 
 
 def _positive(name, value):

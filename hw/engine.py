@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .argmax import Argmax
-from .loader import InputLoader, pixel_layout
+from .loader import InputLoader, input_address, pixel_layout
 from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout
 
@@ -84,16 +84,15 @@ class Engine(wiring.Component):
             shape=pe * simd, depth=params.weight_depth, init=image.weight_words, attrs=BLOCK_RAM)
         m.submodules.threshold_memory = thresholds = Memory(
             shape=pe * width, depth=params.threshold_depth, init=image.threshold_words, attrs=BLOCK_RAM)
-        input_bank = bank_bits(params.input_words)
         m.submodules.input_memory = inputs = Memory(
-            shape=simd * params.input_bits, depth=2 << input_bank, init=[], attrs=BLOCK_RAM)
+            shape=simd, depth=1 << len(loader.write_addr), init=[], attrs=BLOCK_RAM)
         act_bank = bank_bits(params.act_words)
         m.submodules.activation_memory = activations = Memory(
             shape=simd, depth=2 << act_bank, init=[], attrs=BLOCK_RAM)
         weight_read = weights.read_port()
         threshold_read = thresholds.read_port()
         input_read = inputs.read_port()
-        input_write = inputs.write_port(granularity=params.pixels_per_beat * params.input_bits)
+        input_write = inputs.write_port()
         act_read = activations.read_port()
         act_write = activations.write_port(granularity=pe)
 
@@ -114,17 +113,12 @@ class Engine(wiring.Component):
             sequencer.frame_ready.eq(loader.frame_ready),
             sequencer.input_bias.eq(-loader.frame_sum),
             weight_read.addr.eq(issued.weight_addr),
-            input_read.addr.eq(Cat(issued.slice[:input_bank], loader.compute_bank)),
+            input_read.addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
             act_read.addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
             threshold_read.addr.eq(commands[params.tree_stages].threshold_addr),
         ]
 
-        if params.input_bits == 8:
-            pixels = data.ArrayLayout(8, simd)(input_read.data)
-            input_plane = Cat(*[pixel.bit_select(operands.plane, 1) for pixel in pixels])
-        else:
-            input_plane = input_read.data
-        x = Mux(operands.from_input, input_plane, act_read.data)
+        x = Mux(operands.from_input, input_read.data, act_read.data)
 
         m.submodules.array = array = ProcessingElementArray(pe, simd, width, stages=params.tree_stages)
         m.d.comb += [

@@ -1,10 +1,11 @@
-"""The input loader: pixels from the input stream into a double-buffered input memory."""
+"""The input loader: pixels from the input stream into a double-buffered, bit-plane input memory."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .compiler import input_planes
 from .popcount import balanced_sum
 
 
@@ -13,25 +14,37 @@ def pixel_layout(pixels_per_beat):
     return data.ArrayLayout(8, pixels_per_beat)
 
 
+def input_address(params, bank, word, plane):
+    """Input memory address of ``plane`` of ``word`` in ``bank``: ``{bank, word, plane}`` bit fields."""
+    fields = [plane[:ceil_log2(input_planes(params.input_bits))], word[:input_word_bits(params)], bank]
+    return Cat(*[f for f in fields if len(f)])
+
+
+def input_word_bits(params):
+    """Address bits of a word within one input bank."""
+    return ceil_log2(max(params.input_words, 2))
+
+
 class InputLoader(wiring.Component):
-    """Writes each frame's pixels into one of two banks while the engine computes on the other.
+    """Writes each frame into one of two banks of the input memory, as bit planes, while the
+    engine computes on the other bank.
 
     A frame is ``ceil(input_size / K)`` beats of K = ``pixels_per_beat`` pixels; pixels past
-    ``input_size`` in the last beat are ignored (written as 0). Bank ``b`` holds words of S =
-    ``simd`` lanes of ``input_bits`` bits (the pixel, or ``pixel >= input_threshold``) at
-    addresses ``b * 2**ceil(log2(input_words)) + word``; each beat fills one K-lane granule.
-    After the last beat the loader writes zero granules up to the end of the word (no stream
-    transfer meanwhile), so the pad lanes read as 0. It also sums the frame's (8-bit) pixels.
+    ``input_size`` in the last beat are ignored. The loader collects S = ``simd`` pixels (or the
+    frame's last, fewer ones) in a staging register, then writes them as ``planes`` words of S
+    bits on as many cycles (plane ``b`` = bit ``b`` of every pixel, or one word of
+    ``pixel >= input_threshold`` bits for a 1-bit model), holding the stream off meanwhile, and
+    clears the register: lanes past the frame's end read as 0. It also sums the frame's pixels.
 
     Members
     -------
     pixels : In(stream.Signature(pixel_layout(K)))
     write_addr, write_data, write_en : Out
-        Drive the input memory's write port (granularity K lanes).
+        Drive the input memory's write port (see :func:`input_address`).
     frame_ready : Out(1)
         The compute bank holds a complete frame.
     compute_bank : Out(1)
-    frame_sum : Out(range(255 * input_size + 1))
+    frame_sum : Out(range(255 * S * input_words + 1))
         Pixel sum of the frame in the compute bank.
     frame_taken : In(1)
         The engine is done with the compute bank.
@@ -40,15 +53,12 @@ class InputLoader(wiring.Component):
     def __init__(self, params, image):
         self._params = params
         self._image = image
-        lanes = params.simd // params.pixels_per_beat
-        self._granules = lanes
-        bank_bits = ceil_log2(max(params.input_words, 2))
-        self._bank_bits = bank_bits
+        self._planes = input_planes(params.input_bits)
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(params.pixels_per_beat))),
-            "write_addr": Out(bank_bits + 1),
-            "write_data": Out(params.simd * params.input_bits),
-            "write_en": Out(lanes),
+            "write_addr": Out(1 + input_word_bits(params) + ceil_log2(self._planes)),
+            "write_data": Out(params.simd),
+            "write_en": Out(1),
             "frame_ready": Out(1),
             "compute_bank": Out(1),
             "frame_sum": Out(range(255 * params.simd * params.input_words + 1)),
@@ -58,59 +68,65 @@ class InputLoader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         params, image = self._params, self._image
-        per_beat = params.pixels_per_beat
+        per_beat, planes = params.pixels_per_beat, self._planes
+        granules = params.simd // per_beat
         beats = -(-image.input_size // per_beat)
-        last_word = (beats - 1) // self._granules
-        last_granule = (beats - 1) % self._granules
+        last_word = (beats - 1) // granules
+        last_granule = (beats - 1) % granules
         last_lanes = image.input_size - (beats - 1) * per_beat
 
         fill_bank = Signal()
         full = Signal(2)
-        word = Signal(self._bank_bits)
-        granule = Signal(range(max(self._granules, 2)))
-        padding = Signal()
+        word = Signal(input_word_bits(params))
+        granule = Signal(range(max(granules, 2)))
+        writing = Signal()                 # the staged word is being written, plane by plane
+        plane = Signal(range(max(planes, 2)))
+        frame_end = Signal()               # the staged word is the frame's last
+        staging = Signal(data.ArrayLayout(params.input_bits, params.simd))
         running_sum = Signal.like(self.frame_sum)
         bank_sum = [Signal.like(self.frame_sum, name=f"bank{b}_sum") for b in range(2)]
 
         stream_in = self.pixels
-        m.d.comb += stream_in.ready.eq(~full.bit_select(fill_bank, 1) & ~padding)
+        m.d.comb += stream_in.ready.eq(~full.bit_select(fill_bank, 1) & ~writing)
         transfer = stream_in.valid & stream_in.ready
-        last_beat = (word == last_word) & (granule == last_granule) & ~padding
-        lanes = []
-        for i in range(per_beat):
-            pixel = stream_in.payload[i]
-            lanes.append(Mux(last_beat, 0, pixel) if i >= last_lanes else pixel)
-        if params.input_bits == 8:
-            beat_bits = Cat(*lanes)
+        last_beat = (word == last_word) & (granule == last_granule)
+        lanes = [Mux(last_beat, 0, stream_in.payload[i]) if i >= last_lanes else stream_in.payload[i]
+                 for i in range(per_beat)]
+        if params.input_bits == 1:
+            lanes = [lane >= image.input_threshold for lane in lanes]
+        if planes == 1:
+            plane_word = staging.as_value()
         else:
-            beat_bits = Cat(*[lane >= image.input_threshold for lane in lanes])
-        write = transfer | padding
+            plane_word = Cat(*[staging[l].bit_select(plane, 1) for l in range(params.simd)])
         m.d.comb += [
-            self.write_addr.eq(Cat(word, fill_bank)),
-            self.write_data.eq(Mux(padding, 0, beat_bits.replicate(self._granules))),
-            self.write_en.eq(Mux(write, 1 << granule, 0)),
+            self.write_addr.eq(input_address(params, fill_bank, word, plane)),
+            self.write_data.eq(plane_word),
+            self.write_en.eq(writing),
             self.frame_ready.eq(full.bit_select(self.compute_bank, 1)),
             self.frame_sum.eq(Mux(self.compute_bank, bank_sum[1], bank_sum[0])),
         ]
 
-        frame_done = write & (last_beat | padding) & (granule == self._granules - 1)
         with m.If(transfer):
+            for g in range(granules):
+                with m.If(granule == g):
+                    m.d.sync += [staging[g * per_beat + i].eq(lane) for i, lane in enumerate(lanes)]
             m.d.sync += running_sum.eq(running_sum + balanced_sum(lanes))
-        with m.If(write):
-            with m.If(granule == self._granules - 1):
-                m.d.sync += [granule.eq(0), word.eq(word + 1)]
+            with m.If(last_beat | (granule == granules - 1)):
+                m.d.sync += [writing.eq(1), frame_end.eq(last_beat), granule.eq(0)]
             with m.Else():
                 m.d.sync += granule.eq(granule + 1)
-            with m.If(last_beat & (granule != self._granules - 1)):
-                m.d.sync += padding.eq(1)
+
+        frame_done = writing & (plane == planes - 1) & frame_end
+        with m.If(writing):
+            m.d.sync += plane.eq(plane + 1)
+            with m.If(plane == planes - 1):
+                m.d.sync += [writing.eq(0), plane.eq(0), staging.eq(0), word.eq(word + 1)]
         with m.If(frame_done):
-            m.d.sync += [word.eq(0), granule.eq(0), padding.eq(0), running_sum.eq(0),
-                         fill_bank.eq(~fill_bank)]
-            frame_sum = running_sum + Mux(transfer, balanced_sum(lanes), 0)
+            m.d.sync += [word.eq(0), running_sum.eq(0), fill_bank.eq(~fill_bank)]
             with m.If(fill_bank):
-                m.d.sync += bank_sum[1].eq(frame_sum)
+                m.d.sync += bank_sum[1].eq(running_sum)
             with m.Else():
-                m.d.sync += bank_sum[0].eq(frame_sum)
+                m.d.sync += bank_sum[0].eq(running_sum)
         with m.If(self.frame_taken):
             m.d.sync += self.compute_bank.eq(~self.compute_bank)
         for b in range(2):
