@@ -1,4 +1,7 @@
-"""The engine on both back ends: the same run description gives the same transfers on the same cycles."""
+"""The engine on both back ends: the same run description gives the same transfers on the same cycles.
+
+Builds go to the user's compile cache: they are keyed by content, so reruns of the suite reuse them.
+"""
 
 import json
 
@@ -15,12 +18,6 @@ from sim.random_models import random_images, random_model
 from sim.stimulus import decode_result, make_run_spec
 
 
-@pytest.fixture
-def cache():
-    """The user's compile cache: builds are keyed by content, so reruns of the suite reuse them."""
-    return None
-
-
 CASES = [
     # sizes, input bits, P, S, tree stages, pixels per beat, input gaps, output stalls
     ([20, 7, 9, 3], 8, 2, 4, 0, None, 0.0, 0.0),
@@ -32,7 +29,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("sizes, input_bits, pe, simd, stages, per_beat, gaps, stalls", CASES)
-def test_back_ends_agree_cycle_for_cycle(cache, sizes, input_bits, pe, simd, stages, per_beat,
+def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, per_beat,
                                          gaps, stalls):
     seed = sum(sizes) + pe * simd + stages
     model = random_model(sizes, input_bits=input_bits, seed=seed, extreme_thresholds=0.1)
@@ -40,7 +37,7 @@ def test_back_ends_agree_cycle_for_cycle(cache, sizes, input_bits, pe, simd, sta
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages, pixels_per_beat=per_beat)
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=gaps, output_stalls=stalls)
     expected = run_amaranth(compiled, spec)
-    got = run_cxxrtl(compiled, spec, cache=cache)
+    got = run_cxxrtl(compiled, spec)
     assert got.input_cycles == expected.input_cycles
     assert got.outputs == expected.outputs
     golden = infer(model, images)
@@ -49,35 +46,34 @@ def test_back_ends_agree_cycle_for_cycle(cache, sizes, input_bits, pe, simd, sta
     assert [scores[:model.classes] for _, scores in decoded] == golden.scores.tolist()
 
 
-def test_back_pressure_moves_the_cycles(cache):
+def test_back_pressure_moves_the_cycles():
     """Guards the agreement test: stalls and gaps change the recorded cycles, so it compares timing."""
     model = random_model([20, 7, 3], seed=1)
     compiled = compile_model(model, pe=1, simd=4)
     images = random_images(3, 20, seed=1)
-    free = run_cxxrtl(compiled, make_run_spec(compiled, images), cache=cache)
-    stalled = run_cxxrtl(compiled, make_run_spec(compiled, images, seed=2, input_gaps=0.5, output_stalls=0.5),
-                         cache=cache)
+    free = run_cxxrtl(compiled, make_run_spec(compiled, images))
+    stalled = run_cxxrtl(compiled, make_run_spec(compiled, images, seed=2, input_gaps=0.5, output_stalls=0.5))
     assert [p for _, p in free.outputs] == [p for _, p in stalled.outputs]
     assert [c for c, _ in free.outputs] != [c for c, _ in stalled.outputs]
     assert free.input_cycles != stalled.input_cycles
 
 
-def test_consumer_never_ready_times_out(cache):
+def test_consumer_never_ready_times_out():
     model = random_model([9, 2], seed=3)
     compiled = compile_model(model, pe=2, simd=2)
     spec = make_run_spec(compiled, random_images(2, 9, seed=3))
     spec = type(spec)(spec.beats, spec.frames, spec.valid_pattern, (0,), 500)
     with pytest.raises(SimulationTimeout, match="0 of 2 results after 500 cycles"):
-        run_cxxrtl(compiled, spec, cache=cache)
+        run_cxxrtl(compiled, spec)
 
 
-def test_vcd_of_a_frame_range(cache, tmp_path):
+def test_vcd_of_a_frame_range(tmp_path):
     model = random_model([20, 7, 3], seed=1)
     compiled = compile_model(model, pe=1, simd=4)
     spec = make_run_spec(compiled, random_images(4, 20, seed=4))
     path = tmp_path / "frames.vcd"
-    record = run_cxxrtl(compiled, spec, vcd_path=path, vcd_frames=(1, 3), cache=cache)
-    assert record.outputs == run_cxxrtl(compiled, spec, cache=cache).outputs
+    record = run_cxxrtl(compiled, spec, vcd_path=path, vcd_frames=(1, 3))
+    assert record.outputs == run_cxxrtl(compiled, spec).outputs
     times = [int(line[1:]) for line in path.read_text().splitlines() if line.startswith("#")]
     beats = len(spec.beats) // spec.frames
     first_cycle = record.input_cycles[beats - 1] + 1
@@ -87,20 +83,19 @@ def test_vcd_of_a_frame_range(cache, tmp_path):
 
 
 def test_second_build_comes_from_the_cache(tmp_path):
-    cache = tmp_path
     compiled = compile_model(random_model([20, 7, 3], seed=5), pe=1, simd=4)
-    first = build_engine(compiled, cache=cache)
-    again = build_engine(compiled, cache=cache)
-    retrained = build_engine(compile_model(random_model([20, 7, 3], seed=6), pe=1, simd=4), cache=cache)
+    first = build_engine(compiled, cache=tmp_path)
+    again = build_engine(compiled, cache=tmp_path)
+    retrained = build_engine(compile_model(random_model([20, 7, 3], seed=6), pe=1, simd=4), cache=tmp_path)
     assert first.built and not again.built and retrained.built
     assert again.library == first.library != retrained.library
 
 
-def test_bad_vcd_range_is_refused(cache, tmp_path):
+def test_bad_vcd_range_is_refused(tmp_path):
     compiled = compile_model(random_model([9, 2], seed=3), pe=2, simd=2)
     spec = make_run_spec(compiled, random_images(2, 9, seed=3))
     with pytest.raises(ValueError, match="VCD frame range"):
-        run_cxxrtl(compiled, spec, vcd_path=tmp_path / "x.vcd", vcd_frames=(1, 5), cache=cache)
+        run_cxxrtl(compiled, spec, vcd_path=tmp_path / "x.vcd", vcd_frames=(1, 5))
     assert not np.any([p.suffix == ".vcd" for p in tmp_path.iterdir()])
 
 
