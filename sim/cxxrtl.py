@@ -168,7 +168,8 @@ def convert_stream_design(elaboratable, *, input_port="i", output_port="o", port
 
     ``ports`` is passed to :func:`amaranth.back.rtlil.convert`; leave it None for a
     ``wiring.Component``, whose signature names the ports. Raises :class:`CxxrtlError` if the
-    streams or the ``clk`` input are missing, or another port is left undriven by the driver.
+    streams or the ``clk`` input are missing, or the design has another input (which the driver
+    would leave undriven); other outputs are allowed.
     """
     # Without source locations, an edit that only moves lines in the gateware keeps the cache.
     text = rtlil.convert(elaboratable, name="top", ports=ports, emit_src=False)
@@ -177,10 +178,12 @@ def convert_stream_design(elaboratable, *, input_port="i", output_port="o", port
     output_width = _check_stream_ports(found, output_port, "output")
     if found.get("clk") != ("input", 1):
         raise CxxrtlError("design has no 1-bit input port 'clk' (one 'sync' clock domain expected)")
-    driven = {f"{s}__{p}" for s in (input_port, output_port) for p in ("payload", "valid", "ready")}
-    extra = sorted(set(found) - driven - {"clk", "rst"})
-    if extra:
-        raise CxxrtlError(f"design has ports the stream driver does not handle: {extra}")
+    streams = {f"{s}__{p}" for s in (input_port, output_port) for p in ("payload", "valid", "ready")}
+    # Other outputs (a board's LEDs, say) are left to the waveform; other inputs would float.
+    undriven = sorted(name for name, (direction, _) in found.items()
+                      if direction != "output" and name not in streams | {"clk", "rst"})
+    if undriven:
+        raise CxxrtlError(f"design has inputs the stream driver does not drive: {undriven}")
     return StreamDesign(text, input_port, output_port, input_width, output_width, "rst" in found)
 
 

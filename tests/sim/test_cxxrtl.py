@@ -253,6 +253,30 @@ def test_token_wider_than_payload_is_refused(cache):
             simulator.run(np.array([256]), max_cycles=1)
 
 
+class WithPins(wiring.Component):
+    """Passthrough with an extra output (allowed) and, optionally, an extra input (refused)."""
+
+    def __init__(self, *, extra_input):
+        members = {"i": In(stream.Signature(8)), "o": Out(stream.Signature(8)), "led": Out(1)}
+        if extra_input:
+            members["button"] = In(1)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = Passthrough()
+        wiring.connect(m, wiring.flipped(self.i), inner.i)
+        wiring.connect(m, inner.o, wiring.flipped(self.o))
+        m.d.sync += self.led.eq(self.o.valid)
+        return m
+
+
+def test_extra_outputs_are_allowed_extra_inputs_refused():
+    assert convert_stream_design(WithPins(extra_input=False)).output_width == 8
+    with pytest.raises(CxxrtlError, match=r"inputs the stream driver does not drive: \['button'\]"):
+        convert_stream_design(WithPins(extra_input=True))
+
+
 def test_design_without_the_named_stream_is_refused():
     with pytest.raises(CxxrtlError, match="no input port 'data__payload'"):
         convert_stream_design(Passthrough(), input_port="data")
