@@ -8,7 +8,7 @@ from hw.engine import Engine
 from model.golden import infer
 from sim.random_models import random_images, random_model
 from sim.stimulus import frame_beats
-from sim.streams import get, put
+from tests.support import get, put
 
 
 def check_engine(simulate, model, images, *, pe, simd, seed, tree_stages=0, pixels_per_beat=None,

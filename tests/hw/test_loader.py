@@ -7,7 +7,7 @@ from hw.compiler import compile_model
 from hw.loader import InputLoader, input_word_bits
 from sim.random_models import random_images, random_model
 from sim.stimulus import frame_beats
-from sim.streams import put
+from tests.support import put
 
 
 def expected_words(compiled, image, bank):

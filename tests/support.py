@@ -1,4 +1,4 @@
-"""The two stream helpers every Amaranth testbench uses: put one payload, get one payload.
+"""Test support: the two stream helpers every Amaranth testbench uses, put one payload and get one.
 
 Both follow ``amaranth.lib.stream`` rules: the producer raises ``valid`` without looking at
 ``ready`` and holds the payload until the transfer; a transfer happens at a clock edge where
