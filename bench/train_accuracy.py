@@ -8,6 +8,8 @@ in under 10 minutes, teacher included.
 
     .venv/bin/python bench/train_accuracy.py                 # every row
     .venv/bin/python bench/train_accuracy.py digits fmnist-256-kd   # some rows
+
+Run it from the repository root (model files go to runs/bench/).
 """
 
 import argparse
@@ -17,7 +19,11 @@ import shlex
 import sys
 import time
 
-import numpy as np
+# On a shared 2-core machine, OpenBLAS's two threads spin against other processes and a training
+# step gets several times slower than on one thread; set OPENBLAS_NUM_THREADS to override.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -113,7 +119,8 @@ def save_rows(rows):
         with open(path) as f:
             recorded = {r["row"]: r for r in json.load(f)["rows"]}
     for r in rows:
-        recorded[r["row"]] = dict(r, openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"))
+        recorded[r["row"]] = dict(r, openblas_threads=os.environ["OPENBLAS_NUM_THREADS"],
+                                  openblas_coretype=os.environ.get("OPENBLAS_CORETYPE"))
     with open(path, "w") as f:
         json.dump({"rows": list(recorded.values())}, f, indent=1)
     print(f"wrote {path}")

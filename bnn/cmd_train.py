@@ -48,6 +48,7 @@ class TrainRequest:
     teacher_arch: str | None = None
     teacher_epochs: int = 15
     teacher_lr: float = 1e-3
+    teacher_shift: int = 0
     temperature: float = 4.0
     distill_weight: float = 0.7
     out: str | None = None
@@ -113,7 +114,8 @@ def _get_teacher(request, dataset, data, rng, progress):
         arch = (train.parse_arch(request.teacher_arch) if request.teacher_arch
                 else (dataset.input_size, 1024, 1024, dataset.classes))
         train.check_arch(arch, dataset, 8)
-        settings = train.TrainSettings(request.teacher_epochs, request.batch_size, request.teacher_lr, request.shift)
+        settings = train.TrainSettings(request.teacher_epochs, request.batch_size, request.teacher_lr,
+                                       request.teacher_shift)
         result = train.train_teacher(data, arch, dataset.max_value, settings, rng, progress)
         return result, result.network
     teacher = train.load_teacher(request.teacher)
@@ -149,6 +151,7 @@ def _metadata(request, dataset, arch, net, student, teacher_net, teacher_accurac
         "shift": request.shift,
         "accuracy": {"validation": student.val_accuracy, "test_float": accuracies[0], "test_folded": accuracies[1]},
         "teacher": ({"arch": train.arch_name(teacher_net.arch), "test_accuracy": teacher_accuracy,
+                     "source": "trained" if request.teacher is True else os.path.basename(request.teacher),
                      "temperature": request.temperature, "distill_weight": request.distill_weight}
                     if distilled else None),
         "trained_by": "bnn train",
@@ -235,7 +238,7 @@ def add_parser(subparsers):
                    help="1-bit input: +1 where pixel >= this (default: half the data set's max value, rounded up)")
     p.add_argument("--grad", choices=train.GRADS, default=d.grad, help="sign gradient of the activations")
     p.add_argument("--shift", type=int, default=d.shift,
-                   help="augment: shift training images by up to this many pixels (default 0)")
+                   help="augment: shift the student's training images by up to this many pixels (default 0)")
     p.add_argument("--validation", type=float, default=d.validation,
                    help=f"fraction of the training split held out to pick the best epoch (default {d.validation})")
     p.add_argument("--teacher", nargs="?", const=True, default=False, metavar="PATH",
@@ -243,6 +246,8 @@ def add_parser(subparsers):
     p.add_argument("--teacher-arch", help="teacher layer sizes (default <inputs>-1024-1024-<classes>)")
     p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs, help=f"(default {d.teacher_epochs})")
     p.add_argument("--teacher-lr", type=float, default=d.teacher_lr, help=f"(default {d.teacher_lr})")
+    p.add_argument("--teacher-shift", type=int, default=d.teacher_shift,
+                   help="augment the teacher's training images like --shift (default 0)")
     p.add_argument("--temperature", type=float, default=d.temperature,
                    help=f"distillation temperature T (default {d.temperature})")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,

@@ -460,15 +460,18 @@ def load_teacher(path):
     """Read and validate a teacher saved by :func:`save_teacher`; :class:`TeacherFileError` if bad."""
     if not os.path.isfile(path):
         raise TeacherFileError(f"{path}: no such teacher file")
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise TeacherFileError(f"{path}: not a teacher file (a single .npy array, not an .npz)")
-            return _read_teacher(archive, path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        archive = np.load(path, allow_pickle=False)
+    except unreadable as e:
         raise TeacherFileError(f"{path}: not a teacher file ({e})") from None
-    except TypeError:
-        raise TeacherFileError(f"{path}: not a teacher file (a single .npy array, not an .npz)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise TeacherFileError(f"{path}: not a teacher file (a single .npy array, not an .npz archive)")
+    with archive:
+        try:
+            return _read_teacher(archive, path)
+        except unreadable as e:
+            raise TeacherFileError(f"{path}: damaged teacher file ({e})") from None
 
 
 def check_teacher(teacher, dataset):
@@ -651,6 +654,9 @@ def split_validation(dataset, fraction, seed):
     if not 0 < fraction < 1:
         raise TrainingError(f"validation fraction must lie strictly between 0 and 1, not {fraction}")
     keep, held = stratified_split(dataset.train_labels, fraction, seed)
+    if len(held) == 0 or len(keep) == 0:
+        raise TrainingError(f"validation fraction {fraction} leaves {len(keep)} training and {len(held)} "
+                            f"validation images of {dataset.name}")
     return (dataset.train_images[keep], dataset.train_labels[keep],
             dataset.train_images[held], dataset.train_labels[held], dataset.shape)
 

@@ -294,6 +294,7 @@ def test_bad_arch_strings_are_rejected(text):
     (["--teacher", "/nonexistent/teacher.npz", "--arch", "64-8-10"], "no such teacher file"),
     (["--epochs", "0"], "epochs must be at least 1"),
     (["--input-threshold", "3"], "applies only to 1-bit input"),
+    (["--validation", "0.0001"], "leaves 1347 training and 0 validation images"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     status = main(["train", "--out", str(tmp_path / "m.bnn")] + argv)
