@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .argmax import Argmax
-from .loader import InputLoader, input_address, pixel_layout
+from .loader import InputLoader, input_address, input_config, input_config_layout, pixel_layout
 from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout
 
@@ -27,6 +27,12 @@ def result_layout(params):
         "cls": range(max(params.score_count, 2)),
         "scores": data.ArrayLayout(signed(params.acc_width), params.score_count),
     })
+
+
+def network_layout(params):
+    """The network's numbers outside the descriptor table: where an input frame ends, the 1-bit
+    input threshold, and the number of classes."""
+    return data.StructLayout({"input": input_config_layout(params), "classes": range(params.score_count + 1)})
 
 
 def bank_bits(words):
@@ -76,7 +82,7 @@ class Engine(wiring.Component):
         params, image = self._params, self._image
         pe, simd, width = params.pe, params.simd, params.acc_width
 
-        m.submodules.loader = loader = InputLoader(params, image)
+        m.submodules.loader = loader = InputLoader(params)
         m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors)
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
@@ -148,10 +154,15 @@ class Engine(wiring.Component):
                 m.d.sync += [scores[g * pe + p].eq(array.totals[p]) for p in range(pe)]
 
         m.submodules.argmax = argmax = Argmax(params.score_count, width)
+        # the network's remaining numbers are one row of data, like the descriptors
+        m.submodules.network = network = Memory(shape=network_layout(params), depth=1, init=[{
+            "input": input_config(params, image), "classes": image.classes}])
+        network_row = network.read_port(domain="comb").data
+        m.d.comb += loader.config.eq(network_row.input)
         pending = Signal()
         m.d.comb += [
             argmax.scores.eq(scores),
-            argmax.count.eq(image.classes),
+            argmax.count.eq(network_row.classes),
             self.results.valid.eq(pending),
             self.results.payload.scores.eq(scores),
             self.results.payload.cls.eq(argmax.index),

@@ -20,6 +20,29 @@ def input_address(params, bank, word, plane):
     return Cat(*[f for f in fields if len(f)])
 
 
+def input_config_layout(params):
+    """Where a frame ends, and the 1-bit threshold: the network-specific part of the loader.
+
+    ``last_word``/``last_granule`` locate the frame's last beat, ``last_lanes`` is how many of its
+    K pixels belong to the frame, ``threshold`` binarizes pixels of a 1-bit model.
+    """
+    return data.StructLayout({
+        "last_word": range(max(params.input_words, 2)),
+        "last_granule": range(max(params.simd // params.pixels_per_beat, 2)),
+        "last_lanes": range(params.pixels_per_beat + 1),
+        "threshold": range(257),
+    })
+
+
+def input_config(params, image):
+    """The :func:`input_config_layout` values of ``image`` (a :class:`hw.compiler.NetworkImage`)."""
+    granules = params.simd // params.pixels_per_beat
+    beats = -(-image.input_size // params.pixels_per_beat)
+    return {"last_word": (beats - 1) // granules, "last_granule": (beats - 1) % granules,
+            "last_lanes": image.input_size - (beats - 1) * params.pixels_per_beat,
+            "threshold": image.input_threshold}
+
+
 def input_word_bits(params):
     """Address bits of a word within one input bank."""
     return ceil_log2(max(params.input_words, 2))
@@ -48,11 +71,12 @@ class InputLoader(wiring.Component):
         Pixel sum of the frame in the compute bank.
     frame_taken : In(1)
         The engine is done with the compute bank.
+    config : In(input_config_layout(params))
+        The frame's size and the binarization threshold (data, not logic: see the engine).
     """
 
-    def __init__(self, params, image):
+    def __init__(self, params):
         self._params = params
-        self._image = image
         self._planes = input_planes(params.input_bits)
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(params.pixels_per_beat))),
@@ -63,17 +87,14 @@ class InputLoader(wiring.Component):
             "compute_bank": Out(1),
             "frame_sum": Out(range(255 * params.simd * params.input_words + 1)),
             "frame_taken": In(1),
+            "config": In(input_config_layout(params)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        params, image = self._params, self._image
+        params, config = self._params, self.config
         per_beat, planes = params.pixels_per_beat, self._planes
         granules = params.simd // per_beat
-        beats = -(-image.input_size // per_beat)
-        last_word = (beats - 1) // granules
-        last_granule = (beats - 1) % granules
-        last_lanes = image.input_size - (beats - 1) * per_beat
 
         fill_bank = Signal()
         full = Signal(2)
@@ -89,11 +110,10 @@ class InputLoader(wiring.Component):
         stream_in = self.pixels
         m.d.comb += stream_in.ready.eq(~full.bit_select(fill_bank, 1) & ~writing)
         transfer = stream_in.valid & stream_in.ready
-        last_beat = (word == last_word) & (granule == last_granule)
-        lanes = [Mux(last_beat, 0, stream_in.payload[i]) if i >= last_lanes else stream_in.payload[i]
-                 for i in range(per_beat)]
+        last_beat = (word == config.last_word) & (granule == config.last_granule)
+        lanes = [Mux(last_beat & (config.last_lanes <= i), 0, stream_in.payload[i]) for i in range(per_beat)]
         if params.input_bits == 1:
-            lanes = [lane >= image.input_threshold for lane in lanes]
+            lanes = [lane >= config.threshold for lane in lanes]
         if planes == 1:
             plane_word = staging.as_value()
         else:

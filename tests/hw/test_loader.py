@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hw.compiler import compile_model
-from hw.loader import InputLoader, input_word_bits
+from hw.loader import InputLoader, input_config, input_word_bits
 from sim.random_models import random_images, random_model
 from sim.stimulus import frame_beats
 from tests.support import put
@@ -29,7 +29,7 @@ def expected_words(compiled, image, bank):
 def test_loader_writes_planes_and_alternates_banks(simulate, input_bits, size, simd, per_beat):
     model = random_model([size, 3, 2], input_bits=input_bits, seed=size, input_threshold=100)
     compiled = compile_model(model, pe=1, simd=simd, pixels_per_beat=per_beat)
-    dut = InputLoader(compiled.params, compiled.image)
+    dut = InputLoader(compiled.params)
     images = random_images(3, size, seed=size)
     writes, sums = [], []
 
@@ -44,6 +44,7 @@ def test_loader_writes_planes_and_alternates_banks(simulate, input_bits, size, s
                 writes.append((address, word))
 
     async def engine(ctx):
+        ctx.set(dut.config, input_config(compiled.params, compiled.image))
         bank_shift = input_word_bits(compiled.params) + (3 if compiled.input_planes == 8 else 0)
         for n in range(len(images)):
             await ctx.tick().until(dut.frame_ready)
