@@ -11,8 +11,9 @@ Input ``x``: for 8-bit input the raw pixel values as floats; for 1-bit input +1 
 Hidden layer ``k``: ``z = x @ sign(W_k).T`` is the integer pre-activation of the model file (float32
 holds it exactly because every partial sum stays below 2**24, see :func:`check_arch`);
 ``a = z / s_k`` with ``s_0`` the data set's ``max_value`` for 8-bit input and ``s_k = 1`` otherwise;
-``h = gamma * (a - mean) / sqrt(var + BN_EPS) + beta`` (batch statistics in training, running
-statistics in evaluation, see :func:`hidden_fires`); the output is ``sign(h)`` with sign(0) = +1.
+``h = gamma * (a - mean) / sqrt(var + BN_EPS) + beta`` (batch statistics in training; in
+evaluation the training set's statistics, recomputed after every epoch by
+:func:`recalibrate_batchnorm`, see :func:`hidden_fires`); the output is ``sign(h)`` with sign(0) = +1.
 
 Output layer: ``logits = exp(log_alpha) * z``, one learned positive scale and no bias, so the
 class (the argmax, ties to the lowest index) is the argmax of the integer ``z``.
@@ -47,7 +48,6 @@ from .datasets import stratified_split
 from .errors import TeacherFileError, TrainingError
 
 BN_EPS = 1e-5
-BN_MOMENTUM = 0.1
 GRADS = ("ste", "approxsign")
 # Largest |z| a float32 matmul of integer-valued operands reproduces exactly.
 FLOAT32_EXACT = 1 << 24
@@ -224,7 +224,7 @@ class BinaryNetwork:
 
     ``params`` holds the trained arrays: ``w{k}`` latent weights ``(fan_out, fan_in)`` float32,
     ``gamma{k}``/``beta{k}`` of hidden layers, and ``log_alpha`` (shape ``(1,)``) of the output
-    layer. ``stats`` holds the running ``mean{k}``/``var{k}`` (float64) used in evaluation mode.
+    layer. ``stats`` holds the ``mean{k}``/``var{k}`` (float64) used in evaluation mode.
     """
 
     arch: tuple
@@ -281,15 +281,13 @@ def init_binary_network(arch, input_bits, max_value, grad, rng, input_threshold=
 
 
 def binary_loss_and_grads(net, pixels, labels, teacher_logits=None, distillation=None):
-    """One training-mode pass: ``(loss, logits, grads)``; updates the running statistics in ``net``."""
+    """One training-mode pass (batch statistics): ``(loss, logits, grads)``."""
     x = net.encode(pixels)
     caches = []
     for k in range(net.hidden_layers):
         w_bin = binary_weights(net.params[f"w{k}"])
         a = (x @ w_bin.T) / np.float32(net.layer_scale(k))
-        h, mean, var, bn_cache = batchnorm_forward(a, net.params[f"gamma{k}"], net.params[f"beta{k}"])
-        net.stats[f"mean{k}"] = (1 - BN_MOMENTUM) * net.stats[f"mean{k}"] + BN_MOMENTUM * mean
-        net.stats[f"var{k}"] = (1 - BN_MOMENTUM) * net.stats[f"var{k}"] + BN_MOMENTUM * var
+        h, _, _, bn_cache = batchnorm_forward(a, net.params[f"gamma{k}"], net.params[f"beta{k}"])
         caches.append((x, w_bin, h, bn_cache))
         x = sign_activation(h)
     last = net.hidden_layers
@@ -342,7 +340,7 @@ def integer_preactivations(x, latent):
 
 
 def evaluate_binary(net, pixels):
-    """Run ``net`` in evaluation mode (running batch-norm statistics) on raw ``pixels``."""
+    """Run ``net`` in evaluation mode (batch norm with ``net.stats``) on raw ``pixels``."""
     x, hidden = net.encode(pixels), []
     for k in range(net.hidden_layers):
         z = integer_preactivations(x, net.params[f"w{k}"])
@@ -353,6 +351,37 @@ def evaluate_binary(net, pixels):
     scores = integer_preactivations(x, net.params[f"w{net.hidden_layers}"])
     logits = float(np.exp(np.float64(net.params["log_alpha"][0]))) * scores
     return EvaluatedBatch(hidden, scores, logits)
+
+
+def _layer_inputs(net, k, chunks, previous):
+    """Hidden layer ``k``'s float input, chunk by chunk: encoded pixels for ``k == 0``, else the
+    previous layer's outputs (``previous``, bool per chunk) as -1/+1."""
+    for j, pixels in enumerate(chunks):
+        yield net.encode(pixels) if k == 0 else np.where(previous[j], np.float32(1), np.float32(-1))
+
+
+def recalibrate_batchnorm(net, pixels, chunk=4096):
+    """Set the evaluation statistics to the exact mean and variance of each hidden layer's ``a`` over ``pixels``.
+
+    Layer by layer: layer ``k`` sees the outputs of layers ``0..k-1`` in evaluation mode with their
+    new statistics. Exact population statistics give steadier thresholds than a running average
+    of the last few batches would.
+    """
+    chunks = [pixels[i:i + chunk] for i in range(0, len(pixels), chunk)]
+    previous = None
+    for k in range(net.hidden_layers):
+        latent, scale = net.params[f"w{k}"], net.layer_scale(k)
+        total = total_sq = 0.0
+        for x in _layer_inputs(net, k, chunks, previous):
+            z = integer_preactivations(x, latent).astype(np.float64)
+            total = total + z.sum(axis=0)
+            total_sq = total_sq + (z * z).sum(axis=0)
+        mean_z = total / len(pixels)
+        net.stats[f"mean{k}"] = mean_z / scale
+        net.stats[f"var{k}"] = np.maximum(total_sq / len(pixels) - mean_z * mean_z, 0) / scale ** 2
+        bn = (scale, net.stats[f"mean{k}"], net.stats[f"var{k}"], net.params[f"gamma{k}"], net.params[f"beta{k}"])
+        previous = [hidden_fires(integer_preactivations(x, latent), *bn)
+                    for x in _layer_inputs(net, k, chunks, previous)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -590,10 +619,12 @@ class _Trainee:
     loss_and_grads: object  # (net, pixels, labels, teacher_logits, distillation) -> (loss, logits, grads)
     eval_logits: object     # (net, pixels) -> logits
     after_step: object      # (net) -> None
+    after_epoch: object     # (net, training pixels) -> None, before the validation pass
 
 
-_BINARY = _Trainee(binary_loss_and_grads, lambda net, x: evaluate_binary(net, x).logits, clip_weights)
-_TEACHER = _Trainee(teacher_loss_and_grads, teacher_logits, lambda net: None)
+_BINARY = _Trainee(binary_loss_and_grads, lambda net, x: evaluate_binary(net, x).logits, clip_weights,
+                   recalibrate_batchnorm)
+_TEACHER = _Trainee(teacher_loss_and_grads, teacher_logits, lambda net: None, lambda net, x: None)
 
 
 def _snapshot(net):
@@ -638,6 +669,7 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
             step += 1
             loss_sum += loss * len(idx)
             correct += np.count_nonzero(np.argmax(logits, axis=1) == labels[idx])
+        trainee.after_epoch(net, images)
         val_logits = trainee.eval_logits(net, val_images)
         val_loss, _ = classification_loss(val_logits, val_labels)
         val_accuracy = float(np.mean(np.argmax(val_logits, axis=1) == val_labels))

@@ -166,6 +166,22 @@ def test_training_learns_and_keeps_the_best_epoch(digits):
     assert train.accuracy(predicted, data[3]) == best
 
 
+@pytest.mark.parametrize("input_bits", [8, 1])
+def test_recalibration_sets_the_population_statistics_layer_by_layer(digits, input_bits):
+    rng = np.random.default_rng(10)
+    net = train.init_binary_network((64, 12, 9, 10), input_bits, digits.max_value, "ste", rng)
+    net.params["beta0"][:] = rng.normal(size=12).astype(np.float32)
+    pixels = digits.train_images[:500]
+    train.recalibrate_batchnorm(net, pixels, chunk=64)
+    x = net.encode(pixels).astype(np.float64)
+    for k in range(2):
+        a = x @ train.binary_weights(net.params[f"w{k}"]).T / net.layer_scale(k)
+        np.testing.assert_allclose(net.stats[f"mean{k}"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(net.stats[f"var{k}"], a.var(axis=0), rtol=1e-9, atol=1e-12)
+        h = (a - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + train.BN_EPS) * net.params[f"gamma{k}"] + net.params[f"beta{k}"]
+        x = np.where(h >= 0, 1.0, -1.0)
+
+
 def test_one_bit_input_threshold_defaults_to_half_the_maximum(digits):
     net = train.init_binary_network((64, 4, 10), 1, digits.max_value, "ste", np.random.default_rng(0))
     assert net.input_threshold == 8
