@@ -3,6 +3,7 @@
 Builds go to the user's compile cache: they are keyed by content, so reruns of the suite reuse them.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_consumer_never_ready_times_out():
     model = random_model([9, 2], seed=3)
     compiled = compile_model(model, pe=2, simd=2)
     spec = make_run_spec(compiled, random_images(2, 9, seed=3))
-    spec = type(spec)(spec.beats, spec.frames, spec.valid_pattern, (0,), 500)
+    spec = dataclasses.replace(spec, ready_pattern=(0,), max_cycles=500)
     with pytest.raises(SimulationTimeout, match="0 of 2 results after 500 cycles"):
         run_cxxrtl(compiled, spec)
 
