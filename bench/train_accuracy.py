@@ -34,20 +34,22 @@ from model.datasets import load_dataset  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 RUNS = os.path.join("runs", "bench")
-FASHION = ["--dataset", "fashion-mnist", "--input-bits", "8", "--batch-size", "128", "--lr", "5e-3", "--shift", "1"]
-TEACHER = ["--teacher-arch", "784-1024-1024-10", "--teacher-epochs", "15"]
+FASHION = ["--dataset", "fashion-mnist", "--input-bits", "8", "--batch-size", "128", "--lr", "5e-3",
+           "--grad", "approxsign"]
+TEACHER = ["--teacher-arch", "784-1024-1024-10", "--teacher-epochs", "15", "--teacher-shift", "1"]
+KD = ["--temperature", "1", "--distill-weight", "1"]
 TEACHER_PATH = os.path.join(RUNS, "fmnist-256-kd.teacher.npz")
 
 ROWS = {
     "digits": ["--dataset", "digits", "--arch", "64-256-256-10", "--input-bits", "8",
                "--out", os.path.join(RUNS, "digits.bnn")],
-    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "60", "--teacher", *TEACHER,
+    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "60", "--teacher", *TEACHER, *KD,
                                 "--out", os.path.join(RUNS, "fmnist-256-kd.bnn")],
-    "fmnist-256": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "60",
+    "fmnist-256": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "20",
                              "--out", os.path.join(RUNS, "fmnist-256.bnn")],
-    "fmnist-64-kd": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "60", "--teacher", TEACHER_PATH,
+    "fmnist-64-kd": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "60", "--teacher", TEACHER_PATH, *KD,
                                "--out", os.path.join(RUNS, "fmnist-64-kd.bnn")],
-    "fmnist-64": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "60",
+    "fmnist-64": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "20",
                             "--out", os.path.join(RUNS, "fmnist-64.bnn")],
 }
 FLOAT_MLP = {"arch": (784, 256, 256, 256, 10), "epochs": 15, "batch_size": 128, "lr": 1e-3, "shift": 1}

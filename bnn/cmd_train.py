@@ -29,7 +29,9 @@ class TrainRequest:
     ``arch``/``teacher_arch`` of None mean ``<inputs>-256-256-<classes>`` and
     ``<inputs>-1024-1024-<classes>``. ``teacher`` is False (no distillation), True (train a
     teacher first) or the path of a saved teacher. ``out`` of None means
-    ``runs/<dataset>-<arch>-<input bits>b.bnn``.
+    ``runs/<dataset>-<arch>-<input bits>b.bnn``. The distillation defaults (the teacher's outputs
+    alone, at T = 1) did best for Fashion-MNIST's 784-256-256-256-10 among the settings tried
+    (T = 1, 2, 4; weights 0.5, 0.7, 1).
     """
 
     dataset: str = "digits"
@@ -49,8 +51,8 @@ class TrainRequest:
     teacher_epochs: int = 15
     teacher_lr: float = 1e-3
     teacher_shift: int = 0
-    temperature: float = 4.0
-    distill_weight: float = 0.7
+    temperature: float = train.Distillation.temperature
+    distill_weight: float = train.Distillation.weight
     out: str | None = None
 
 

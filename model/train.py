@@ -85,8 +85,8 @@ class TrainSettings:
 class Distillation:
     """How the student learns from a teacher: temperature ``T`` and weight ``w`` of the KL term."""
 
-    temperature: float = 4.0
-    weight: float = 0.7
+    temperature: float = 1.0
+    weight: float = 1.0
 
     def check(self):
         if not self.temperature > 0:
