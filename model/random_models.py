@@ -1,4 +1,4 @@
-"""Random (seeded) binary networks for tests and benchmarks of the engine."""
+"""Random (seeded) binary networks and images, for tests and benchmarks."""
 
 import numpy as np
 

@@ -5,7 +5,7 @@ import pytest
 
 from hw.compiler import CompileError, choose_folding, compile_model
 from model.bits import unpack_bits
-from sim.random_models import random_model
+from model.random_models import random_model
 
 
 def signed(value, width):

@@ -6,7 +6,7 @@ import pytest
 from hw.compiler import CAPACITY_KEYS, compile_model
 from hw.engine import Engine
 from model.golden import infer
-from sim.random_models import random_images, random_model
+from model.random_models import random_images, random_model
 from sim.stimulus import frame_beats
 from tests.support import get, put
 

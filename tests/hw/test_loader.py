@@ -5,7 +5,7 @@ import pytest
 
 from hw.compiler import compile_model
 from hw.loader import InputLoader, input_config, input_word_bits
-from sim.random_models import random_images, random_model
+from model.random_models import random_images, random_model
 from sim.stimulus import frame_beats
 from tests.support import put
 

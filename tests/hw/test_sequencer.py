@@ -4,7 +4,7 @@ import pytest
 
 from hw.compiler import compile_model
 from hw.sequencer import Sequencer
-from sim.random_models import random_model
+from model.random_models import random_model
 
 FIELDS = ("first", "last", "and_mode", "plane", "bias", "from_input", "parity", "slice",
           "weight_addr", "threshold_addr", "group", "out_word", "out_chunk", "last_layer", "frame_end")

@@ -8,11 +8,11 @@ from model.datasets import load_dataset
 from model.golden import infer
 from model.modelfile import save_model
 
-from .randmodel import random_model
+from model.random_models import random_model
 
 
 def _digits_model(tmp_path, **metadata):
-    model = random_model(np.random.default_rng(4), [64, 20, 10])
+    model = random_model([64, 20, 10], seed=4)
     model.metadata.update(metadata)
     path = tmp_path / "m.bnn"
     save_model(model, path)
@@ -49,7 +49,7 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
 
 
 def test_eval_rejects_a_model_of_another_size(tmp_path, capsys):
-    model = random_model(np.random.default_rng(0), [30, 5, 3])
+    model = random_model([30, 5, 3])
     model.metadata["dataset"] = "digits"
     save_model(model, tmp_path / "small.bnn")
     assert main(["eval", "--model", str(tmp_path / "small.bnn")]) == 1

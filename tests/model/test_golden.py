@@ -4,7 +4,9 @@ import pytest
 from model.bits import unpack_signs
 from model.golden import infer
 
-from .randmodel import random_model, reference_infer
+from model.random_models import random_model
+
+from .reference import reference_infer
 
 SHAPES = [
     [1, 1, 2],            # fan-in 1, a single hidden neuron
@@ -20,7 +22,8 @@ SHAPES = [
 @pytest.mark.parametrize("extreme", [False, True])
 def test_golden_matches_matrix_reference(sizes, input_bits, extreme):
     rng = np.random.default_rng([len(sizes), sizes[0], input_bits, extreme])
-    model = random_model(rng, sizes, input_bits, extreme_thresholds=extreme)
+    model = random_model(sizes, input_bits=input_bits, seed=int(rng.integers(1 << 30)),
+                         extreme_thresholds=0.5 if extreme else 0.0)
     images = rng.integers(0, 256, (257, sizes[0]), dtype=np.uint8)
     result = infer(model, images)
     hidden, scores = reference_infer(model, images)
@@ -33,7 +36,7 @@ def test_golden_matches_matrix_reference(sizes, input_bits, extreme):
 def test_hidden_layers_fire_both_ways():
     """Guard the reference test against degenerate random models (all neurons stuck)."""
     rng = np.random.default_rng(5)
-    model = random_model(rng, [63, 33, 129, 10])
+    model = random_model([63, 33, 129, 10], seed=5)
     images = rng.integers(0, 256, (300, 63), dtype=np.uint8)
     for k, act in enumerate(reference_infer(model, images)[0]):
         assert 0.05 < np.mean(act > 0) < 0.95, k
@@ -41,7 +44,7 @@ def test_hidden_layers_fire_both_ways():
 
 def test_extreme_thresholds_are_constant_neurons():
     rng = np.random.default_rng(3)
-    model = random_model(rng, [20, 40, 3], extreme_thresholds=True)
+    model = random_model([20, 40, 3], seed=3, extreme_thresholds=0.5)
     images = rng.integers(0, 256, (100, 20), dtype=np.uint8)
     hidden = unpack_signs(infer(model, images).activations[0], 40)
     t = model.layers[0].thresholds
@@ -53,7 +56,7 @@ def test_extreme_thresholds_are_constant_neurons():
 
 def test_argmax_ties_go_to_lowest_index():
     rng = np.random.default_rng(0)
-    model = random_model(rng, [16, 8, 4])
+    model = random_model([16, 8, 4])
     # Identical output rows give identical scores for every class: a full tie.
     last = model.layers[-1]
     last.weights[:] = last.weights[0]
@@ -71,7 +74,7 @@ def test_argmax_ties_go_to_lowest_index():
 
 
 def test_rejects_wrong_image_shape_and_dtype():
-    model = random_model(np.random.default_rng(0), [10, 4, 2])
+    model = random_model([10, 4, 2])
     with pytest.raises(ValueError, match=r"shape \(B, 10\)"):
         infer(model, np.zeros((3, 11), np.uint8))
     with pytest.raises(ValueError, match="uint8"):

@@ -9,11 +9,11 @@ from model.bits import pack_bits, to_words, unpack_bits, unpack_signs
 from model.errors import ModelFileError
 from model.modelfile import FORMAT_VERSION, load_model, parse_model, save_model
 
-from .randmodel import random_model
+from model.random_models import random_model
 
 
 def _model(input_bits=8):
-    return random_model(np.random.default_rng(7), [13, 9, 5, 3], input_bits, extreme_thresholds=True)
+    return random_model([13, 9, 5, 3], input_bits=input_bits, seed=7, extreme_thresholds=0.5)
 
 
 def _file_bytes(model, tmp_path):

@@ -9,7 +9,7 @@ from bnn.cli import main
 from model.datasets import load_dataset
 from model.golden import infer
 from model.modelfile import save_model
-from sim.random_models import random_model
+from model.random_models import random_model
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from model.golden import infer
 from model.modelfile import save_model
 from sim.amaranth_backend import SimulationTimeout, run_amaranth
 from sim.cxxrtl_backend import build_engine, run_cxxrtl
-from sim.random_models import random_images, random_model
+from model.random_models import random_images, random_model
 from sim.stimulus import decode_result, make_run_spec
 
 

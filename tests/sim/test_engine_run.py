@@ -7,7 +7,7 @@ from hw.compiler import compile_model
 from sim.amaranth_backend import run_amaranth
 from model.golden import infer
 from sim.engine_run import mismatched_frames
-from sim.random_models import random_images, random_model
+from model.random_models import random_images, random_model
 from sim.stimulus import frame_beats, make_run_spec
 
 
