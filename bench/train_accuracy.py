@@ -34,7 +34,7 @@ from model.datasets import load_dataset  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 RUNS = os.path.join("runs", "bench")
-FASHION = ["--dataset", "fashion-mnist", "--input-bits", "8", "--batch-size", "128", "--lr", "5e-3",
+FASHION = ["--dataset", "fashion-mnist", "--input-bits", "8", "--batch-size", "64", "--lr", "3e-3",
            "--grad", "approxsign"]
 TEACHER = ["--teacher-arch", "784-1024-1024-10", "--teacher-epochs", "15", "--teacher-shift", "1"]
 KD = ["--temperature", "1", "--distill-weight", "1"]
@@ -43,11 +43,11 @@ TEACHER_PATH = os.path.join(RUNS, "fmnist-256-kd.teacher.npz")
 ROWS = {
     "digits": ["--dataset", "digits", "--arch", "64-256-256-10", "--input-bits", "8",
                "--out", os.path.join(RUNS, "digits.bnn")],
-    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "60", "--teacher", *TEACHER, *KD,
+    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "30", "--teacher", *TEACHER, *KD,
                                 "--out", os.path.join(RUNS, "fmnist-256-kd.bnn")],
     "fmnist-256": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "20",
                              "--out", os.path.join(RUNS, "fmnist-256.bnn")],
-    "fmnist-64-kd": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "60", "--teacher", TEACHER_PATH, *KD,
+    "fmnist-64-kd": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "30", "--teacher", TEACHER_PATH, *KD,
                                "--out", os.path.join(RUNS, "fmnist-64-kd.bnn")],
     "fmnist-64": FASHION + ["--arch", "784-64-64-64-10", "--epochs", "20",
                             "--out", os.path.join(RUNS, "fmnist-64.bnn")],
@@ -101,8 +101,11 @@ def print_table(rows):
 def main():
     names = list(ROWS) + ["float-mlp"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rows", nargs="*", choices=names, default=names, help="rows to run (default: all)")
-    chosen = parser.parse_args().rows
+    parser.add_argument("rows", nargs="*", help=f"rows to run, from {', '.join(names)} (default: all)")
+    chosen = parser.parse_args().rows or names
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        parser.error(f"unknown rows {', '.join(unknown)} (choose from {', '.join(names)})")
     rows = []
     for name in chosen:
         print(f"== {name}", file=sys.stderr)

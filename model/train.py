@@ -390,11 +390,15 @@ def recalibrate_batchnorm(net, pixels, chunk=4096):
 
 @dataclass
 class TeacherNetwork:
-    """A ReLU MLP; ``params`` holds ``w{k}`` ``(fan_out, fan_in)`` and ``b{k}`` float32."""
+    """A ReLU MLP; ``params`` holds ``w{k}`` ``(fan_out, fan_in)`` and ``b{k}`` float32.
+
+    ``stats`` stays empty (no batch norm); it is there so that both network kinds snapshot alike.
+    """
 
     arch: tuple
     input_scale: int
     params: dict
+    stats: dict = field(default_factory=dict)
 
     def encode(self, pixels):
         return pixels.astype(np.float32) / np.float32(self.input_scale)
@@ -628,19 +632,16 @@ _TEACHER = _Trainee(teacher_loss_and_grads, teacher_logits, lambda net: None, la
 
 
 def _snapshot(net):
-    copy = {k: v.copy() for k, v in net.params.items()}
-    stats = {k: v.copy() for k, v in getattr(net, "stats", {}).items()}
-    return copy, stats
+    return {k: v.copy() for k, v in net.params.items()}, {k: v.copy() for k, v in net.stats.items()}
 
 
 def _restore(net, snapshot):
-    net.params, stats = snapshot
-    if hasattr(net, "stats"):
-        net.stats = stats
+    net.params, net.stats = snapshot
 
 
 def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, desc="train", progress=True):
-    """Train ``net`` in place with Adam and keep the epoch with the best validation accuracy.
+    """Train ``net`` in place with Adam and keep the epoch with the best validation accuracy
+    (the latest of equally good epochs).
 
     ``data`` is ``(train_images, train_labels, val_images, val_labels, image_shape)``.
     """
