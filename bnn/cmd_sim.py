@@ -10,9 +10,8 @@ from hw.compiler import CAPACITY_KEYS, choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
-from sim.cxxrtl import find_cxx_compiler
 from sim.cxxrtl_backend import run_cxxrtl
-from sim.engine_run import run_engine
+from sim.engine_run import DEFAULT_CLOCK_MHZ, default_backend_name, run_engine
 
 from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
 
@@ -66,8 +65,8 @@ def add_parser(sub):
     p.add_argument("--output-stalls", type=probability, default=0.0, metavar="PROB",
                    help="probability of a not-ready output cycle (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gap and stall patterns (default 0)")
-    p.add_argument("--clock-mhz", type=float, default=100.0, metavar="F",
-                   help="clock for the frames/s figure (default 100)")
+    p.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, metavar="F",
+                   help=f"clock for the frames/s figure (default {DEFAULT_CLOCK_MHZ:g}, nominal)")
     p.add_argument("--backend", choices=("cxxrtl", "amaranth"),
                    help="simulator: the engine compiled to C++ with CXXRTL (fast; default when a C++ "
                         "compiler is found) or Amaranth's Python simulator")
@@ -93,7 +92,7 @@ def frame_range(text):
 
 def choose_backend(args, frames, builds):
     """The back end's name and runner; ``builds`` collects the CXXRTL build (for the report)."""
-    name = args.backend or ("cxxrtl" if find_cxx_compiler() else "amaranth")
+    name = args.backend or default_backend_name()
     if args.vcd_frames is not None:
         if name != "cxxrtl" or args.vcd is None:
             raise BnnError("--vcd-frames needs --vcd and the cxxrtl back end")

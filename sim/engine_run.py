@@ -8,7 +8,17 @@ from hw.compiler import compile_model
 from model.golden import infer
 
 from .amaranth_backend import run_amaranth
+from .cxxrtl import find_cxx_compiler
 from .stimulus import decode_result, make_run_spec
+
+# Frames/s are quoted at this clock: the iCEBreaker's 12 MHz oscillator. Nominal until a place and
+# route closes timing at it.
+DEFAULT_CLOCK_MHZ = 12.0
+
+
+def default_backend_name():
+    """``"cxxrtl"`` (fast) when a C++ compiler is found, else ``"amaranth"``."""
+    return "cxxrtl" if find_cxx_compiler() else "amaranth"
 
 
 @dataclass
