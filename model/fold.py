@@ -55,8 +55,8 @@ def fold_hidden_layer(net, k, bound):
     return row_signs, thresholds.astype(np.int32)
 
 
-def fold(net, shape, metadata=None):
-    """The integer :class:`BinaryModel` equivalent to ``net`` in evaluation mode.
+def fold(net, shape):
+    """The integer :class:`BinaryModel` equivalent to ``net`` in evaluation mode, without metadata.
 
     ``shape`` is the image shape recorded in the model's input encoding.
     """
@@ -73,4 +73,4 @@ def fold(net, shape, metadata=None):
             row_signs, thresholds = fold_hidden_layer(net, k, skeleton.preactivation_bound(k))
             signs = signs * row_signs[:, None]
         layers.append(BinaryLayer(fan_in, fan_out, pack_signs(signs), thresholds))
-    return BinaryModel(encoding, tuple(layers), dict(metadata or {})).validate()
+    return BinaryModel(encoding, tuple(layers)).validate()
