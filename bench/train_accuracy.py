@@ -37,7 +37,7 @@ RUNS = os.path.join("runs", "bench")
 FASHION = ["--dataset", "fashion-mnist", "--input-bits", "8", "--batch-size", "64", "--lr", "3e-3",
            "--grad", "approxsign"]
 TEACHER = ["--teacher-arch", "784-1024-1024-10", "--teacher-epochs", "15", "--teacher-shift", "1"]
-KD = ["--temperature", "1", "--distill-weight", "1"]
+KD = ["--temperature", "1", "--distill-weight", "0.5"]
 TEACHER_PATH = os.path.join(RUNS, "fmnist-256-kd.teacher.npz")
 
 ROWS = {

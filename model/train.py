@@ -86,7 +86,7 @@ class Distillation:
     """How the student learns from a teacher: temperature ``T`` and weight ``w`` of the KL term."""
 
     temperature: float = 1.0
-    weight: float = 1.0
+    weight: float = 0.5
 
     def check(self):
         if not self.temperature > 0:
