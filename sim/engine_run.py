@@ -21,6 +21,12 @@ def default_backend_name():
     return "cxxrtl" if find_cxx_compiler() else "amaranth"
 
 
+def backend_runner(name):
+    """The run function of back end ``name`` (``"cxxrtl"`` or ``"amaranth"``), for :func:`run_engine`."""
+    from .cxxrtl_backend import run_cxxrtl
+    return {"cxxrtl": run_cxxrtl, "amaranth": run_amaranth}[name]
+
+
 @dataclass
 class EngineRun:
     """Outcome of :func:`run_engine` on ``B`` frames.
