@@ -1,5 +1,6 @@
 """`bnn sim`: run a model file on the simulated engine, cycle by cycle, against the golden model."""
 
+import argparse
 import sys
 from functools import partial
 
@@ -13,12 +14,11 @@ from sim.amaranth_backend import run_amaranth
 from sim.cxxrtl_backend import run_cxxrtl
 from sim.engine_run import DEFAULT_CLOCK_MHZ, default_backend_name, run_engine
 
-from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
+from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_float, positive_int
 
 
 def probability(text):
     """argparse type: a number in [0, 1)."""
-    import argparse
     try:
         value = float(text)
     except ValueError:
@@ -30,7 +30,6 @@ def probability(text):
 
 def memory_size(text):
     """argparse type: ``NAME=N`` with a known engine size name and N >= 1."""
-    import argparse
     name, _, value = text.partition("=")
     if name not in CAPACITY_KEYS or not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected NAME=N with NAME one of {', '.join(CAPACITY_KEYS)} "
@@ -65,7 +64,7 @@ def add_parser(sub):
     p.add_argument("--output-stalls", type=probability, default=0.0, metavar="PROB",
                    help="probability of a not-ready output cycle (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gap and stall patterns (default 0)")
-    p.add_argument("--clock-mhz", type=float, default=DEFAULT_CLOCK_MHZ, metavar="F",
+    p.add_argument("--clock-mhz", type=positive_float, default=DEFAULT_CLOCK_MHZ, metavar="F",
                    help=f"clock for the frames/s figure (default {DEFAULT_CLOCK_MHZ:g}, nominal)")
     p.add_argument("--backend", choices=("cxxrtl", "amaranth"),
                    help="simulator: the engine compiled to C++ with CXXRTL (fast; default when a C++ "
@@ -79,7 +78,6 @@ def add_parser(sub):
 
 def frame_range(text):
     """argparse type: ``FIRST:STOP`` with 0 <= FIRST < STOP."""
-    import argparse
     first, _, stop = text.partition(":")
     try:
         first, stop = int(first), int(stop)

@@ -1,5 +1,6 @@
 """Argument and output helpers shared by the sub-commands."""
 
+import argparse
 import json
 import sys
 
@@ -37,11 +38,21 @@ def emit_json(obj):
 
 def positive_int(text):
     """argparse type: an integer >= 1."""
-    import argparse
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
