@@ -8,17 +8,6 @@ import pytest
 from bnn.cli import main
 from model.datasets import load_dataset
 from model.golden import infer
-from model.modelfile import save_model
-from model.random_models import random_model
-
-
-@pytest.fixture
-def digits_model(tmp_path):
-    model = random_model([64, 12, 10], input_bits=8, seed=6)
-    model.metadata["dataset"] = "digits"
-    path = tmp_path / "m.bnn"
-    save_model(model, path)
-    return model, str(path)
 
 
 def test_sim_json_reports_exact_results_and_cycles(digits_model, capsys):

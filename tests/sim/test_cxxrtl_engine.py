@@ -12,7 +12,6 @@ import pytest
 from bnn.cli import main
 from hw.compiler import compile_model
 from model.golden import infer
-from model.modelfile import save_model
 from sim.amaranth_backend import SimulationTimeout, run_amaranth
 from sim.cxxrtl_backend import build_engine, run_cxxrtl
 from model.random_models import random_images, random_model
@@ -100,15 +99,6 @@ def test_bad_vcd_range_is_refused(tmp_path):
     with pytest.raises(ValueError, match="VCD frame range"):
         run_cxxrtl(compiled, spec, vcd_path=tmp_path / "x.vcd", vcd_frames=(1, 5))
     assert not np.any([p.suffix == ".vcd" for p in tmp_path.iterdir()])
-
-
-@pytest.fixture
-def digits_model_file(tmp_path):
-    model = random_model([64, 12, 10], input_bits=8, seed=7)
-    model.metadata["dataset"] = "digits"
-    path = tmp_path / "m.bnn"
-    save_model(model, path)
-    return str(path)
 
 
 def sim_json(path, capsys, *argv):
