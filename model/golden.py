@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bits import pack_bits, packed_bytes
+from .bits import pack_bits
 
 # Keep the (batch, neurons, words) temporaries near this many bytes.
 _CHUNK_BYTES = 32 << 20

@@ -1,6 +1,5 @@
 """The compiler's memory images, descriptors and refusals."""
 
-import numpy as np
 import pytest
 
 from hw.compiler import CompileError, choose_folding, compile_model
