@@ -43,7 +43,9 @@ TEACHER_PATH = os.path.join(RUNS, "fmnist-256-kd.teacher.npz")
 ROWS = {
     "digits": ["--dataset", "digits", "--arch", "64-256-256-10", "--input-bits", "8",
                "--out", os.path.join(RUNS, "digits.bnn")],
-    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "30", "--teacher", *TEACHER, *KD,
+    # 60 student epochs (was 30: 88.94% test, 303 s): validation accuracy still climbs after epoch 40.
+    # Measured 89.14% (seed 0) and 88.94% (seed 1) folded test accuracy in 450 s / 439 s, teacher included.
+    "fmnist-256-kd": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "60", "--teacher", *TEACHER, *KD,
                                 "--out", os.path.join(RUNS, "fmnist-256-kd.bnn")],
     "fmnist-256": FASHION + ["--arch", "784-256-256-256-10", "--epochs", "20",
                              "--out", os.path.join(RUNS, "fmnist-256.bnn")],
