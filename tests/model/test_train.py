@@ -353,16 +353,3 @@ def test_cli_prints_a_human_summary(tmp_path, capsys):
     assert main(["train", "--arch", "64-16-10", "--epochs", "1", "--out", str(tmp_path / "m.bnn")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy: float" in out and "folded" in out and str(tmp_path / "m.png") in out
-
-
-def test_demo_trains_folds_and_finds_no_mismatch(tmp_path, capsys):
-    assert main(["demo", "--out-dir", str(tmp_path), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    training = report["training"]
-    assert training["mismatches"] == {"classes": 0, "activations": 0}
-    assert training["accuracy"]["folded"] == training["accuracy"]["float"] >= 0.9
-    assert (tmp_path / "digits.bnn").exists() and (tmp_path / "digits.png").exists()
-    engine = report["engine"]
-    assert engine["frames"] == training["counts"]["test"] and engine["mismatches"] == 0
-    assert engine["cycles_per_frame"]["measured"] == engine["cycles_per_frame"]["analytic"]
-    assert report["seconds"] > 0
