@@ -413,16 +413,8 @@ def init_teacher(arch, max_value, rng):
     return TeacherNetwork(tuple(arch), max_value, params)
 
 
-def teacher_logits(teacher, pixels):
-    x = teacher.encode(pixels)
-    last = len(teacher.arch) - 2
-    for k in range(last):
-        x = np.maximum(x @ teacher.params[f"w{k}"].T + teacher.params[f"b{k}"], 0)
-    return x @ teacher.params[f"w{last}"].T + teacher.params[f"b{last}"]
-
-
-def teacher_loss_and_grads(teacher, pixels, labels, soft_targets=None, distillation=None):
-    """One training pass of the teacher (cross-entropy only): ``(loss, logits, grads)``."""
+def _teacher_forward(teacher, pixels):
+    """``(layer_inputs, logits)``: the input of every layer (kept for the backward pass) and the logits."""
     x = teacher.encode(pixels)
     inputs = []
     last = len(teacher.arch) - 2
@@ -430,7 +422,21 @@ def teacher_loss_and_grads(teacher, pixels, labels, soft_targets=None, distillat
         inputs.append(x)
         x = np.maximum(x @ teacher.params[f"w{k}"].T + teacher.params[f"b{k}"], 0)
     inputs.append(x)
-    logits = x @ teacher.params[f"w{last}"].T + teacher.params[f"b{last}"]
+    return inputs, x @ teacher.params[f"w{last}"].T + teacher.params[f"b{last}"]
+
+
+def teacher_logits(teacher, pixels):
+    return _teacher_forward(teacher, pixels)[1]
+
+
+def teacher_loss_and_grads(teacher, pixels, labels, _teacher_logits=None, _distillation=None):
+    """One training pass of the teacher (cross-entropy only): ``(loss, logits, grads)``.
+
+    The last two parameters keep the signature the training loop shares with the student; a
+    teacher learns from the labels alone.
+    """
+    inputs, logits = _teacher_forward(teacher, pixels)
+    last = len(teacher.arch) - 2
     loss, dy = classification_loss(logits, labels)
     grads = {}
     for k in reversed(range(last + 1)):
