@@ -1,15 +1,17 @@
 """The argmax unit: index of the largest score, ties to the lowest index."""
 
-from amaranth.hdl import Const, Module, Mux, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 
 class Argmax(wiring.Component):
-    """Combinational argmax over the first ``count`` of ``size`` signed scores.
+    """Pipelined argmax over the first ``count`` of ``size`` signed scores.
 
-    A balanced tree of comparisons; at each node the right candidate wins only if it is valid
-    and strictly larger, so ties go to the lowest index (the golden model's ``np.argmax``).
+    A balanced tree of comparisons with a register after each of its ``ceil(log2(size))``
+    levels; at each node the right candidate wins only if it is valid and strictly larger, so
+    ties go to the lowest index (the golden model's ``np.argmax``).
 
     Parameters
     ----------
@@ -24,7 +26,8 @@ class Argmax(wiring.Component):
     count : In(range(size + 1))
         How many leading scores are valid (at least 1).
     index : Out(range(size))
-        Index of the first largest valid score.
+        Index of the first largest valid score among ``scores`` and ``count`` of ``latency``
+        cycles earlier.
     """
 
     def __init__(self, size, width):
@@ -39,20 +42,34 @@ class Argmax(wiring.Component):
             "index": Out(range(max(size, 2))),
         })
 
+    @property
+    def latency(self):
+        """Cycles from ``scores`` to ``index``: one per tree level."""
+        return ceil_log2(self._size)
+
     def elaborate(self, platform):
         m = Module()
         index_shape = range(max(self._size, 2))
-        # (valid, index, score) candidates, reduced pairwise
+        # (valid, index, score) candidates, reduced pairwise, one level per cycle
         nodes = [(self.count > i, Const(i, index_shape), self.scores[i]) for i in range(self._size)]
+        level = 0
         while len(nodes) > 1:
             reduced = []
-            for left, right in zip(nodes[0::2], nodes[1::2]):
+            for n, (left, right) in enumerate(zip(nodes[0::2], nodes[1::2])):
                 right_wins = right[0] & (~left[0] | (right[2] > left[2]))
-                reduced.append((left[0] | right[0], Mux(right_wins, right[1], left[1]),
-                                Mux(right_wins, right[2], left[2])))
+                reduced.append(self._register(m, f"l{level}_{n}", left[0] | right[0],
+                                              Mux(right_wins, right[1], left[1]),
+                                              Mux(right_wins, right[2], left[2])))
             if len(nodes) % 2:
-                reduced.append(nodes[-1])
+                reduced.append(self._register(m, f"l{level}_{len(reduced)}", *nodes[-1]))
             nodes = reduced
+            level += 1
         m.d.comb += self.index.eq(nodes[0][1])
         return m
 
+    @staticmethod
+    def _register(m, name, valid, index, score):
+        registers = (Signal(name=f"{name}_valid"), Signal(index.shape(), name=f"{name}_index"),
+                     Signal(score.shape(), name=f"{name}_score"))
+        m.d.sync += [r.eq(v) for r, v in zip(registers, (valid, index, score))]
+        return registers

@@ -9,12 +9,17 @@ cycle figures; the layout of every image is specified in ``docs/engine.md``.
 from dataclasses import dataclass
 from math import gcd
 
+from amaranth.utils import ceil_log2
+
 from model.bits import to_words
 from model.errors import BnnError
 
 PLANES = 8  # bit planes of an 8-bit input pixel
-CAPACITY_KEYS = ("weight_depth", "threshold_depth", "input_words", "act_words", "max_layers",
-                 "score_count", "acc_width")
+# Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
+# register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
+MEMORY_LATENCY = 2
+CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
+                 "score_count", "acc_width", "start_width")
 
 
 def input_planes(input_bits):
@@ -38,9 +43,10 @@ class EngineParams:
     input_bits: int        # 8 (raw pixels, bit-serial first layer) or 1 (binarized pixels)
     pixels_per_beat: int   # pixels per transfer on the input stream; divides simd
     tree_stages: int       # pipeline registers in each popcount tree
-    acc_width: int         # width of accumulators, thresholds and scores (signed)
+    acc_width: int         # width of accumulators and scores (signed)
+    start_width: int       # width of an accumulator start value (signed)
     weight_depth: int      # words of pe * simd bits
-    threshold_depth: int   # words of pe * acc_width bits, one per neuron group
+    start_depth: int       # words of pe * start_width bits, one per neuron group
     input_words: int       # simd-pixel words per input bank (two banks)
     act_words: int         # simd-bit words per activation bank (two banks)
     max_layers: int        # rows of the layer descriptor table
@@ -50,10 +56,15 @@ class EngineParams:
     def layer_gap(self):
         """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
 
-        One for the synchronous memory read plus one per popcount pipeline stage, so that the
-        last activation bits are written before the next layer reads them.
+        The memory latency plus one per popcount pipeline stage, so that the last activation
+        bits are written before the next layer reads them.
         """
-        return 1 + self.tree_stages
+        return MEMORY_LATENCY + self.tree_stages
+
+    @property
+    def argmax_latency(self):
+        """Cycles the pipelined argmax takes over the score registers: one per tree level."""
+        return ceil_log2(self.score_count)
 
 
 @dataclass(frozen=True)
@@ -61,14 +72,12 @@ class LayerDescriptor:
     """One row of the sequencer's table: the loops of one layer.
 
     ``slices`` = ceil(fan_in / S) input words, ``groups`` = ceil(fan_out / P) neuron groups,
-    ``and_mode`` = bit-serial 8-bit layer (8 planes per slice), ``bias`` = the accumulator's
-    start value in XNOR mode, ``last`` = output layer.
+    ``and_mode`` = bit-serial 8-bit layer (8 planes per slice), ``last`` = output layer.
     """
 
     slices: int
     groups: int
     and_mode: bool
-    bias: int
     last: bool
 
     @property
@@ -87,7 +96,7 @@ class NetworkImage:
 
     descriptors: tuple       # LayerDescriptor per layer
     weight_words: tuple      # int of pe * simd bits per address
-    threshold_words: tuple   # int of pe * acc_width bits per neuron group
+    start_words: tuple       # int of pe * start_width bits per neuron group
     input_size: int          # pixels per frame
     input_threshold: int     # binarization threshold of a 1-bit model (0 for 8-bit)
     classes: int
@@ -106,9 +115,15 @@ class CompiledModel:
         return sum(d.cycles for d in self.image.descriptors)
 
     @property
+    def compute_cycles(self):
+        """Cycles from a frame's first command to the cycle after its last score is written:
+        ideal + layers * layer_gap."""
+        return compute_cycles(self.image.descriptors, self.params.layer_gap)
+
+    @property
     def cycles_per_frame(self):
-        """Steady-state cycles between results: ideal + layers * (1 + tree_stages)."""
-        return self.ideal_cycles + len(self.image.descriptors) * self.params.layer_gap
+        """Steady-state cycles between results (see :func:`cycles_per_frame`)."""
+        return cycles_per_frame(self.image.descriptors, self.params.layer_gap, self.params.argmax_latency)
 
     @property
     def beats_per_frame(self):
@@ -122,14 +137,32 @@ class CompiledModel:
     @property
     def latency(self):
         """Cycles from the last input transfer of a frame to its result, on an idle engine: the
-        loader writes the last word's planes, then the frame takes ``cycles_per_frame``."""
-        return self.cycles_per_frame + 1 + self.input_planes
+        loader writes the last word's planes, the frame is computed, the argmax settles."""
+        return 1 + self.input_planes + self.compute_cycles + self.params.argmax_latency
 
     @property
     def load_cycles(self):
         """Cycles the loader needs per frame at full input rate (it overlaps the computation):
         one per beat plus the plane writes of every word, during which it holds the stream off."""
         return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
+
+
+def compute_cycles(descriptors, layer_gap):
+    """Cycles from a frame's first command to the cycle after its last score is written:
+    ``ideal + layers * layer_gap``."""
+    return sum(d.cycles + layer_gap for d in descriptors)
+
+
+def cycles_per_frame(descriptors, layer_gap, argmax_latency):
+    """Steady-state cycles between results: :func:`compute_cycles` plus the argmax stall.
+
+    The output layer of a frame may only start once the previous result has been taken, which
+    is ``argmax_latency`` cycles after its last score; the frame's hidden layers overlap that
+    wait, so it costs ``max(0, argmax_latency - hidden layers' cycles)`` (0 for all but tiny
+    networks).
+    """
+    stall = max(0, argmax_latency - compute_cycles(descriptors[:-1], layer_gap))
+    return compute_cycles(descriptors, layer_gap) + stall
 
 
 def _positive(name, value):
@@ -141,22 +174,57 @@ def _positive(name, value):
 def _descriptors(model, pe, simd):
     rows = []
     for k, layer in enumerate(model.layers):
-        slices = -(-layer.fan_in // simd)
-        and_mode = k == 0 and model.input.bits == 8
-        # XNOR mode: every lane read adds 2 * match; pad lanes (0 in both operands) always match.
-        bias = 0 if and_mode else -(2 * simd * slices - layer.fan_in)
-        rows.append(LayerDescriptor(slices, -(-layer.fan_out // pe), and_mode, bias,
-                                    k == len(model.layers) - 1))
+        rows.append(LayerDescriptor(-(-layer.fan_in // simd), -(-layer.fan_out // pe),
+                                    k == 0 and model.input.bits == 8, k == len(model.layers) - 1))
     return tuple(rows)
 
 
-def _acc_width(model, descriptors, simd):
-    """Signed width holding every partial sum, threshold (incl. pad thresholds) and score."""
-    magnitude = 0
+def _starts(model, descriptors, pe, simd):
+    """Per layer, the accumulator start value of every neuron slot (``groups * pe``).
+
+    A neuron's accumulator runs from its start value to ``y - threshold`` (``y`` for the output
+    layer), so its activation bit is the sign: ``1`` iff the final value is ``>= 0``.
+    XNOR mode: every lane read adds ``2 * match`` and pad lanes (0 in both operands) always
+    match, so the start is ``-(2 * S * slices - fan_in) - threshold``. AND mode (8-bit layer 0):
+    the engine adds ``-sum(pixels)`` of the frame to the stored ``-threshold``. Pad neurons (zero
+    weights) get threshold ``bound + 1``, which no pre-activation reaches: they output 0.
+    """
+    per_layer = []
+    for k, (layer, d) in enumerate(zip(model.layers, descriptors)):
+        bias = 0 if d.and_mode else -(2 * simd * d.slices - layer.fan_in)
+        pad = model.preactivation_bound(k) + 1
+        thresholds = [0] * layer.fan_out if layer.thresholds is None else [int(t) for t in layer.thresholds]
+        thresholds += [0 if layer.thresholds is None else pad] * (d.groups * pe - layer.fan_out)
+        per_layer.append([bias - t for t in thresholds])
+    return per_layer
+
+
+def _signed_width(lo, hi):
+    """Bits of the smallest two's complement shape holding every value in ``[lo, hi]``."""
+    return max((-lo - 1).bit_length(), hi.bit_length()) + 1
+
+
+def _start_range(model, k, d, simd):
+    """The start values any model of this shape can have in layer ``k``: its bias less every
+    threshold the model file allows (``[-bound, bound + 1]``), the bias alone in the output layer.
+    Sizing for the range, not for this model's values, lets every model of the shape fit."""
+    bias = 0 if d.and_mode else -(2 * simd * d.slices - model.layers[k].fan_in)
+    bound = model.preactivation_bound(k)
+    return (bias, bias) if d.last else (bias - bound - 1, bias + bound)
+
+
+def _widths(model, descriptors, simd):
+    """``(acc_width, start_width)``: signed widths holding every start value, and every partial
+    sum and score, from the lowest start (less the frame's pixel sum in AND mode) to the highest
+    start plus the most a layer's terms can add."""
+    acc_lo = acc_hi = start_lo = start_hi = 0
     for k, d in enumerate(descriptors):
-        bound = model.preactivation_bound(k)
-        magnitude = max(magnitude, bound + 1, 2 * simd * d.slices)
-    return magnitude.bit_length() + 1
+        lo, hi = _start_range(model, k, d, simd)
+        start_lo, start_hi = min(start_lo, lo), max(start_hi, hi)
+        gain = 2 * simd * d.slices * ((1 << PLANES) - 1 if d.and_mode else 1)
+        acc_lo = min(acc_lo, lo - (model.preactivation_bound(k) if d.and_mode else 0))
+        acc_hi = max(acc_hi, hi + gain)
+    return _signed_width(acc_lo, acc_hi), _signed_width(start_lo, start_hi)
 
 
 def _weight_words(model, descriptors, pe, simd):
@@ -170,21 +238,10 @@ def _weight_words(model, descriptors, pe, simd):
     return tuple(words)
 
 
-def _threshold_words(model, descriptors, pe, acc_width):
-    mask = (1 << acc_width) - 1
-    words = []
-    for k, (layer, d) in enumerate(zip(model.layers, descriptors)):
-        # pad neurons (zero weights) get bound + 1, which no pre-activation reaches: they output 0
-        pad = model.preactivation_bound(k) + 1
-        values = [] if layer.thresholds is None else [int(t) for t in layer.thresholds]
-        for group in range(d.groups):
-            if layer.thresholds is None:
-                words.append(0)
-                continue
-            chunk = values[group * pe:(group + 1) * pe]
-            chunk += [pad] * (pe - len(chunk))
-            words.append(sum((t & mask) << (p * acc_width) for p, t in enumerate(chunk)))
-    return tuple(words)
+def _start_words(starts, pe, start_width):
+    mask = (1 << start_width) - 1
+    return tuple(sum((v & mask) << (p * start_width) for p, v in enumerate(values[g * pe:(g + 1) * pe]))
+                 for values in starts for g in range(len(values) // pe))
 
 
 def _fit(name, needed, capacity):
@@ -233,22 +290,25 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
         raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
 
     descriptors = _descriptors(model, pe, simd)
-    acc_width = _fit("accumulator bits", _acc_width(model, descriptors, simd), capacity.get("acc_width"))
+    starts = _starts(model, descriptors, pe, simd)
+    acc_bits, start_bits = _widths(model, descriptors, simd)
+    acc_width = _fit("accumulator bits", acc_bits, capacity.get("acc_width"))
+    start_width = _fit("start value bits", start_bits, capacity.get("start_width"))
     weight_words = _weight_words(model, descriptors, pe, simd)
-    threshold_words = _threshold_words(model, descriptors, pe, acc_width)
+    start_words = _start_words(starts, pe, start_width)
     hidden = model.layers[:-1]
     params = EngineParams(
         pe=pe, simd=simd, input_bits=model.input.bits, pixels_per_beat=pixels_per_beat,
-        tree_stages=tree_stages, acc_width=acc_width,
+        tree_stages=tree_stages, acc_width=acc_width, start_width=start_width,
         weight_depth=_fit("weight words", len(weight_words), capacity.get("weight_depth")),
-        threshold_depth=_fit("threshold words", len(threshold_words), capacity.get("threshold_depth")),
+        start_depth=_fit("start words", len(start_words), capacity.get("start_depth")),
         input_words=_fit("input words", descriptors[0].slices, capacity.get("input_words")),
         act_words=_fit("activation words", max([-(-l.fan_out // simd) for l in hidden], default=1),
                        capacity.get("act_words")),
         max_layers=_fit("layers", len(descriptors), capacity.get("max_layers")),
         score_count=_fit("score registers", descriptors[-1].groups * pe, capacity.get("score_count")),
     )
-    image = NetworkImage(descriptors, weight_words, threshold_words, model.input.size,
+    image = NetworkImage(descriptors, weight_words, start_words, model.input.size,
                          model.input.threshold or 0, model.classes)
     return CompiledModel(params, image)
 
@@ -261,13 +321,14 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
     none is fast enough.
     """
     _positive("max_cycles", max_cycles)
-    layers = len(model.layers)
     candidates = []
     pe = 1
     while pe * pe <= max_lanes:
         simd = pe
         while pe * simd <= max_lanes:
-            cycles = sum(d.cycles for d in _descriptors(model, pe, simd)) + layers * (1 + tree_stages)
+            descriptors = _descriptors(model, pe, simd)
+            cycles = cycles_per_frame(descriptors, MEMORY_LATENCY + tree_stages,
+                                      ceil_log2(descriptors[-1].groups * pe))
             candidates.append((pe * simd, cycles, pe, simd))
             simd *= 2
         pe *= 2

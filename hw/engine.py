@@ -1,4 +1,4 @@
-"""The inference engine: loader, memories, sequencer, P x S PE array, threshold units, argmax.
+"""The inference engine: loader, memories, sequencer, P x S PE array, argmax.
 
 See ``docs/engine.md`` for the architecture, the memory layouts and the cycle formula.
 """
@@ -10,15 +10,46 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .argmax import Argmax
-from .loader import InputLoader, input_address, input_config, input_config_layout, pixel_layout
+from .compiler import MEMORY_LATENCY, input_planes
+from .loader import (InputLoader, input_address, input_config, input_config_layout, input_word_bits,
+                     pixel_layout)
 from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout
 
 
-# Yosys attributes of the engine's memories: block RAM even when small (a ROM of thresholds would
-# otherwise become logic), and no read/write collision logic: reads and writes of the same memory
-# never target the same bank at a time when the read data is used (see docs/engine.md).
-BLOCK_RAM = {"ram_style": "block", "no_rw_check": 1}
+# Yosys attributes of the engine's memories (see docs/engine.md, "Memory layout"). Block RAM
+# even when small (a ROM of start values would otherwise become logic), unless a memory is at most
+# SMALL_MEMORY_BITS, which flip-flops hold more cheaply than a block RAM. `no_rw_check`: no
+# read/write collision logic; reads and writes of the same address never meet while the read
+# data is used. Yosys honours it only where it merges a register into a combinational read port,
+# which is why every read port below is combinational with an explicit register after it.
+SMALL_MEMORY_BITS = 512
+
+
+def memory_attrs(depth, width):
+    """Yosys attributes of a memory of ``depth`` words of ``width`` bits."""
+    return {"ram_style": "logic" if depth * width <= SMALL_MEMORY_BITS else "block", "no_rw_check": 1}
+
+
+def memory_shapes(params):
+    """``{name: (depth, width)}`` of the engine's four big memories, for ``params``."""
+    input_depth = 2 << (input_word_bits(params) + ceil_log2(input_planes(params.input_bits)))
+    return {
+        "weight_memory": (params.weight_depth, params.pe * params.simd),
+        "start_memory": (params.start_depth, params.pe * params.start_width),
+        "input_memory": (input_depth, params.simd),
+        "activation_memory": (2 << bank_bits(params.act_words), params.simd),
+    }
+
+
+def registered_read(m, memory, name):
+    """A read port of ``memory`` whose data is registered: ``(addr, data)``, data one cycle after
+    the address. Written as a combinational port and a reset-less register, which Yosys merges
+    into the block RAM's synchronous read port (with the collision semantics it is told)."""
+    port = memory.read_port(domain="comb")
+    data = Signal.like(port.data, name=f"{name}_data", reset_less=True)
+    m.d.sync += data.eq(port.data)
+    return port.addr, data
 
 
 def result_layout(params):
@@ -47,9 +78,10 @@ class Engine(wiring.Component):
     synchronous reset): frames in, results out, both with valid/ready back-pressure.
 
     Pipeline, for a command issued by the sequencer at cycle ``t``: the memories are read at
-    ``t`` (synchronous ports), the PEs see the operands at ``t + 1`` and finish the term at
-    ``t + 1 + tree_stages``, where the threshold units write the activation bits (or the
-    output layer its scores). A result is valid the cycle after its last score is written.
+    ``t`` (block RAM read register at ``t + 1``), the PEs see the operands at
+    ``t + MEMORY_LATENCY`` and finish the term at ``t + MEMORY_LATENCY + tree_stages``, where
+    the sign bits are written to the activation memory (or the output layer's sums to the score
+    registers). A result is valid ``argmax.latency + 1`` cycles after its last score is written.
 
     Members
     -------
@@ -86,30 +118,41 @@ class Engine(wiring.Component):
         m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors)
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
-        m.submodules.weight_memory = weights = Memory(
-            shape=pe * simd, depth=params.weight_depth, init=image.weight_words, attrs=BLOCK_RAM)
-        m.submodules.threshold_memory = thresholds = Memory(
-            shape=pe * width, depth=params.threshold_depth, init=image.threshold_words, attrs=BLOCK_RAM)
-        m.submodules.input_memory = inputs = Memory(
-            shape=simd, depth=1 << len(loader.write_addr), init=[], attrs=BLOCK_RAM)
         act_bank = bank_bits(params.act_words)
-        m.submodules.activation_memory = activations = Memory(
-            shape=simd, depth=2 << act_bank, init=[], attrs=BLOCK_RAM)
-        weight_read = weights.read_port()
-        threshold_read = thresholds.read_port()
-        input_read = inputs.read_port()
+        contents = {"weight_memory": image.weight_words, "start_memory": image.start_words}
+        memories = {name: Memory(shape=width, depth=depth, init=contents.get(name, []),
+                                 attrs=memory_attrs(depth, width))
+                    for name, (depth, width) in memory_shapes(params).items()}
+        for name, memory in memories.items():
+            m.submodules[name] = memory
+        weights, starts = memories["weight_memory"], memories["start_memory"]
+        inputs, activations = memories["input_memory"], memories["activation_memory"]
+        weight_addr, weight_data = registered_read(m, weights, "weight")
+        start_addr, start_data = registered_read(m, starts, "start")
+        input_addr, input_data = registered_read(m, inputs, "input")
+        act_addr, act_data = registered_read(m, activations, "act")
         input_write = inputs.write_port()
-        act_read = activations.read_port()
         act_write = activations.write_port(granularity=pe)
 
         # the command, delayed to each pipeline stage: commands[k] belongs to cycle t + k
         layout = command_layout(params)
         commands = [sequencer.command]
-        for k in range(1, params.tree_stages + 2):
+        for k in range(1, params.layer_gap + 1):
             delayed = Signal(layout, name=f"command_{k}")
             m.d.sync += delayed.eq(commands[-1])
             commands.append(delayed)
-        issued, operands, finished = commands[0], commands[1], commands[-1]
+        issued, finished = commands[0], commands[-1]
+        # operands: the memories' data, registered once more in the fabric
+        operands = commands[MEMORY_LATENCY]
+        x = Signal(simd, reset_less=True)
+        w = Signal(pe * simd, reset_less=True)
+        m.d.sync += [x.eq(Mux(commands[1].from_input, input_data, act_data)), w.eq(weight_data)]
+        # start values: read tree_stages cycles after the operands' address, so that the data,
+        # plus the frame's bias, is registered with the group's first term
+        start_values = Signal(data.ArrayLayout(signed(width), pe), reset_less=True)
+        start_stage = commands[params.tree_stages + 1]
+        m.d.sync += [start_values[p].eq(start_data.word_select(p, params.start_width).as_signed()
+                                        + start_stage.frame_bias) for p in range(pe)]
 
         m.d.comb += [
             input_write.addr.eq(loader.write_addr),
@@ -118,24 +161,21 @@ class Engine(wiring.Component):
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
             sequencer.input_bias.eq(-loader.frame_sum),
-            weight_read.addr.eq(issued.weight_addr),
-            input_read.addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
-            act_read.addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
-            threshold_read.addr.eq(commands[params.tree_stages].threshold_addr),
+            weight_addr.eq(issued.weight_addr),
+            input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
+            act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
+            start_addr.eq(commands[params.tree_stages].start_addr),
         ]
-
-        x = Mux(operands.from_input, input_read.data, act_read.data)
 
         m.submodules.array = array = ProcessingElementArray(pe, simd, width, stages=params.tree_stages)
         m.d.comb += [
             array.x.eq(x),
-            array.weights.eq(weight_read.data),
+            array.weights.eq(w),
             array.and_mode.eq(operands.and_mode),
             array.valid.eq(finished.valid),
             array.first.eq(finished.first),
             array.shift.eq(finished.plane),
-            array.bias.eq(finished.bias),
-            array.thresholds.eq(threshold_read.data),
+            array.starts.eq(start_values),
         ]
 
         group_done = finished.valid & finished.last
@@ -159,17 +199,22 @@ class Engine(wiring.Component):
             "input": input_config(params, image), "classes": image.classes}])
         network_row = network.read_port(domain="comb").data
         m.d.comb += loader.config.eq(network_row.input)
+        # a frame's result is pending from its last score until it is taken; it is valid once the
+        # argmax has settled on the score registers, which hold still meanwhile
         pending = Signal()
+        settling = Signal(range(argmax.latency + 1))
         m.d.comb += [
             argmax.scores.eq(scores),
             argmax.count.eq(network_row.classes),
-            self.results.valid.eq(pending),
+            self.results.valid.eq(pending & (settling == 0)),
             self.results.payload.scores.eq(scores),
             self.results.payload.cls.eq(argmax.index),
-            sequencer.scores_free.eq(~pending | self.results.ready),
+            sequencer.scores_free.eq(~pending | (self.results.valid & self.results.ready)),
         ]
+        with m.If(settling != 0):
+            m.d.sync += settling.eq(settling - 1)
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += pending.eq(0)
         with m.If(finished.valid & finished.frame_end):
-            m.d.sync += pending.eq(1)
+            m.d.sync += [pending.eq(1), settling.eq(argmax.latency)]
         return m

@@ -1,4 +1,4 @@
-"""The processing element (XNOR/AND-popcount accumulator), its threshold unit, and the P x S array."""
+"""The processing element (XNOR/AND-popcount accumulator) and the P x S array of them."""
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
@@ -8,7 +8,7 @@ from .popcount import PopCount
 
 
 class ProcessingElement(wiring.Component):
-    """Accumulates one neuron's pre-activation ``y``, ``simd`` input lanes per cycle.
+    """Accumulates one neuron's value, ``simd`` input lanes per cycle; its activation is the sign.
 
     Each cycle it counts the lanes where the operands match and adds ``2 * count << shift`` to
     its accumulator:
@@ -17,15 +17,15 @@ class ProcessingElement(wiring.Component):
     * AND mode (8-bit inputs, one bit plane ``b`` per cycle): ``count = popcount(x & w)``,
       shift ``b``.
 
-    The accumulator starts from ``bias`` on a ``first`` cycle. The caller picks the bias that
-    turns the sum into ``y`` exactly (see ``docs/engine.md``): ``-(2 * lanes_read - fan_in)``
-    in XNOR mode, which also cancels the pad lanes (pad bits are 0 in both operands, so they
-    match), and ``-sum(pixels)`` in AND mode (pad pixels are 0 and add nothing).
+    The accumulator starts from ``start`` on a ``first`` cycle. The caller picks the start value
+    that turns the final sum into ``y - threshold`` (``y`` for an output neuron) exactly, see
+    ``docs/engine.md``; the activation bit ``fire`` is then 1 (+1) iff the sum is ``>= 0``
+    (sign(0) = +1), the model file's ``y >= threshold``.
 
     Timing: ``x``, ``w`` and ``and_mode`` are sampled at cycle ``c``; the popcount tree has
-    ``stages`` registers, and the controls ``valid``, ``first``, ``shift`` and ``bias`` that
-    belong to them are sampled at cycle ``c + stages``. ``total`` (combinational) is the
-    accumulator value including that cycle's term; it is stored when ``valid``.
+    ``stages`` registers, and the controls ``valid``, ``first``, ``shift`` and ``start`` that
+    belong to them are sampled at cycle ``c + stages``. ``total`` and ``fire`` (combinational)
+    include that cycle's term; the accumulator stores ``total`` when ``valid``.
 
     Members
     -------
@@ -34,8 +34,9 @@ class ProcessingElement(wiring.Component):
     and_mode : In(1)
     valid, first : In(1)
     shift : In(range(8))
-    bias : In(signed(acc_width))
+    start : In(signed(acc_width))
     total : Out(signed(acc_width))
+    fire : Out(1)
     """
 
     def __init__(self, simd, acc_width, *, stages=0):
@@ -45,7 +46,7 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "x": In(simd), "w": In(simd), "and_mode": In(1),
             "valid": In(1), "first": In(1), "shift": In(range(8)),
-            "bias": In(signed(acc_width)), "total": Out(signed(acc_width)),
+            "start": In(signed(acc_width)), "total": Out(signed(acc_width)), "fire": Out(1),
         })
 
     @property
@@ -59,35 +60,20 @@ class ProcessingElement(wiring.Component):
         m.d.comb += popcount.bits.eq(Mux(self.and_mode, self.x & self.w, ~(self.x ^ self.w)))
         accumulator = Signal.like(self.total)
         term = (popcount.count << 1) << self.shift
-        m.d.comb += self.total.eq(Mux(self.first, self.bias, accumulator) + term)
+        m.d.comb += [
+            self.total.eq(Mux(self.first, self.start, accumulator) + term),
+            self.fire.eq(~self.total[-1]),
+        ]
         with m.If(self.valid):
             m.d.sync += accumulator.eq(self.total)
         return m
 
 
-class ThresholdUnit(wiring.Component):
-    """Turns a finished pre-activation into an activation bit: 1 (+1) iff ``total >= threshold``.
-
-    Members
-    -------
-    total, threshold : In(signed(width))
-    fire : Out(1)
-    """
-
-    def __init__(self, width):
-        super().__init__({"total": In(signed(width)), "threshold": In(signed(width)), "fire": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.fire.eq(self.total >= self.threshold)
-        return m
-
-
 class ProcessingElementArray(wiring.Component):
-    """P processing elements and their threshold units, sharing the input slice and the controls.
+    """P processing elements sharing the input slice and the controls.
 
     Timing as for :class:`ProcessingElement`: ``x``, ``weights`` and ``and_mode`` at cycle ``c``,
-    the controls, ``thresholds``, ``totals`` and ``fires`` at ``c + stages``.
+    the controls, ``starts``, ``totals`` and ``fires`` at ``c + stages``.
 
     Members
     -------
@@ -96,32 +82,29 @@ class ProcessingElementArray(wiring.Component):
         PE ``p``'s weight slice at bits ``[p*simd, (p+1)*simd)``.
     and_mode, valid, first : In(1)
     shift : In(range(8))
-    bias : In(signed(acc_width))
-    thresholds : In(pe * acc_width)
-        PE ``p``'s threshold (two's complement) at bits ``[p*acc_width, (p+1)*acc_width)``.
+    starts : In(ArrayLayout(signed(acc_width), pe))
     totals : Out(ArrayLayout(signed(acc_width), pe))
     fires : Out(pe)
-        Bit ``p``: ``totals[p] >= threshold p``.
+        Bit ``p``: ``totals[p] >= 0``.
     """
 
     def __init__(self, pe, simd, acc_width, *, stages=0):
         if not isinstance(pe, int) or pe < 1:
             raise ValueError(f"PE count must be a positive integer, not {pe!r}")
         self._elements = [ProcessingElement(simd, acc_width, stages=stages) for _ in range(pe)]
-        self._simd, self._width = simd, acc_width
+        self._simd = simd
         super().__init__({
             "x": In(simd), "weights": In(pe * simd), "and_mode": In(1),
-            "valid": In(1), "first": In(1), "shift": In(range(8)), "bias": In(signed(acc_width)),
-            "thresholds": In(pe * acc_width),
+            "valid": In(1), "first": In(1), "shift": In(range(8)),
+            "starts": In(data.ArrayLayout(signed(acc_width), pe)),
             "totals": Out(data.ArrayLayout(signed(acc_width), pe)), "fires": Out(pe),
         })
 
     def elaborate(self, platform):
         m = Module()
-        simd, width = self._simd, self._width
+        simd = self._simd
         for p, element in enumerate(self._elements):
             m.submodules[f"pe{p}"] = element
-            m.submodules[f"threshold{p}"] = threshold = ThresholdUnit(width)
             m.d.comb += [
                 element.x.eq(self.x),
                 element.w.eq(self.weights[p * simd:(p + 1) * simd]),
@@ -129,10 +112,8 @@ class ProcessingElementArray(wiring.Component):
                 element.valid.eq(self.valid),
                 element.first.eq(self.first),
                 element.shift.eq(self.shift),
-                element.bias.eq(self.bias),
-                threshold.total.eq(element.total),
-                threshold.threshold.eq(self.thresholds[p * width:(p + 1) * width].as_signed()),
+                element.start.eq(self.starts[p]),
                 self.totals[p].eq(element.total),
-                self.fires[p].eq(threshold.fire),
+                self.fires[p].eq(element.fire),
             ]
         return m

@@ -18,9 +18,8 @@ def descriptor_layout(params):
     words = max(params.input_words, params.act_words)
     return data.StructLayout({
         "slices": range(words + 1),
-        "groups": range(params.threshold_depth + 1),
+        "groups": range(params.start_depth + 1),
         "and_mode": 1,
-        "bias": signed(params.acc_width),
         "last": 1,
     })
 
@@ -29,7 +28,8 @@ def command_layout(params):
     """One cycle's work for the PE array, and where its results go.
 
     ``first``/``last`` mark a neuron group's first and last operation; ``plane`` is the bit plane
-    (0 in XNOR mode); ``slice`` indexes the input word; ``parity`` is the layer number's low
+    (0 in XNOR mode); ``frame_bias`` is added to the stored start values (minus the frame's pixel
+    sum in AND mode, else 0); ``slice`` indexes the input word; ``parity`` is the layer number's low
     bit (layer ``k`` writes activation bank ``k % 2`` and reads bank ``(k - 1) % 2``);
     ``out_word``/``out_chunk`` locate the group's P output bits in the written bank.
     """
@@ -39,13 +39,13 @@ def command_layout(params):
         "last": 1,
         "and_mode": 1,
         "plane": range(PLANES),
-        "bias": signed(params.acc_width),
+        "frame_bias": signed(params.acc_width),
         "from_input": 1,
         "parity": 1,
         "slice": _index(max(params.input_words, params.act_words)),
         "weight_addr": _index(params.weight_depth),
-        "threshold_addr": _index(params.threshold_depth),
-        "group": _index(params.threshold_depth),
+        "start_addr": _index(params.start_depth),
+        "group": _index(params.start_depth),
         "out_word": _index(params.act_words),
         "out_chunk": _index(params.simd // params.pe),
         "last_layer": 1,
@@ -60,7 +60,7 @@ class Sequencer(wiring.Component):
     After a layer's last command it idles ``params.layer_gap`` cycles, so that the layer's last
     activation bits are written before the next layer reads them. Layer 0 of a frame starts when
     ``frame_ready``; the output layer starts when ``scores_free``. After the output layer the
-    walk restarts at layer 0 with the next frame. Weight and threshold addresses simply count
+    walk restarts at layer 0 with the next frame. Weight and start-value addresses simply count
     up through a frame: the compiler lays the images out in exactly this order.
 
     Members
@@ -93,8 +93,8 @@ class Sequencer(wiring.Component):
         m = Module()
         params = self._params
         layout = descriptor_layout(params)
-        rows = [{"slices": d.slices, "groups": d.groups, "and_mode": int(d.and_mode),
-                 "bias": d.bias, "last": int(d.last)} for d in self._descriptors]
+        rows = [{"slices": d.slices, "groups": d.groups, "and_mode": int(d.and_mode), "last": int(d.last)}
+                for d in self._descriptors]
         # A handful of rows read combinationally: distributed RAM, not block RAM.
         m.submodules.table = table = Memory(shape=layout, depth=params.max_layers, init=rows)
         row = table.read_port(domain="comb")
@@ -104,7 +104,7 @@ class Sequencer(wiring.Component):
         slice_ = Signal.like(self.command.slice)
         plane = Signal(range(PLANES))
         weight_addr = Signal.like(self.command.weight_addr)
-        threshold_addr = Signal.like(self.command.threshold_addr)
+        start_addr = Signal.like(self.command.start_addr)
         out_word = Signal.like(self.command.out_word)
         out_chunk = Signal.like(self.command.out_chunk)
         active = Signal()
@@ -127,12 +127,12 @@ class Sequencer(wiring.Component):
             cmd.last.eq(op_last),
             cmd.and_mode.eq(d.and_mode),
             cmd.plane.eq(plane),
-            cmd.bias.eq(Mux(d.and_mode, self.input_bias, d.bias)),
+            cmd.frame_bias.eq(Mux(d.and_mode, self.input_bias, 0)),
             cmd.from_input.eq(layer == 0),
             cmd.parity.eq(layer[0]),
             cmd.slice.eq(slice_),
             cmd.weight_addr.eq(weight_addr),
-            cmd.threshold_addr.eq(threshold_addr),
+            cmd.start_addr.eq(start_addr),
             cmd.group.eq(group),
             cmd.out_word.eq(out_word),
             cmd.out_chunk.eq(out_chunk),
@@ -148,7 +148,7 @@ class Sequencer(wiring.Component):
             with m.If(plane_last):
                 m.d.sync += [weight_addr.eq(weight_addr + 1), slice_.eq(Mux(slice_last, 0, slice_ + 1))]
             with m.If(op_last):
-                m.d.sync += [threshold_addr.eq(threshold_addr + 1), group.eq(Mux(group_last, 0, group + 1))]
+                m.d.sync += [start_addr.eq(start_addr + 1), group.eq(Mux(group_last, 0, group + 1))]
                 with m.If(out_chunk == params.simd // params.pe - 1):
                     m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
                 with m.Else():
@@ -157,5 +157,5 @@ class Sequencer(wiring.Component):
                 m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
                              layer.eq(Mux(d.last, 0, layer + 1))]
                 with m.If(d.last):
-                    m.d.sync += [weight_addr.eq(0), threshold_addr.eq(0)]
+                    m.d.sync += [weight_addr.eq(0), start_addr.eq(0)]
         return m

@@ -6,15 +6,15 @@ from hw.compiler import compile_model
 from hw.sequencer import Sequencer
 from model.random_models import random_model
 
-FIELDS = ("first", "last", "and_mode", "plane", "bias", "from_input", "parity", "slice",
-          "weight_addr", "threshold_addr", "group", "out_word", "out_chunk", "last_layer", "frame_end")
+FIELDS = ("first", "last", "and_mode", "plane", "frame_bias", "from_input", "parity", "slice",
+          "weight_addr", "start_addr", "group", "out_word", "out_chunk", "last_layer", "frame_end")
 
 
 def expected_frame(compiled, input_bias):
     """One frame's commands, cycle by cycle (None = idle), from the loop nest in the docs."""
     params = compiled.params
     chunks = params.simd // params.pe
-    cycles, weight_addr, threshold_addr = [], 0, 0
+    cycles, weight_addr, start_addr = [], 0, 0
     descriptors = compiled.image.descriptors
     for k, d in enumerate(descriptors):
         for group in range(d.groups):
@@ -24,14 +24,14 @@ def expected_frame(compiled, input_bias):
                     cycles.append({
                         "first": int(s == 0 and plane == 0), "last": int(last),
                         "and_mode": int(d.and_mode), "plane": plane,
-                        "bias": input_bias if d.and_mode else d.bias,
+                        "frame_bias": input_bias if d.and_mode else 0,
                         "from_input": int(k == 0), "parity": k % 2, "slice": s,
-                        "weight_addr": weight_addr, "threshold_addr": threshold_addr, "group": group,
+                        "weight_addr": weight_addr, "start_addr": start_addr, "group": group,
                         "out_word": group // chunks, "out_chunk": group % chunks,
                         "last_layer": int(d.last), "frame_end": int(d.last and last and group == d.groups - 1),
                     })
                 weight_addr += 1
-            threshold_addr += 1
+            start_addr += 1
         cycles += [None] * params.layer_gap
     return cycles
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hw.argmax import Argmax
-from hw.pe import ProcessingElement, ProcessingElementArray, ThresholdUnit
+from hw.pe import ProcessingElement, ProcessingElementArray
 from hw.popcount import PopCount, register_levels
 
 
@@ -39,7 +39,7 @@ def pe_reference(ops, simd):
     acc, totals = 0, []
     for op in ops:
         matches = op["x"] & op["w"] if op["and_mode"] else ~(op["x"] ^ op["w"]) & mask
-        total = (op["bias"] if op["first"] else acc) + (2 * bin(matches).count("1") << op["shift"])
+        total = (op["start"] if op["first"] else acc) + (2 * bin(matches).count("1") << op["shift"])
         if op["valid"]:
             acc = total
         totals.append(total)
@@ -56,7 +56,7 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
         ops.append({"x": int(rng.integers(1 << simd)), "w": int(rng.integers(1 << simd)),
                     "and_mode": and_mode, "shift": int(rng.integers(8)) if and_mode else 0,
                     "valid": int(rng.random() < 0.8), "first": int(rng.random() < 0.25),
-                    "bias": int(rng.integers(-5000, 5000))})
+                    "start": int(rng.integers(-5000, 5000))})
     expected = pe_reference(ops, simd)
     dut = ProcessingElement(simd, acc_width, stages=stages)
     assert dut.latency == stages
@@ -68,9 +68,11 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
                     ctx.set(getattr(dut, name), ops[cycle][name])
             if cycle >= stages:
                 op = ops[cycle - stages]
-                for name in ("valid", "first", "shift", "bias"):
+                for name in ("valid", "first", "shift", "start"):
                     ctx.set(getattr(dut, name), op[name])
-                assert ctx.get(dut.total) == expected[cycle - stages], f"op {cycle - stages}"
+                total = expected[cycle - stages]
+                assert ctx.get(dut.total) == total, f"op {cycle - stages}"
+                assert ctx.get(dut.fire) == int(total >= 0), f"op {cycle - stages}"
             await ctx.tick()
 
     simulate(dut, testbench, cycles=200)
@@ -81,48 +83,42 @@ def test_pe_rejects_a_narrow_accumulator():
         ProcessingElement(8, 1)
 
 
-def test_threshold_fires_at_and_above_the_threshold(simulate):
-    dut = ThresholdUnit(8)
-    cases = [(t, thr) for t in (-128, -3, -1, 0, 1, 5, 127) for thr in (-128, -2, 0, 1, 5, 127)]
-
-    async def testbench(ctx):
-        for total, threshold in cases:
-            ctx.set(dut.total, total)
-            ctx.set(dut.threshold, threshold)
-            assert ctx.get(dut.fire) == int(total >= threshold), (total, threshold)
-
-    simulate(dut, testbench, cycles=10)
-
-
 @pytest.mark.parametrize("size", [1, 2, 3, 10, 16])
 def test_argmax_picks_the_first_largest_valid_score(simulate, size):
     rng = np.random.default_rng(size)
     dut = Argmax(size, 6)
     cases = [rng.integers(-4, 4, size=size) for _ in range(40)]  # narrow range: many ties
     cases += [np.full(size, -32), np.full(size, 31)]
+    counts = [int(rng.integers(1, size + 1)) for _ in cases]
+    assert dut.latency == (size - 1).bit_length()
 
     async def testbench(ctx):
-        for scores in cases:
-            count = int(rng.integers(1, size + 1))
-            ctx.set(dut.count, count)
-            for i, score in enumerate(scores):
-                ctx.set(dut.scores[i], int(score))
-            assert ctx.get(dut.index) == int(np.argmax(scores[:count])), (list(scores), count)
+        # a new case every cycle: the index of case k appears latency cycles later
+        for cycle in range(len(cases) + dut.latency):
+            if cycle < len(cases):
+                ctx.set(dut.count, counts[cycle])
+                for i, score in enumerate(cases[cycle]):
+                    ctx.set(dut.scores[i], int(score))
+            k = cycle - dut.latency
+            if k >= 0:
+                scores, count = cases[k], counts[k]
+                assert ctx.get(dut.index) == int(np.argmax(scores[:count])), (list(scores), count)
+            await ctx.tick()
 
-    simulate(dut, testbench, cycles=10)
+    simulate(dut, testbench, cycles=100)
 
 
-def test_pe_array_shares_the_input_and_splits_weights_and_thresholds(simulate):
+def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
     pe, simd, width, stages = 3, 8, 12, 1
     rng = np.random.default_rng(3)
     dut = ProcessingElementArray(pe, simd, width, stages=stages)
     ops = [{"x": int(rng.integers(1 << simd)), "and_mode": int(rng.integers(2)), "valid": 1,
-            "first": int(i % 3 == 0), "bias": int(rng.integers(-100, 100)),
-            "w": [int(v) for v in rng.integers(0, 1 << simd, pe)],
-            "t": [int(v) for v in rng.integers(-60, 60, pe)]} for i in range(30)]
+            "first": int(i % 3 == 0), "w": [int(v) for v in rng.integers(0, 1 << simd, pe)],
+            "start": [int(v) for v in rng.integers(-100, 100, pe)]} for i in range(30)]
     for op in ops:
         op["shift"] = int(rng.integers(8)) if op["and_mode"] else 0
-    expected = [pe_reference([{**op, "w": op["w"][p]} for op in ops], simd) for p in range(pe)]
+    expected = [pe_reference([{**op, "w": op["w"][p], "start": op["start"][p]} for op in ops], simd)
+                for p in range(pe)]
 
     async def testbench(ctx):
         for cycle in range(len(ops) + stages):
@@ -134,12 +130,13 @@ def test_pe_array_shares_the_input_and_splits_weights_and_thresholds(simulate):
             if cycle >= stages:
                 k = cycle - stages
                 op = ops[k]
-                for name in ("valid", "first", "shift", "bias"):
+                for name in ("valid", "first", "shift"):
                     ctx.set(getattr(dut, name), op[name])
-                ctx.set(dut.thresholds, sum((t & 0xfff) << (p * width) for p, t in enumerate(op["t"])))
+                for p in range(pe):
+                    ctx.set(dut.starts[p], op["start"][p])
                 for p in range(pe):
                     assert ctx.get(dut.totals[p]) == expected[p][k], f"op {k}, PE {p}"
-                    assert ctx.get(dut.fires) >> p & 1 == int(expected[p][k] >= op["t"][p]), f"op {k}, PE {p}"
+                    assert ctx.get(dut.fires) >> p & 1 == int(expected[p][k] >= 0), f"op {k}, PE {p}"
             await ctx.tick()
 
     simulate(dut, testbench, cycles=100)

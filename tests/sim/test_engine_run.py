@@ -26,7 +26,7 @@ def test_measured_cycles_equal_the_formula(engine_run, sizes, input_bits, pe, si
     compiled = run.compiled
     assert run.mismatches == 0
     overhead = compiled.cycles_per_frame - compiled.ideal_cycles
-    assert overhead == (len(sizes) - 1) * (1 + stages)  # fixed per-layer overhead
+    assert overhead == (len(sizes) - 1) * (2 + stages)  # fixed per-layer overhead: memory latency + tree
     assert run.intervals == [compiled.cycles_per_frame] * 3
     assert run.latency == compiled.latency
 
@@ -35,7 +35,22 @@ def test_formula_counts_groups_slices_and_planes():
     model = random_model([784, 64, 64, 64, 10], seed=0)
     compiled = compile_model(model, pe=16, simd=64)
     assert compiled.ideal_cycles == 4 * 13 * 8 + 4 * 1 + 4 * 1 + 1 * 1 == 425
-    assert compiled.cycles_per_frame == 425 + 4
+    assert compiled.cycles_per_frame == 425 + 4 * 2
+
+
+@pytest.mark.parametrize("sizes, pe, simd", [([9, 5], 1, 16), ([6, 2, 16], 4, 8)])
+def test_a_short_frame_waits_for_the_argmax(engine_run, sizes, pe, simd):
+    # the output layer may start only once the previous result is taken, argmax_latency cycles
+    # after its last score; with no hidden layer (or a short one) to overlap, that is a stall
+    model = random_model(sizes, input_bits=1, seed=5)
+    run = engine_run(model, random_images(4, sizes[0], seed=5), pe=pe, simd=simd)
+    compiled = run.compiled
+    hidden = compiled.compute_cycles - compiled.image.descriptors[-1].cycles - compiled.params.layer_gap
+    stall = compiled.params.argmax_latency - hidden
+    assert stall > 0 and compiled.cycles_per_frame == compiled.compute_cycles + stall
+    assert run.mismatches == 0
+    assert run.intervals == [compiled.cycles_per_frame] * 3
+    assert run.latency == compiled.latency
 
 
 def test_results_survive_gaps_and_back_pressure(engine_run):

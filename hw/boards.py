@@ -1,0 +1,96 @@
+"""The boards ``bnn build`` knows: each a small description on top of an ``amaranth-boards`` platform.
+
+A board says which platform describes its pins, which nextpnr device and package it is, how fast
+the engine is known to run on its FPGA (the default clock, from ``bench/boards.py``), how many
+popcount pipeline stages that clock needs, and where its serial line is. The engine knows nothing
+of boards.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.build import Attrs, Pins, Resource, Subsignal
+
+from model.errors import BnnError
+
+
+class BoardError(BnnError):
+    """An unknown board name."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """An FPGA's resources, as nextpnr counts them."""
+
+    family: str            # "ice40" or "ecp5"
+    name: str              # e.g. "iCE40UP5K"
+    nextpnr_args: tuple    # device and package options of nextpnr
+    luts: int              # LUT4s (iCE40 logic cells, ECP5 LUT4s)
+    block_rams: int        # SB_RAM40_4K (4 Kbit) or DP16KD (18 Kbit)
+    sprams: int = 0        # SB_SPRAM256KA (UP5K only)
+    dsps: int = 0          # SB_MAC16 or MULT18X18D
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    platform: str          # class name in amaranth_boards.<module>
+    module: str
+    device: Device
+    clock_mhz: float       # default engine clock: timing closes there (bench/boards.py)
+    tree_stages: int       # popcount pipeline registers that clock needs
+    uart: tuple = ()       # extra UART resource (rx pin, tx pin, attrs) for boards without one
+    uart_enable: str = ""  # an output the board needs high to route the FPGA's TX to its USB bridge
+
+    def make_platform(self):
+        """The ``amaranth-boards`` platform, with the UART resource added where the board has none."""
+        import importlib
+        platform = getattr(importlib.import_module(f"amaranth_boards.{self.module}"), self.platform)()
+        if self.uart:
+            rx, tx, attrs = self.uart
+            platform.add_resources([Resource("uart", 0, Subsignal("rx", Pins(rx, dir="i")),
+                                             Subsignal("tx", Pins(tx, dir="o")), Attrs(**attrs))])
+        return platform
+
+
+UP5K = Device("ice40", "iCE40UP5K", ("--up5k", "--package", "sg48"), luts=5280, block_rams=30, sprams=4, dsps=8)
+HX8K = Device("ice40", "iCE40HX8K", ("--hx8k", "--package", "ct256"), luts=7680, block_rams=32)
+
+
+def _ecp5(size, luts, block_rams, dsps, package, speed):
+    return Device("ecp5", f"LFE5U-{size}F", (f"--{size}k", "--package", package, "--speed", str(speed)),
+                  luts=luts, block_rams=block_rams, dsps=dsps)
+
+
+BOARDS = {board.name: board for board in [
+    Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K), UART on the FTDI's second channel",
+          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=40, tree_stages=2),
+    Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
+          "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=40, tree_stages=2,
+          uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"})),
+    Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
+          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=2),
+    Board("ulx3s-25f", "Radiona ULX3S with an ECP5 25F, UART on the FTDI",
+          "ULX3S_25F_Platform", "ulx3s", _ecp5(25, 24288, 56, 28, "CABGA381", 6), clock_mhz=125, tree_stages=2,
+          uart_enable="uart_tx_enable"),
+    Board("ulx3s-45f", "Radiona ULX3S with an ECP5 45F, UART on the FTDI",
+          "ULX3S_45F_Platform", "ulx3s", _ecp5(45, 43848, 108, 72, "CABGA381", 6), clock_mhz=125, tree_stages=2,
+          uart_enable="uart_tx_enable"),
+    Board("ulx3s-85f", "Radiona ULX3S with an ECP5 85F, UART on the FTDI",
+          "ULX3S_85F_Platform", "ulx3s", _ecp5(85, 83640, 208, 156, "CABGA381", 6), clock_mhz=125, tree_stages=2,
+          uart_enable="uart_tx_enable"),
+    Board("orangecrab-25f", "OrangeCrab r0.2 with an ECP5 25F; UART on Feather pins 0 (rx) and 1 (tx)",
+          "OrangeCrabR0_2_25FPlatform", "orangecrab_r0_2", _ecp5(25, 24288, 56, 28, "CSFBGA285", 8),
+          clock_mhz=125, tree_stages=2, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"})),
+    Board("orangecrab-85f", "OrangeCrab r0.2 with an ECP5 85F; UART on Feather pins 0 (rx) and 1 (tx)",
+          "OrangeCrabR0_2_85FPlatform", "orangecrab_r0_2", _ecp5(85, 83640, 208, 156, "CSFBGA285", 8),
+          clock_mhz=125, tree_stages=2, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"})),
+]}
+
+
+def board(name):
+    """The :class:`Board` called ``name``; raises :class:`BoardError` listing the known ones."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(BOARDS)}") from None
