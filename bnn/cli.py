@@ -12,7 +12,7 @@ import sys
 
 from model.errors import BnnError
 
-COMMANDS = ["train", "eval", "demo", "sim"]
+COMMANDS = ["train", "eval", "demo", "sim", "build"]
 
 
 def build_parser():

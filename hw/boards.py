@@ -41,6 +41,7 @@ class Board:
     tree_stages: int       # popcount pipeline registers that clock needs
     uart: tuple = ()       # extra UART resource (rx pin, tx pin, attrs) for boards without one
     uart_enable: str = ""  # an output the board needs high to route the FPGA's TX to its USB bridge
+    pll_from_pad: bool = False  # iCE40: the PLL takes the clock pin itself (SB_PLL40_PAD)
 
     def make_platform(self):
         """The ``amaranth-boards`` platform, with the UART resource added where the board has none."""
@@ -64,7 +65,7 @@ def _ecp5(size, luts, block_rams, dsps, package, speed):
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K), UART on the FTDI's second channel",
-          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=40, tree_stages=2),
+          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=40, tree_stages=2, pll_from_pad=True),
     Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
           "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=40, tree_stages=2,
           uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"})),

@@ -18,6 +18,8 @@ PLANES = 8  # bit planes of an 8-bit input pixel
 # Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
 # register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
 MEMORY_LATENCY = 2
+# Cycles from a group's last term to its results in memory: the sums and signs are registered.
+WRITE_LATENCY = 1
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
                  "score_count", "acc_width", "start_width")
 
@@ -56,10 +58,10 @@ class EngineParams:
     def layer_gap(self):
         """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
 
-        The memory latency plus one per popcount pipeline stage, so that the last activation
-        bits are written before the next layer reads them.
+        The memory latency, one per popcount pipeline stage and the write latency, so that the
+        last activation bits are written before the next layer reads them.
         """
-        return MEMORY_LATENCY + self.tree_stages
+        return MEMORY_LATENCY + self.tree_stages + WRITE_LATENCY
 
     @property
     def argmax_latency(self):
@@ -156,12 +158,12 @@ def compute_cycles(descriptors, layer_gap):
 def cycles_per_frame(descriptors, layer_gap, argmax_latency):
     """Steady-state cycles between results: :func:`compute_cycles` plus the argmax stall.
 
-    The output layer of a frame may only start once the previous result has been taken, which
-    is ``argmax_latency`` cycles after its last score; the frame's hidden layers overlap that
-    wait, so it costs ``max(0, argmax_latency - hidden layers' cycles)`` (0 for all but tiny
-    networks).
+    The output layer of a frame may only start the cycle after the previous result has been
+    taken, which is ``argmax_latency`` cycles after its last score; the frame's hidden layers
+    overlap that wait, so it costs ``max(0, argmax_latency + 1 - hidden layers' cycles)`` (0 for
+    all but tiny networks).
     """
-    stall = max(0, argmax_latency - compute_cycles(descriptors[:-1], layer_gap))
+    stall = max(0, argmax_latency + 1 - compute_cycles(descriptors[:-1], layer_gap))
     return compute_cycles(descriptors, layer_gap) + stall
 
 
@@ -327,7 +329,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
         simd = pe
         while pe * simd <= max_lanes:
             descriptors = _descriptors(model, pe, simd)
-            cycles = cycles_per_frame(descriptors, MEMORY_LATENCY + tree_stages,
+            cycles = cycles_per_frame(descriptors, MEMORY_LATENCY + tree_stages + WRITE_LATENCY,
                                       ceil_log2(descriptors[-1].groups * pe))
             candidates.append((pe * simd, cycles, pe, simd))
             simd *= 2

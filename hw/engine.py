@@ -79,9 +79,9 @@ class Engine(wiring.Component):
 
     Pipeline, for a command issued by the sequencer at cycle ``t``: the memories are read at
     ``t`` (block RAM read register at ``t + 1``), the PEs see the operands at
-    ``t + MEMORY_LATENCY`` and finish the term at ``t + MEMORY_LATENCY + tree_stages``, where
-    the sign bits are written to the activation memory (or the output layer's sums to the score
-    registers). A result is valid ``argmax.latency + 1`` cycles after its last score is written.
+    ``t + MEMORY_LATENCY`` and add the term at ``t + MEMORY_LATENCY + tree_stages``; the sums
+    and their sign bits are registered, and written to the activation memory (or the output
+    layer's sums to the score registers) a cycle later. A result is valid ``argmax.latency + 1`` cycles after its last score is written.
 
     Members
     -------
@@ -141,7 +141,9 @@ class Engine(wiring.Component):
             delayed = Signal(layout, name=f"command_{k}")
             m.d.sync += delayed.eq(commands[-1])
             commands.append(delayed)
-        issued, finished = commands[0], commands[-1]
+        issued = commands[0]
+        finished = commands[MEMORY_LATENCY + params.tree_stages]   # the PEs add the command's term
+        written = commands[-1]                                      # its results are stored
         # operands: the memories' data, registered once more in the fabric
         operands = commands[MEMORY_LATENCY]
         x = Signal(simd, reset_less=True)
@@ -178,20 +180,25 @@ class Engine(wiring.Component):
             array.starts.eq(start_values),
         ]
 
-        group_done = finished.valid & finished.last
+        # the sums and their sign bits, registered: the adder's carry chain ends at a register
+        fires = Signal(pe, reset_less=True)
+        totals = Signal.like(array.totals, reset_less=True)
+        m.d.sync += [fires.eq(array.fires), totals.eq(array.totals)]
+
+        group_done = written.valid & written.last
         chunks = simd // pe
         m.d.comb += [
-            act_write.addr.eq(Cat(finished.out_word, finished.parity)),
+            act_write.addr.eq(Cat(written.out_word, written.parity)),
             # the group writing chunk 0 of a word clears the rest: stale bits never reach a pad lane
-            act_write.data.eq(Cat(*[Mux(finished.out_chunk == c, array.fires, 0) for c in range(chunks)])),
-            act_write.en.eq(Mux(group_done & ~finished.last_layer,
-                                Mux(finished.out_chunk == 0, (1 << chunks) - 1, 1 << finished.out_chunk), 0)),
+            act_write.data.eq(Cat(*[Mux(written.out_chunk == c, fires, 0) for c in range(chunks)])),
+            act_write.en.eq(Mux(group_done & ~written.last_layer,
+                                Mux(written.out_chunk == 0, (1 << chunks) - 1, 1 << written.out_chunk), 0)),
         ]
 
         scores = Signal(data.ArrayLayout(signed(width), params.score_count))
         for g in range(params.score_count // pe):
-            with m.If(group_done & finished.last_layer & (finished.group == g)):
-                m.d.sync += [scores[g * pe + p].eq(array.totals[p]) for p in range(pe)]
+            with m.If(group_done & written.last_layer & (written.group == g)):
+                m.d.sync += [scores[g * pe + p].eq(totals[p]) for p in range(pe)]
 
         m.submodules.argmax = argmax = Argmax(params.score_count, width)
         # the network's remaining numbers are one row of data, like the descriptors
@@ -209,12 +216,13 @@ class Engine(wiring.Component):
             self.results.valid.eq(pending & (settling == 0)),
             self.results.payload.scores.eq(scores),
             self.results.payload.cls.eq(argmax.index),
-            sequencer.scores_free.eq(~pending | (self.results.valid & self.results.ready)),
+            # not "or being taken": that would put the consumer's ready on the sequencer's path
+            sequencer.scores_free.eq(~pending),
         ]
         with m.If(settling != 0):
             m.d.sync += settling.eq(settling - 1)
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += pending.eq(0)
-        with m.If(finished.valid & finished.frame_end):
+        with m.If(written.valid & written.frame_end):
             m.d.sync += [pending.eq(1), settling.eq(argmax.latency)]
         return m

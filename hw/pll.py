@@ -9,7 +9,7 @@ settings at or below the wanted frequency, the closest wins.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Instance
+from amaranth.hdl import Const, Instance, IOPort
 
 from model.errors import BnnError
 
@@ -73,14 +73,20 @@ def pll_settings(family, input_mhz, wanted_mhz):
 
 def pll_instance(settings, reference, output, locked):
     """The PLL primitive of ``settings``: clock ``reference`` in, clock ``output`` out,
-    ``locked`` high once it is stable."""
+    ``locked`` high once it is stable.
+
+    On iCE40, ``reference`` is either a clock signal (``SB_PLL40_CORE``) or the clock pin's
+    ``IOPort`` (``SB_PLL40_PAD``: the PLL takes the pad itself, as on the UP5K, whose only
+    PLL shares its site with the clock pin's I/O).
+    """
     if settings.family == "ice40":
         divr, divf, divq, filter_range = settings.dividers
+        pad = isinstance(reference, IOPort)
         return Instance(
-            "SB_PLL40_CORE",
+            "SB_PLL40_PAD" if pad else "SB_PLL40_CORE",
             p_FEEDBACK_PATH="SIMPLE", p_DIVR=divr, p_DIVF=divf, p_DIVQ=divq, p_FILTER_RANGE=filter_range,
-            i_REFERENCECLK=reference, i_RESETB=Const(1), i_BYPASS=Const(0),
-            o_PLLOUTGLOBAL=output, o_LOCK=locked)
+            **({"i_PACKAGEPIN": reference} if pad else {"i_REFERENCECLK": reference}),
+            i_RESETB=Const(1), i_BYPASS=Const(0), o_PLLOUTGLOBAL=output, o_LOCK=locked)
     clki, clkfb, clkop = settings.dividers
     return Instance(
         "EHXPLLL",

@@ -79,11 +79,14 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
-        reference = platform.request(platform.default_clk).i
+        if self._board.pll_from_pad:
+            reference = platform.request(platform.default_clk, dir="-").io
+        else:
+            reference = platform.request(platform.default_clk).i
+        # nextpnr derives the PLL output's constraint from the oscillator's
         locked = Signal()
         m.submodules.pll = pll_instance(self._pll, reference, ClockSignal("sync"), locked)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
-        platform.add_clock_constraint(ClockSignal("sync"), self._pll.output_mhz * 1e6)
 
         uart = platform.request("uart", 0)
         if self._board.uart_enable:

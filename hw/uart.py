@@ -26,7 +26,8 @@ class UartTx(wiring.Component):
     Members
     -------
     data : In(stream.Signature(8))
-        Taken when the line is idle; the next byte can follow right after the stop bit.
+        Taken when the line is idle or in the stop bit's last cycle: bytes offered back to back
+        go out with no idle time between frames.
     tx : Out(1, init=1)
         The serial line, 1 when idle.
     """
@@ -41,7 +42,9 @@ class UartTx(wiring.Component):
         frame = Signal(10, init=0x3ff)    # bits still to send, LSB first
         bits_left = Signal(range(11))
         timer = Signal(range(self._divisor))
-        m.d.comb += [self.tx.eq(frame[0]), self.data.ready.eq(bits_left == 0)]
+        # ready in the stop bit's last cycle too, so that frames follow back to back
+        m.d.comb += [self.tx.eq(frame[0]),
+                     self.data.ready.eq((bits_left == 0) | ((bits_left == 1) & (timer == 0)))]
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += [frame.eq((self.data.payload << 1) | (1 << 9)), bits_left.eq(10),
                          timer.eq(self._divisor - 1)]

@@ -1,0 +1,120 @@
+"""`bnn build`: a model file -> a bitstream for a board, with its resource and timing report."""
+
+import os
+import sys
+import time
+
+from hw.boards import BOARDS, board as find_board
+from hw.build import build
+from hw.compiler import choose_folding
+from model.errors import BnnError
+from model.modelfile import load_model
+
+from .common import emit_json, positive_float, positive_int
+
+
+def add_parser(sub):
+    p = sub.add_parser("build", help="build a bitstream of a model for a board (Yosys + nextpnr)",
+                       description="Check that the model's engine fits the board, then synthesise "
+                                   "(Yosys), place and route (nextpnr) and pack the bitstream, with "
+                                   "the tools of the YoWASP packages. Reports resources, the achieved "
+                                   "Fmax against the clock, the critical path and frames/s; fails if "
+                                   "timing is not met. Programming the board is left to your own tool "
+                                   "(iceprog, openFPGALoader).")
+    p.add_argument("--board", metavar="NAME", help="target board (see --list-boards)")
+    p.add_argument("--list-boards", action="store_true", help="list the boards and their FPGAs, then exit")
+    p.add_argument("--model", metavar="FILE", help="model file written by `bnn train`")
+    p.add_argument("--pe", type=positive_int, metavar="P", help="processing elements (default 8)")
+    p.add_argument("--simd", type=positive_int, metavar="S", help="input lanes per PE, a multiple of P (default 32)")
+    p.add_argument("--max-cycles", type=positive_int, metavar="N",
+                   help="instead of --pe/--simd: the smallest P x S with at most N cycles per frame")
+    p.add_argument("--fps", type=positive_float, metavar="F",
+                   help="instead of --pe/--simd: the smallest P x S reaching F frames/s at the clock")
+    p.add_argument("--clock-mhz", type=positive_float, metavar="F",
+                   help="engine clock (default: the board's, where timing is known to close)")
+    p.add_argument("--baud", type=positive_int, default=3_000_000, help="serial line rate (default 3000000)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default build/<board>-<model name>)")
+    p.add_argument("--allow-timing-fail", action="store_true",
+                   help="keep the bitstream (exit 0) even if the achieved Fmax is below the clock")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    p.set_defaults(func=run)
+
+
+def list_boards(as_json):
+    rows = [{"board": b.name, "device": b.device.name, "family": b.device.family, "luts": b.device.luts,
+             "block_rams": b.device.block_rams, "sprams": b.device.sprams, "dsps": b.device.dsps,
+             "clock_mhz": b.clock_mhz, "description": b.description} for b in BOARDS.values()]
+    if as_json:
+        emit_json({"boards": rows})
+        return 0
+    for r in rows:
+        print(f"{r['board']:<16} {r['device']:<10} {r['luts']:>6} LUT4 {r['block_rams']:>4} block RAMs "
+              f"{r['sprams']} SPRAM  default {r['clock_mhz']:g} MHz  {r['description']}")
+    return 0
+
+
+def folding(args, model, board):
+    """P and S: given, chosen for --max-cycles or --fps, or 8 x 32."""
+    targets = [args.max_cycles is not None, args.fps is not None, bool(args.pe or args.simd)]
+    if sum(targets) > 1:
+        raise BnnError("give one of --pe/--simd, --max-cycles or --fps")
+    clock = args.clock_mhz or board.clock_mhz
+    if args.fps is not None:
+        max_cycles = int(clock * 1e6 // args.fps)
+        if max_cycles < 1:
+            raise BnnError(f"{args.fps:g} frames/s is more than one frame per cycle at {clock:g} MHz")
+        return choose_folding(model, max_cycles=max_cycles, tree_stages=board.tree_stages)
+    if args.max_cycles is not None:
+        return choose_folding(model, max_cycles=args.max_cycles, tree_stages=board.tree_stages)
+    return args.pe or 8, args.simd or 32
+
+
+def run(args):
+    if args.list_boards:
+        return list_boards(args.json)
+    if not args.board or not args.model:
+        raise BnnError("--board and --model are required (or --list-boards)")
+    board = find_board(args.board)
+    model = load_model(args.model)
+    pe, simd = folding(args, model, board)
+    name = os.path.splitext(os.path.basename(args.model))[0]
+    out_dir = args.out or os.path.join("build", f"{board.name}-{name}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BnnError(f"--out {out_dir!r} exists and is not a folder")
+    start = time.perf_counter()
+
+    def progress(step, index, total):
+        if not args.json:
+            print(f"[{index}/{total}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+
+    report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
+                             out_dir=out_dir, baud=args.baud, allow_timing_fail=args.allow_timing_fail,
+                             progress=progress)
+    result = report.as_dict()
+    result.update(model=str(args.model), arch=model.arch, seconds_total=time.perf_counter() - start)
+    if args.json:
+        emit_json(result)
+        return 0
+    used = report.utilisation
+    cells = "ICESTORM_LC" if board.device.family == "ice40" else "TRELLIS_COMB"
+    rams = "ICESTORM_RAM" if board.device.family == "ice40" else "DP16KD"
+
+    def figure(kind):
+        entry = used.get(kind)
+        return f"{entry['used']}/{entry['available']}" if entry else "0"
+
+    print(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
+          f"{report.tree_stages} popcount stages")
+    print(f"  logic cells {figure(cells)}, block RAM {figure(rams)}"
+          + (f", SPRAM {figure('ICESTORM_SPRAM')}, DSP {figure('ICESTORM_DSP')}" if board.device.family == "ice40"
+             else f", DSP {figure('MULT18X18D')}"))
+    verdict = "met" if report.timing_met else "NOT MET"
+    print(f"  Fmax {report.fmax_mhz:.1f} MHz for a {report.clock_mhz:.2f} MHz clock: timing {verdict}; "
+          f"critical path {report.critical_path}")
+    print(f"  {report.cycles_per_frame} cycles per frame (ideal {report.ideal_cycles}): "
+          f"{report.frames_per_second:.0f} frames/s at {report.clock_mhz:.2f} MHz; "
+          f"UART {report.baud} baud ({report.baud_error:+.1%})")
+    print(f"  bitstream {report.bitstream} (logs and report in {report.out_dir})")
+    return 0
+

