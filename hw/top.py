@@ -8,7 +8,7 @@ it, whatever the link uses, and its netlist can be checked on its own (``bnn bui
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -79,22 +79,27 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
+        clock_pin = platform.request(platform.default_clk, dir="-")
         if self._board.pll_from_pad:
-            reference = platform.request(platform.default_clk, dir="-").io
+            reference = clock_pin.io
         else:
-            reference = platform.request(platform.default_clk).i
+            m.submodules.clock_buffer = clock_buffer = io.Buffer("i", clock_pin)
+            reference = clock_buffer.i
         # nextpnr derives the PLL output's constraint from the oscillator's
         locked = Signal()
         m.submodules.pll = pll_instance(self._pll, reference, ClockSignal("sync"), locked)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
 
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
         if self._board.uart_enable:
-            m.d.comb += platform.request(self._board.uart_enable, 0).o.eq(1)
+            m.submodules.uart_enable = enable = io.Buffer("o", platform.request(self._board.uart_enable, 0, dir="-"))
+            m.d.comb += enable.o.eq(1)
         m.submodules.rx = rx = UartRx(self._divisor)
         m.submodules.tx = tx = UartTx(self._divisor)
-        m.submodules.rx_sync = FFSynchronizer(uart.rx.i, rx.rx, init=1)
-        m.d.comb += uart.tx.o.eq(tx.tx)
+        m.submodules.rx_sync = FFSynchronizer(rx_buffer.i, rx.rx, init=1)
+        m.d.comb += tx_buffer.o.eq(tx.tx)
 
         compiled = self._compiled
         m.submodules.engine = engine = Engine(compiled)

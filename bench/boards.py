@@ -1,0 +1,88 @@
+"""Board builds: `bnn build`'s flow on the rows of the README's board table.
+
+Each row builds a random 8-bit model of the given architecture (seed 1: the weights only change
+block RAM contents, not the logic) for a board at its default clock, and records nextpnr's
+post-route Fmax (default seed), the resources, cycles per frame and frames/s. Writes
+``bench/out/boards.json`` (committed: the README's board table comes from it) and keeps every
+build's folder under ``bench/out/boards/``.
+
+    .venv/bin/python bench/boards.py                 # every row (the 16 x 64 ECP5 row takes longest)
+    .venv/bin/python bench/boards.py --row icebreaker
+    .venv/bin/python bench/boards.py --markdown      # print the README's table from the JSON
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from hw.boards import board  # noqa: E402
+from hw.build import build  # noqa: E402
+from model.random_models import random_model  # noqa: E402
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+# (row name, board, architecture, P, S, the issue's Fmax target in MHz)
+ROWS = [
+    ("icebreaker", "icebreaker", "784-64-64-64-10", 8, 32, 40),
+    ("hx8k", "hx8k-breakout", "784-64-64-64-10", 8, 32, 90),
+    ("ulx3s-85f", "ulx3s-85f", "784-64-64-64-10", 8, 32, 125),
+    ("ulx3s-85f-16x64", "ulx3s-85f", "784-256-256-256-10", 16, 64, 110),
+]
+
+
+def markdown(rows):
+    """The README's board table."""
+    lines = ["| board (device) | model, P x S | logic cells | block RAM | Fmax (target) | clock | "
+             "cycles/frame | frames/s | lanes per LUT |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        util = r["utilisation"]
+        ram = util.get("ICESTORM_RAM") or util.get("DP16KD")
+        cells = util.get("ICESTORM_LC") or util.get("TRELLIS_COMB")
+        lines.append(
+            f"| {r['board']} ({r['device']}) | {r['arch']}, {r['pe']}x{r['simd']} | "
+            f"{cells['used']} / {cells['available']} | {ram['used']} / {ram['available']} | "
+            f"{r['fmax_mhz']:.1f} MHz ({r['target_mhz']}) | {r['clock_mhz']:.2f} MHz | {r['cycles_per_frame']} | "
+            f"{r['frames_per_second']:,.0f} | {r['lanes_per_lut']:.3f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--row", action="append", choices=[r[0] for r in ROWS], help="default: all")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    args = parser.parse_args()
+    path = os.path.join(OUT_DIR, "boards.json")
+    results = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            results = {r["row"]: r for r in json.load(f)["rows"]}
+    if args.markdown:
+        print(markdown(results.values()))
+        return 0
+    for row, name, arch, pe, simd, target in ROWS:
+        if args.row and row not in args.row:
+            continue
+        model = random_model([int(v) for v in arch.split("-")], input_bits=8, seed=1)
+        start = time.perf_counter()
+        report, _ = build(model, board(name), pe=pe, simd=simd, out_dir=os.path.join(OUT_DIR, "boards", row),
+                          allow_timing_fail=True,
+                          progress=lambda step, i, n: print(f"  {row}: [{i}/{n}] {step}", flush=True))
+        cells = report.utilisation.get("ICESTORM_LC") or report.utilisation.get("TRELLIS_COMB")
+        results[row] = {"row": row, "arch": arch, "target_mhz": target,
+                        "lut_cells": cells["used"], "lanes_per_lut": pe * simd / cells["used"],
+                        "seconds_total": time.perf_counter() - start, **report.as_dict()}
+        print(f"{row}: {arch} {pe}x{simd} Fmax {report.fmax_mhz:.1f} MHz (clock {report.clock_mhz:.2f}, "
+              f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "
+              f"{report.critical_path}", flush=True)
+        os.makedirs(OUT_DIR, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"rows": [results[r[0]] for r in ROWS if r[0] in results]}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
