@@ -9,9 +9,10 @@ cycle figures; the layout of every image is specified in ``docs/engine.md``.
 from dataclasses import dataclass
 from math import gcd
 
+import numpy as np
 from amaranth.utils import ceil_log2
 
-from model.bits import to_words
+from model.bits import to_words, unpack_bits
 from model.errors import BnnError
 
 PLANES = 8  # bit planes of an 8-bit input pixel
@@ -21,7 +22,7 @@ MEMORY_LATENCY = 2
 # Cycles from a group's last term to its results in memory: the sums and signs are registered.
 WRITE_LATENCY = 1
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
-                 "score_count", "acc_width", "start_width")
+                 "score_count", "acc_width", "start_width", "score_width")
 
 
 def input_planes(input_bits):
@@ -45,8 +46,9 @@ class EngineParams:
     input_bits: int        # 8 (raw pixels, bit-serial first layer) or 1 (binarized pixels)
     pixels_per_beat: int   # pixels per transfer on the input stream; divides simd
     tree_stages: int       # pipeline registers in each popcount tree
-    acc_width: int         # width of accumulators and scores (signed)
+    acc_width: int         # width of accumulators (signed)
     start_width: int       # width of an accumulator start value (signed)
+    score_width: int       # width of an output layer's score (signed)
     weight_depth: int      # words of pe * simd bits
     start_depth: int       # words of pe * start_width bits, one per neuron group
     input_words: int       # simd-pixel words per input bank (two banks)
@@ -74,17 +76,18 @@ class LayerDescriptor:
     """One row of the sequencer's table: the loops of one layer.
 
     ``slices`` = ceil(fan_in / S) input words, ``groups`` = ceil(fan_out / P) neuron groups,
-    ``and_mode`` = bit-serial 8-bit layer (8 planes per slice), ``last`` = output layer.
+    ``bit_serial`` = 8-bit layer 0, one bit plane of the pixels per cycle (8 planes per slice),
+    ``last`` = output layer.
     """
 
     slices: int
     groups: int
-    and_mode: bool
+    bit_serial: bool
     last: bool
 
     @property
     def planes(self):
-        return PLANES if self.and_mode else 1
+        return PLANES if self.bit_serial else 1
 
     @property
     def cycles(self):
@@ -181,23 +184,42 @@ def _descriptors(model, pe, simd):
     return tuple(rows)
 
 
-def _starts(model, descriptors, pe, simd):
-    """Per layer, the accumulator start value of every neuron slot (``groups * pe``).
+def _term_scale(d):
+    """What one matching lane adds to the sum over a neuron's whole fan-in: 2 in an XNOR layer
+    (each lane's term is ``2 * match``), ``2**8 - 1`` in a bit-serial layer (plane ``b``'s term
+    is ``match << b``)."""
+    return (1 << PLANES) - 1 if d.bit_serial else 2
 
-    A neuron's accumulator runs from its start value to ``y - threshold`` (``y`` for the output
-    layer), so its activation bit is the sign: ``1`` iff the final value is ``>= 0``.
-    XNOR mode: every lane read adds ``2 * match`` and pad lanes (0 in both operands) always
-    match, so the start is ``-(2 * S * slices - fan_in) - threshold``. AND mode (8-bit layer 0):
-    the engine adds ``-sum(pixels)`` of the frame to the stored ``-threshold``. Pad neurons (zero
-    weights) get threshold ``bound + 1``, which no pre-activation reaches: they output 0.
+
+def _biases(layer, d, simd, weight_ones):
+    """The start value of a neuron before its threshold, given its weights' number of ones.
+
+    Every lane adds ``scale * match`` over the neuron (:func:`_term_scale`), pad lanes (0 in both
+    operands) included. XNOR layer: ``y = 2 * matches - fan_in``, so the bias is
+    ``-(2 * S * slices - fan_in)`` and the pad lanes cancel. Bit-serial layer over 8-bit pixels
+    ``p``: bitwise ``p & w = (p + w - 1 + xnor(p, w)) / 2``, so over the 8 planes and all lanes
+    ``y = 2 * sum(p & w) - sum(p) = sum_b 2**b * matches_b + 255 * (ones(w) - S * slices)``: the
+    frame's pixel sum cancels, and the bias is a constant of the neuron.
     """
+    lanes = simd * d.slices
+    if d.bit_serial:
+        return 255 * (weight_ones - lanes)
+    return -(2 * lanes - layer.fan_in)
+
+
+def _starts(model, descriptors, pe, simd):
+    """Per layer, the accumulator start value of every neuron slot (``groups * pe``): its bias
+    (:func:`_biases`) less its threshold. The sum then ends at ``y - threshold`` (``y`` in the
+    output layer), so the activation bit is its sign: ``1`` iff the sum is ``>= 0``. Pad
+    neurons (zero weights) get threshold ``bound + 1``, which no pre-activation reaches."""
     per_layer = []
     for k, (layer, d) in enumerate(zip(model.layers, descriptors)):
-        bias = 0 if d.and_mode else -(2 * simd * d.slices - layer.fan_in)
+        ones = unpack_bits(layer.weights, layer.fan_in).sum(axis=1, dtype=np.int64).tolist()
+        ones += [0] * (d.groups * pe - layer.fan_out)
         pad = model.preactivation_bound(k) + 1
         thresholds = [0] * layer.fan_out if layer.thresholds is None else [int(t) for t in layer.thresholds]
         thresholds += [0 if layer.thresholds is None else pad] * (d.groups * pe - layer.fan_out)
-        per_layer.append([bias - t for t in thresholds])
+        per_layer.append([_biases(layer, d, simd, n) - t for n, t in zip(ones, thresholds)])
     return per_layer
 
 
@@ -207,26 +229,29 @@ def _signed_width(lo, hi):
 
 
 def _start_range(model, k, d, simd):
-    """The start values any model of this shape can have in layer ``k``: its bias less every
-    threshold the model file allows (``[-bound, bound + 1]``), the bias alone in the output layer.
-    Sizing for the range, not for this model's values, lets every model of the shape fit."""
-    bias = 0 if d.and_mode else -(2 * simd * d.slices - model.layers[k].fan_in)
-    bound = model.preactivation_bound(k)
-    return (bias, bias) if d.last else (bias - bound - 1, bias + bound)
+    """The start values any model of this shape can have in layer ``k``: its bias for any weights,
+    less every threshold the model file allows (``[-bound, bound + 1]``; none in the output
+    layer). Sizing for the range, not for this model's values, lets every model of the shape fit."""
+    layer = model.layers[k]
+    biases = _biases(layer, d, simd, 0), _biases(layer, d, simd, layer.fan_in)
+    lo, hi = min(biases), max(biases)
+    bound = 0 if d.last else model.preactivation_bound(k)
+    return lo - bound - (0 if d.last else 1), hi + bound
 
 
 def _widths(model, descriptors, simd):
-    """``(acc_width, start_width)``: signed widths holding every start value, and every partial
-    sum and score, from the lowest start (less the frame's pixel sum in AND mode) to the highest
-    start plus the most a layer's terms can add."""
+    """``(acc_width, start_width, score_width)``: signed widths holding every start value, every
+    partial sum (from the lowest start to the highest plus the most a layer's terms add), and
+    every score (an output layer's final sum ``y``, ``|y| <= bound``)."""
     acc_lo = acc_hi = start_lo = start_hi = 0
     for k, d in enumerate(descriptors):
         lo, hi = _start_range(model, k, d, simd)
         start_lo, start_hi = min(start_lo, lo), max(start_hi, hi)
-        gain = 2 * simd * d.slices * ((1 << PLANES) - 1 if d.and_mode else 1)
-        acc_lo = min(acc_lo, lo - (model.preactivation_bound(k) if d.and_mode else 0))
-        acc_hi = max(acc_hi, hi + gain)
-    return _signed_width(acc_lo, acc_hi), _signed_width(start_lo, start_hi)
+        acc_lo = min(acc_lo, lo)
+        acc_hi = max(acc_hi, hi + _term_scale(d) * simd * d.slices)
+    score_bound = model.preactivation_bound(len(descriptors) - 1)
+    return (_signed_width(acc_lo, acc_hi), _signed_width(start_lo, start_hi),
+            _signed_width(-score_bound, score_bound))
 
 
 def _weight_words(model, descriptors, pe, simd):
@@ -293,15 +318,16 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
 
     descriptors = _descriptors(model, pe, simd)
     starts = _starts(model, descriptors, pe, simd)
-    acc_bits, start_bits = _widths(model, descriptors, simd)
+    acc_bits, start_bits, score_bits = _widths(model, descriptors, simd)
     acc_width = _fit("accumulator bits", acc_bits, capacity.get("acc_width"))
     start_width = _fit("start value bits", start_bits, capacity.get("start_width"))
+    score_width = _fit("score bits", score_bits, capacity.get("score_width"))
     weight_words = _weight_words(model, descriptors, pe, simd)
     start_words = _start_words(starts, pe, start_width)
     hidden = model.layers[:-1]
     params = EngineParams(
         pe=pe, simd=simd, input_bits=model.input.bits, pixels_per_beat=pixels_per_beat,
-        tree_stages=tree_stages, acc_width=acc_width, start_width=start_width,
+        tree_stages=tree_stages, acc_width=acc_width, start_width=start_width, score_width=score_width,
         weight_depth=_fit("weight words", len(weight_words), capacity.get("weight_depth")),
         start_depth=_fit("start words", len(start_words), capacity.get("start_depth")),
         input_words=_fit("input words", descriptors[0].slices, capacity.get("input_words")),

@@ -56,7 +56,7 @@ def result_layout(params):
     """Payload of the output stream: the class and the ``score_count`` scores (pad ones last)."""
     return data.StructLayout({
         "cls": range(max(params.score_count, 2)),
-        "scores": data.ArrayLayout(signed(params.acc_width), params.score_count),
+        "scores": data.ArrayLayout(signed(params.score_width), params.score_count),
     })
 
 
@@ -146,15 +146,16 @@ class Engine(wiring.Component):
         written = commands[-1]                                      # its results are stored
         # operands: the memories' data, registered once more in the fabric
         operands = commands[MEMORY_LATENCY]
-        x = Signal(simd, reset_less=True)
+        # each block RAM's data goes straight into a register (its clock-to-out leaves little of
+        # the cycle); the input/activation choice is made after them, in the PEs' first LUTs
+        input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
         w = Signal(pe * simd, reset_less=True)
-        m.d.sync += [x.eq(Mux(commands[1].from_input, input_data, act_data)), w.eq(weight_data)]
-        # start values: read tree_stages cycles after the operands' address, so that the data,
-        # plus the frame's bias, is registered with the group's first term
-        start_values = Signal(data.ArrayLayout(signed(width), pe), reset_less=True)
-        start_stage = commands[params.tree_stages + 1]
-        m.d.sync += [start_values[p].eq(start_data.word_select(p, params.start_width).as_signed()
-                                        + start_stage.frame_bias) for p in range(pe)]
+        m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data)]
+        x = Mux(operands.from_input, input_bits, act_bits)
+        # start values: read D cycles after the operands' address, registered once more in the
+        # fabric, so that they arrive with the group's first term
+        start_values = Signal.like(start_data, reset_less=True)
+        m.d.sync += start_values.eq(start_data)
 
         m.d.comb += [
             input_write.addr.eq(loader.write_addr),
@@ -162,7 +163,6 @@ class Engine(wiring.Component):
             input_write.en.eq(loader.write_en),
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
-            sequencer.input_bias.eq(-loader.frame_sum),
             weight_addr.eq(issued.weight_addr),
             input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
             act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
@@ -173,11 +173,10 @@ class Engine(wiring.Component):
         m.d.comb += [
             array.x.eq(x),
             array.weights.eq(w),
-            array.and_mode.eq(operands.and_mode),
             array.valid.eq(finished.valid),
             array.first.eq(finished.first),
-            array.shift.eq(finished.plane),
-            array.starts.eq(start_values),
+            array.shift.eq(finished.shift),
+            *[array.starts[p].eq(start_values.word_select(p, params.start_width).as_signed()) for p in range(pe)],
         ]
 
         # the sums and their sign bits, registered: the adder's carry chain ends at a register
@@ -195,12 +194,13 @@ class Engine(wiring.Component):
                                 Mux(written.out_chunk == 0, (1 << chunks) - 1, 1 << written.out_chunk), 0)),
         ]
 
-        scores = Signal(data.ArrayLayout(signed(width), params.score_count))
+        # scores are narrower than the accumulators: an output layer's sums fit score_width
+        scores = Signal(data.ArrayLayout(signed(params.score_width), params.score_count))
         for g in range(params.score_count // pe):
             with m.If(group_done & written.last_layer & (written.group == g)):
                 m.d.sync += [scores[g * pe + p].eq(totals[p]) for p in range(pe)]
 
-        m.submodules.argmax = argmax = Argmax(params.score_count, width)
+        m.submodules.argmax = argmax = Argmax(params.score_count, params.score_width)
         # the network's remaining numbers are one row of data, like the descriptors
         m.submodules.network = network = Memory(shape=network_layout(params), depth=1, init=[{
             "input": input_config(params, image), "classes": image.classes}])

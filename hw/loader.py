@@ -6,7 +6,6 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .compiler import input_planes
-from .popcount import balanced_sum
 
 
 def pixel_layout(pixels_per_beat):
@@ -57,7 +56,7 @@ class InputLoader(wiring.Component):
     frame's last, fewer ones) in a staging register, then writes them as ``planes`` words of S
     bits on as many cycles (plane ``b`` = bit ``b`` of every pixel, or one word of
     ``pixel >= input_threshold`` bits for a 1-bit model), holding the stream off meanwhile, and
-    clears the register: lanes past the frame's end read as 0. It also sums the frame's pixels.
+    clears the register: lanes past the frame's end read as 0.
 
     Members
     -------
@@ -67,8 +66,6 @@ class InputLoader(wiring.Component):
     frame_ready : Out(1)
         The compute bank holds a complete frame.
     compute_bank : Out(1)
-    frame_sum : Out(range(255 * S * input_words + 1))
-        Pixel sum of the frame in the compute bank.
     frame_taken : In(1)
         The engine is done with the compute bank.
     config : In(input_config_layout(params))
@@ -85,7 +82,6 @@ class InputLoader(wiring.Component):
             "write_en": Out(1),
             "frame_ready": Out(1),
             "compute_bank": Out(1),
-            "frame_sum": Out(range(255 * params.simd * params.input_words + 1)),
             "frame_taken": In(1),
             "config": In(input_config_layout(params)),
         })
@@ -104,8 +100,6 @@ class InputLoader(wiring.Component):
         plane = Signal(range(max(planes, 2)))
         frame_end = Signal()               # the staged word is the frame's last
         staging = Signal(data.ArrayLayout(params.input_bits, params.simd))
-        running_sum = Signal.like(self.frame_sum)
-        bank_sum = [Signal.like(self.frame_sum, name=f"bank{b}_sum") for b in range(2)]
 
         stream_in = self.pixels
         m.d.comb += stream_in.ready.eq(~full.bit_select(fill_bank, 1) & ~writing)
@@ -123,14 +117,12 @@ class InputLoader(wiring.Component):
             self.write_data.eq(plane_word),
             self.write_en.eq(writing),
             self.frame_ready.eq(full.bit_select(self.compute_bank, 1)),
-            self.frame_sum.eq(Mux(self.compute_bank, bank_sum[1], bank_sum[0])),
         ]
 
         with m.If(transfer):
             for g in range(granules):
                 with m.If(granule == g):
                     m.d.sync += [staging[g * per_beat + i].eq(lane) for i, lane in enumerate(lanes)]
-            m.d.sync += running_sum.eq(running_sum + balanced_sum(lanes))
             with m.If(last_beat | (granule == granules - 1)):
                 m.d.sync += [writing.eq(1), frame_end.eq(last_beat), granule.eq(0)]
             with m.Else():
@@ -142,11 +134,7 @@ class InputLoader(wiring.Component):
             with m.If(plane == planes - 1):
                 m.d.sync += [writing.eq(0), plane.eq(0), staging.eq(0), word.eq(word + 1)]
         with m.If(frame_done):
-            m.d.sync += [word.eq(0), running_sum.eq(0), fill_bank.eq(~fill_bank)]
-            with m.If(fill_bank):
-                m.d.sync += bank_sum[1].eq(running_sum)
-            with m.Else():
-                m.d.sync += bank_sum[0].eq(running_sum)
+            m.d.sync += [word.eq(0), fill_bank.eq(~fill_bank)]
         with m.If(self.frame_taken):
             m.d.sync += self.compute_bank.eq(~self.compute_bank)
         for b in range(2):

@@ -10,19 +10,16 @@ from .popcount import PopCount
 class ProcessingElement(wiring.Component):
     """Accumulates one neuron's value, ``simd`` input lanes per cycle; its activation is the sign.
 
-    Each cycle it counts the lanes where the operands match and adds ``2 * count << shift`` to
-    its accumulator:
-
-    * XNOR mode (``and_mode = 0``, {-1,+1} inputs): ``count = popcount(~(x ^ w))``, shift 0;
-    * AND mode (8-bit inputs, one bit plane ``b`` per cycle): ``count = popcount(x & w)``,
-      shift ``b``.
+    Each cycle it counts the lanes where the operands match, ``count = popcount(~(x ^ w))``, and
+    adds ``count << shift`` to its accumulator: shift 1 in an XNOR layer ({-1,+1} inputs, a
+    match adds 2), shift ``b`` for bit plane ``b`` of 8-bit pixels in a bit-serial layer.
 
     The accumulator starts from ``start`` on a ``first`` cycle. The caller picks the start value
     that turns the final sum into ``y - threshold`` (``y`` for an output neuron) exactly, see
     ``docs/engine.md``; the activation bit ``fire`` is then 1 (+1) iff the sum is ``>= 0``
     (sign(0) = +1), the model file's ``y >= threshold``.
 
-    Timing: ``x``, ``w`` and ``and_mode`` are sampled at cycle ``c``; the popcount tree has
+    Timing: ``x`` and ``w`` are sampled at cycle ``c``; the popcount tree has
     ``stages`` registers, and the controls ``valid``, ``first``, ``shift`` and ``start`` that
     belong to them are sampled at cycle ``c + stages``. ``total`` and ``fire`` (combinational)
     include that cycle's term; the accumulator stores ``total`` when ``valid``.
@@ -31,7 +28,6 @@ class ProcessingElement(wiring.Component):
     -------
     x, w : In(simd)
         Input and weight slices, lane ``i`` = bit ``i``.
-    and_mode : In(1)
     valid, first : In(1)
     shift : In(range(8))
     start : In(signed(acc_width))
@@ -44,7 +40,7 @@ class ProcessingElement(wiring.Component):
             raise ValueError(f"accumulator width must be an integer of at least 2, not {acc_width!r}")
         self._popcount = PopCount(simd, stages=stages)
         super().__init__({
-            "x": In(simd), "w": In(simd), "and_mode": In(1),
+            "x": In(simd), "w": In(simd),
             "valid": In(1), "first": In(1), "shift": In(range(8)),
             "start": In(signed(acc_width)), "total": Out(signed(acc_width)), "fire": Out(1),
         })
@@ -57,9 +53,9 @@ class ProcessingElement(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.popcount = popcount = self._popcount
-        m.d.comb += popcount.bits.eq(Mux(self.and_mode, self.x & self.w, ~(self.x ^ self.w)))
+        m.d.comb += popcount.bits.eq(~(self.x ^ self.w))
         accumulator = Signal.like(self.total)
-        term = (popcount.count << 1) << self.shift
+        term = popcount.count << self.shift
         m.d.comb += [
             self.total.eq(Mux(self.first, self.start, accumulator) + term),
             self.fire.eq(~self.total[-1]),
@@ -72,7 +68,7 @@ class ProcessingElement(wiring.Component):
 class ProcessingElementArray(wiring.Component):
     """P processing elements sharing the input slice and the controls.
 
-    Timing as for :class:`ProcessingElement`: ``x``, ``weights`` and ``and_mode`` at cycle ``c``,
+    Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``,
     the controls, ``starts``, ``totals`` and ``fires`` at ``c + stages``.
 
     Members
@@ -80,7 +76,7 @@ class ProcessingElementArray(wiring.Component):
     x : In(simd)
     weights : In(pe * simd)
         PE ``p``'s weight slice at bits ``[p*simd, (p+1)*simd)``.
-    and_mode, valid, first : In(1)
+    valid, first : In(1)
     shift : In(range(8))
     starts : In(ArrayLayout(signed(acc_width), pe))
     totals : Out(ArrayLayout(signed(acc_width), pe))
@@ -94,7 +90,7 @@ class ProcessingElementArray(wiring.Component):
         self._elements = [ProcessingElement(simd, acc_width, stages=stages) for _ in range(pe)]
         self._simd = simd
         super().__init__({
-            "x": In(simd), "weights": In(pe * simd), "and_mode": In(1),
+            "x": In(simd), "weights": In(pe * simd),
             "valid": In(1), "first": In(1), "shift": In(range(8)),
             "starts": In(data.ArrayLayout(signed(acc_width), pe)),
             "totals": Out(data.ArrayLayout(signed(acc_width), pe)), "fires": Out(pe),
@@ -108,7 +104,6 @@ class ProcessingElementArray(wiring.Component):
             m.d.comb += [
                 element.x.eq(self.x),
                 element.w.eq(self.weights[p * simd:(p + 1) * simd]),
-                element.and_mode.eq(self.and_mode),
                 element.valid.eq(self.valid),
                 element.first.eq(self.first),
                 element.shift.eq(self.shift),

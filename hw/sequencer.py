@@ -1,6 +1,6 @@
 """The layer sequencer: walks the descriptor table and issues one PE-array command per cycle."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -14,22 +14,29 @@ def _index(count):
 
 
 def descriptor_layout(params):
-    """Row layout of the descriptor table (see :class:`hw.compiler.LayerDescriptor`)."""
-    words = max(params.input_words, params.act_words)
+    """Row layout of the descriptor table (see :class:`hw.compiler.LayerDescriptor`): the last
+    slice and group index (compared for equality, no subtraction on the sequencer's paths)."""
     return data.StructLayout({
-        "slices": range(words + 1),
-        "groups": range(params.start_depth + 1),
-        "and_mode": 1,
+        "last_slice": _index(max(params.input_words, params.act_words)),
+        "last_group": _index(params.start_depth),
+        "bit_serial": 1,
+        "first": 1,
         "last": 1,
     })
+
+
+def descriptor_rows(descriptors):
+    """The table's rows for ``descriptors``."""
+    return [{"last_slice": d.slices - 1, "last_group": d.groups - 1, "bit_serial": int(d.bit_serial),
+             "first": int(k == 0), "last": int(d.last)} for k, d in enumerate(descriptors)]
 
 
 def command_layout(params):
     """One cycle's work for the PE array, and where its results go.
 
     ``first``/``last`` mark a neuron group's first and last operation; ``plane`` is the bit plane
-    (0 in XNOR mode); ``frame_bias`` is added to the stored start values (minus the frame's pixel
-    sum in AND mode, else 0); ``slice`` indexes the input word; ``parity`` is the layer number's low
+    (0 in an XNOR layer) and ``shift`` what the PEs shift the count by (the plane in a bit-serial
+    layer, 1 in an XNOR layer); ``slice`` indexes the input word; ``parity`` is the layer number's low
     bit (layer ``k`` writes activation bank ``k % 2`` and reads bank ``(k - 1) % 2``);
     ``out_word``/``out_chunk`` locate the group's P output bits in the written bank.
     """
@@ -37,9 +44,8 @@ def command_layout(params):
         "valid": 1,
         "first": 1,
         "last": 1,
-        "and_mode": 1,
         "plane": range(PLANES),
-        "frame_bias": signed(params.acc_width),
+        "shift": range(PLANES),
         "from_input": 1,
         "parity": 1,
         "slice": _index(max(params.input_words, params.act_words)),
@@ -61,18 +67,19 @@ class Sequencer(wiring.Component):
     activation bits are written before the next layer reads them. Layer 0 of a frame starts when
     ``frame_ready``; the output layer starts when ``scores_free``. After the output layer the
     walk restarts at layer 0 with the next frame. Weight and start-value addresses simply count
-    up through a frame: the compiler lays the images out in exactly this order.
+    up through a frame: the compiler lays the images out in exactly this order. Every decision
+    comes from registers (the current and next descriptor rows, "last slice/group" flags kept
+    with the counters), so that the paths from the sequencer's state to its next state are short.
 
     Members
     -------
     frame_ready : In(1)
         An input frame is loaded.
-    input_bias : In(signed(acc_width))
-        The bias of an 8-bit layer 0 (minus the frame's pixel sum).
     scores_free : In(1)
         The score registers may be overwritten.
     frame_taken : Out(1)
-        Pulses with layer 0's last command: the input bank may be refilled.
+        Pulses the cycle after layer 0's last command: the input bank may be refilled (a
+        register, to keep the loader off the sequencer's paths).
     command : Out(command_layout(params))
     """
 
@@ -83,7 +90,6 @@ class Sequencer(wiring.Component):
         self._descriptors = tuple(descriptors)
         super().__init__({
             "frame_ready": In(1),
-            "input_bias": In(signed(params.acc_width)),
             "scores_free": In(1),
             "frame_taken": Out(1),
             "command": Out(command_layout(params)),
@@ -93,13 +99,21 @@ class Sequencer(wiring.Component):
         m = Module()
         params = self._params
         layout = descriptor_layout(params)
-        rows = [{"slices": d.slices, "groups": d.groups, "and_mode": int(d.and_mode), "last": int(d.last)}
-                for d in self._descriptors]
-        # A handful of rows read combinationally: distributed RAM, not block RAM.
+        rows = descriptor_rows(self._descriptors)
+        # A handful of rows read combinationally: flip-flops and LUTs, not block RAM.
         m.submodules.table = table = Memory(shape=layout, depth=params.max_layers, init=rows)
-        row = table.read_port(domain="comb")
+        lookup = table.read_port(domain="comb")
 
+        # The current layer's row, and the next layer's, held in registers: the table lookup is
+        # off the paths from the counters to their next values. The next row is looked up every
+        # cycle from the current layer; a layer lasts long enough (its commands plus the gap)
+        # for it to be ready before it is needed.
         layer = Signal(_index(params.max_layers))
+        row = Signal(layout, init=rows[0])
+        next_row = Signal(layout, init=rows[1 % len(rows)])
+        m.d.comb += lookup.addr.eq(Mux(row.last, 0, layer + 1))
+        m.d.sync += next_row.eq(lookup.data)
+
         group = Signal.like(self.command.group)
         slice_ = Signal.like(self.command.slice)
         plane = Signal(range(PLANES))
@@ -109,14 +123,13 @@ class Sequencer(wiring.Component):
         out_chunk = Signal.like(self.command.out_chunk)
         active = Signal()
         gap = Signal(range(params.layer_gap + 1))
-        d = row.data
-        m.d.comb += row.addr.eq(layer)
+        # "this is the last slice / group of the layer", kept with the counters
+        slice_last = Signal(init=rows[0]["last_slice"] == 0)
+        group_last = Signal(init=rows[0]["last_group"] == 0)
 
-        start = ~active & (gap == 0) & ((layer != 0) | self.frame_ready) & (~d.last | self.scores_free)
+        start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
         issue = active | start
-        plane_last = ~d.and_mode | (plane == PLANES - 1)
-        slice_last = slice_ == d.slices - 1
-        group_last = group == d.groups - 1
+        plane_last = ~row.bit_serial | (plane == PLANES - 1)
         op_last = plane_last & slice_last
         layer_end = op_last & group_last
 
@@ -125,10 +138,9 @@ class Sequencer(wiring.Component):
             cmd.valid.eq(issue),
             cmd.first.eq((slice_ == 0) & (plane == 0)),
             cmd.last.eq(op_last),
-            cmd.and_mode.eq(d.and_mode),
             cmd.plane.eq(plane),
-            cmd.frame_bias.eq(Mux(d.and_mode, self.input_bias, 0)),
-            cmd.from_input.eq(layer == 0),
+            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
+            cmd.from_input.eq(row.first),
             cmd.parity.eq(layer[0]),
             cmd.slice.eq(slice_),
             cmd.weight_addr.eq(weight_addr),
@@ -136,26 +148,31 @@ class Sequencer(wiring.Component):
             cmd.group.eq(group),
             cmd.out_word.eq(out_word),
             cmd.out_chunk.eq(out_chunk),
-            cmd.last_layer.eq(d.last),
-            cmd.frame_end.eq(layer_end & d.last),
-            self.frame_taken.eq(issue & layer_end & (layer == 0)),
+            cmd.last_layer.eq(row.last),
+            cmd.frame_end.eq(layer_end & row.last),
         ]
+        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
 
         with m.If(~active & (gap != 0)):
             m.d.sync += gap.eq(gap - 1)
         with m.If(issue):
             m.d.sync += [active.eq(1), plane.eq(Mux(plane_last, 0, plane + 1))]
             with m.If(plane_last):
-                m.d.sync += [weight_addr.eq(weight_addr + 1), slice_.eq(Mux(slice_last, 0, slice_ + 1))]
+                m.d.sync += [weight_addr.eq(weight_addr + 1),
+                             slice_.eq(Mux(slice_last, 0, slice_ + 1)),
+                             slice_last.eq(Mux(slice_last, row.last_slice == 0, slice_ + 1 == row.last_slice))]
             with m.If(op_last):
-                m.d.sync += [start_addr.eq(start_addr + 1), group.eq(Mux(group_last, 0, group + 1))]
+                m.d.sync += [start_addr.eq(start_addr + 1),
+                             group.eq(Mux(group_last, 0, group + 1)),
+                             group_last.eq(Mux(group_last, row.last_group == 0, group + 1 == row.last_group))]
                 with m.If(out_chunk == params.simd // params.pe - 1):
                     m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
                 with m.Else():
                     m.d.sync += out_chunk.eq(out_chunk + 1)
             with m.If(layer_end):
                 m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
-                             layer.eq(Mux(d.last, 0, layer + 1))]
-                with m.If(d.last):
+                             layer.eq(Mux(row.last, 0, layer + 1)), row.eq(next_row),
+                             slice_last.eq(next_row.last_slice == 0), group_last.eq(next_row.last_group == 0)]
+                with m.If(row.last):
                     m.d.sync += [weight_addr.eq(0), start_addr.eq(0)]
         return m

@@ -81,7 +81,7 @@ def decode_result(payload, params):
     layout = result_layout(params)
     cls_field = layout["cls"]
     cls = (payload >> cls_field.offset) & ((1 << cls_field.width) - 1)
-    width = params.acc_width
+    width = params.score_width
     scores = []
     for i in range(params.score_count):
         raw = (payload >> (layout["scores"].offset + i * width)) & ((1 << width) - 1)

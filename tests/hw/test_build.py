@@ -44,7 +44,7 @@ def test_a_small_model_builds_for_the_icebreaker(model_file, tmp_path, capsys):
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
     for sizes, pe, simd, needs, advice in [
-            ([784, 64, 64, 64, 10], 16, 64, 87, r"; --pe \d+ --simd \d+ fits$"),
+            ([784, 64, 64, 64, 10], 16, 64, 88, r"; --pe \d+ --simd \d+ fits$"),
             ([784, 256, 256, 256, 10], 8, 32, 110, "; no P x S fits this board$")]:  # 334 Kbit of weights
         path = tmp_path / "model.bnn"
         save_model(random_model(sizes, seed=1), path)

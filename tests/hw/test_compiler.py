@@ -31,11 +31,13 @@ def test_weight_and_start_images_follow_the_sequencer_order(pe, simd):
                 addr += 1
             word = image.start_words[taddr]
             width = params.start_width
-            # XNOR mode: the bias that cancels the pad lanes; AND mode: the engine adds -sum(pixels)
-            bias = 0 if d.and_mode else -(2 * simd * d.slices - layer.fan_in)
+            lanes = simd * d.slices
             for p in range(pe):
                 got = signed((word >> (p * width)) & ((1 << width) - 1), width)
                 j = g * pe + p
+                ones = int(bits[j].sum()) if j < layer.fan_out else 0
+                # XNOR: the bias that cancels the pad lanes; bit-serial: 255 * (ones(w) - lanes)
+                bias = 255 * (ones - lanes) if d.bit_serial else -(2 * lanes - layer.fan_in)
                 if layer.thresholds is None:
                     assert got == bias
                 elif j < layer.fan_out:
@@ -60,10 +62,10 @@ def test_accumulator_holds_every_partial_sum_and_score():
     model = random_model([784, 8, 2], input_bits=8, seed=2, extreme_thresholds=1.0)
     assert {-784 * 255, 784 * 255 + 1} == set(model.layers[0].thresholds.tolist())
     params = compile_model(model, pe=2, simd=8).params
-    bound = 784 * 255
-    # layer 0 runs from -sum(pixels) - threshold down to -2 * bound - 1, and up to 2 * bound + 1
-    assert 1 << (params.acc_width - 1) >= 2 * bound + 1
-    assert 1 << (params.start_width - 1) >= bound + 1
+    bound, lanes = 784 * 255, 8 * 98
+    # a layer-0 start is 255 * (ones(w) - lanes) - threshold, its terms add up to 255 * lanes
+    assert 1 << (params.start_width - 1) >= 255 * lanes + bound + 1
+    assert (1 << (params.acc_width - 1)) - 1 >= 255 * lanes + bound
 
 
 @pytest.mark.parametrize("kwargs, message", [

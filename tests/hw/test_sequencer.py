@@ -6,11 +6,11 @@ from hw.compiler import compile_model
 from hw.sequencer import Sequencer
 from model.random_models import random_model
 
-FIELDS = ("first", "last", "and_mode", "plane", "frame_bias", "from_input", "parity", "slice",
+FIELDS = ("first", "last", "plane", "shift", "from_input", "parity", "slice",
           "weight_addr", "start_addr", "group", "out_word", "out_chunk", "last_layer", "frame_end")
 
 
-def expected_frame(compiled, input_bias):
+def expected_frame(compiled):
     """One frame's commands, cycle by cycle (None = idle), from the loop nest in the docs."""
     params = compiled.params
     chunks = params.simd // params.pe
@@ -23,8 +23,7 @@ def expected_frame(compiled, input_bias):
                     last = s == d.slices - 1 and plane == d.planes - 1
                     cycles.append({
                         "first": int(s == 0 and plane == 0), "last": int(last),
-                        "and_mode": int(d.and_mode), "plane": plane,
-                        "frame_bias": input_bias if d.and_mode else 0,
+                        "plane": plane, "shift": plane if d.bit_serial else 1,
                         "from_input": int(k == 0), "parity": k % 2, "slice": s,
                         "weight_addr": weight_addr, "start_addr": start_addr, "group": group,
                         "out_word": group // chunks, "out_chunk": group % chunks,
@@ -45,26 +44,27 @@ def test_sequencer_walks_the_loop_nest_without_bubbles(simulate, sizes, input_bi
     model = random_model(sizes, input_bits=input_bits, seed=1)
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages)
     dut = Sequencer(compiled.params, compiled.image.descriptors)
-    frame = expected_frame(compiled, -77)
+    frame = expected_frame(compiled)
     held = 5  # cycles with no frame loaded: nothing may issue
 
     async def testbench(ctx):
-        ctx.set(dut.input_bias, -77)
         ctx.set(dut.scores_free, 1)
         for _ in range(held):
             assert not ctx.get(dut.command.valid)
             await ctx.tick()
         ctx.set(dut.frame_ready, 1)
+        taken = False  # frame_taken pulses the cycle after layer 0's last command
         for cycle, want in enumerate(frame * 2):
             command = ctx.get(dut.command)
+            assert ctx.get(dut.frame_taken) == taken, f"cycle {cycle}"
             if want is None:
                 assert not command.valid, f"cycle {cycle}: issued in a layer gap"
             else:
                 assert command.valid, f"cycle {cycle}: bubble"
                 got = {name: getattr(command, name) for name in FIELDS}
                 assert got == want, f"cycle {cycle}"
-                taken = want["from_input"] and want["last"] and want["group"] == compiled.image.descriptors[0].groups - 1
-                assert ctx.get(dut.frame_taken) == taken, f"cycle {cycle}"
+            groups = compiled.image.descriptors[0].groups
+            taken = want is not None and want["from_input"] and want["last"] and want["group"] == groups - 1
             await ctx.tick()
 
     simulate(dut, testbench, cycles=held + 2 * len(frame) + 10)

@@ -38,8 +38,8 @@ def pe_reference(ops, simd):
     mask = (1 << simd) - 1
     acc, totals = 0, []
     for op in ops:
-        matches = op["x"] & op["w"] if op["and_mode"] else ~(op["x"] ^ op["w"]) & mask
-        total = (op["start"] if op["first"] else acc) + (2 * bin(matches).count("1") << op["shift"])
+        matches = ~(op["x"] ^ op["w"]) & mask
+        total = (op["start"] if op["first"] else acc) + (bin(matches).count("1") << op["shift"])
         if op["valid"]:
             acc = total
         totals.append(total)
@@ -52,9 +52,8 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
     acc_width = 24
     ops = []
     for _ in range(60):
-        and_mode = int(rng.integers(2))
         ops.append({"x": int(rng.integers(1 << simd)), "w": int(rng.integers(1 << simd)),
-                    "and_mode": and_mode, "shift": int(rng.integers(8)) if and_mode else 0,
+                    "shift": int(rng.integers(8)),
                     "valid": int(rng.random() < 0.8), "first": int(rng.random() < 0.25),
                     "start": int(rng.integers(-5000, 5000))})
     expected = pe_reference(ops, simd)
@@ -64,7 +63,7 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
     async def testbench(ctx):
         for cycle in range(len(ops) + stages):
             if cycle < len(ops):
-                for name in ("x", "w", "and_mode"):
+                for name in ("x", "w"):
                     ctx.set(getattr(dut, name), ops[cycle][name])
             if cycle >= stages:
                 op = ops[cycle - stages]
@@ -112,11 +111,9 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
     pe, simd, width, stages = 3, 8, 12, 1
     rng = np.random.default_rng(3)
     dut = ProcessingElementArray(pe, simd, width, stages=stages)
-    ops = [{"x": int(rng.integers(1 << simd)), "and_mode": int(rng.integers(2)), "valid": 1,
+    ops = [{"x": int(rng.integers(1 << simd)), "shift": int(rng.integers(8)), "valid": 1,
             "first": int(i % 3 == 0), "w": [int(v) for v in rng.integers(0, 1 << simd, pe)],
             "start": [int(v) for v in rng.integers(-100, 100, pe)]} for i in range(30)]
-    for op in ops:
-        op["shift"] = int(rng.integers(8)) if op["and_mode"] else 0
     expected = [pe_reference([{**op, "w": op["w"][p], "start": op["start"][p]} for op in ops], simd)
                 for p in range(pe)]
 
@@ -125,7 +122,6 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
             if cycle < len(ops):
                 op = ops[cycle]
                 ctx.set(dut.x, op["x"])
-                ctx.set(dut.and_mode, op["and_mode"])
                 ctx.set(dut.weights, sum(w << (p * simd) for p, w in enumerate(op["w"])))
             if cycle >= stages:
                 k = cycle - stages
