@@ -4,13 +4,16 @@ import os
 import sys
 import time
 
+from tqdm import tqdm
+
 from hw.boards import BOARDS, board as find_board
-from hw.build import build
+from hw.build import ENGINE_MODULE, build
 from hw.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
+from sim.netlist import CELL_MODELS, verify_netlist
 
-from .common import emit_json, positive_float, positive_int
+from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_float, positive_int
 
 
 def add_parser(sub):
@@ -37,6 +40,10 @@ def add_parser(sub):
     p.add_argument("--out", metavar="DIR", help="output folder (default build/<board>-<model name>)")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="keep the bitstream (exit 0) even if the achieved Fmax is below the clock")
+    p.add_argument("--verify", type=positive_int, metavar="N",
+                   help="then run the first N test images through the synthesized netlist (FPGA cell "
+                        "models, compiled with CXXRTL) and compare with the golden model; iCE40 only")
+    add_dataset_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
 
@@ -77,6 +84,12 @@ def run(args):
         raise BnnError("--board and --model are required (or --list-boards)")
     board = find_board(args.board)
     model = load_model(args.model)
+    images = None
+    if args.verify:
+        if board.device.family not in CELL_MODELS:
+            raise BnnError(f"--verify: Yosys ships no simulation model of the {board.device.family} block RAM; "
+                           f"netlist checks run on iCE40 boards")
+        images = dataset_for_model(args, model).test_images[:args.verify]
     pe, simd = folding(args, model, board)
     name = os.path.splitext(os.path.basename(args.model))[0]
     out_dir = args.out or os.path.join("build", f"{board.name}-{name}")
@@ -84,18 +97,31 @@ def run(args):
         raise BnnError(f"--out {out_dir!r} exists and is not a folder")
     start = time.perf_counter()
 
-    def progress(step, index, total):
+    steps = 4 + (images is not None)
+
+    def progress(step, index, _total):
         if not args.json:
-            print(f"[{index}/{total}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+            print(f"[{index}/{steps}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
 
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
                              out_dir=out_dir, baud=args.baud, allow_timing_fail=args.allow_timing_fail,
                              progress=progress)
     result = report.as_dict()
-    result.update(model=str(args.model), arch=model.arch, seconds_total=time.perf_counter() - start)
+    result.update(model=str(args.model), arch=model.arch)
+    if images is not None:
+        progress(f"netlist check: {len(images)} images through the synthesized engine", 5, steps)
+        with tqdm(total=len(images), desc="netlist check", unit="frame", file=sys.stderr, disable=None) as bar:
+            checked = verify_netlist(model, images, compiled, out_dir, board.device.family, ENGINE_MODULE,
+                                     progress=lambda: bar.update(1))
+        result["verify"] = {key: value for key, value in checked.figures(report.clock_mhz).items()
+                            if key in ("frames", "mismatches", "mismatched_frames", "cycles_per_frame", "latency")}
+    result["seconds_total"] = time.perf_counter() - start
+    verified = result.get("verify")
+    failed = verified is not None and (verified["mismatches"] or verified["cycles_per_frame"]["measured"]
+                                       not in (None, verified["cycles_per_frame"]["analytic"]))
     if args.json:
         emit_json(result)
-        return 0
+        return 1 if failed else 0
     used = report.utilisation
     cells = "ICESTORM_LC" if board.device.family == "ice40" else "TRELLIS_COMB"
     rams = "ICESTORM_RAM" if board.device.family == "ice40" else "DP16KD"
@@ -116,5 +142,12 @@ def run(args):
           f"{report.frames_per_second:.0f} frames/s at {report.clock_mhz:.2f} MHz; "
           f"UART {report.baud} baud ({report.baud_error:+.1%})")
     print(f"  bitstream {report.bitstream} (logs and report in {report.out_dir})")
+    if verified is not None:
+        cycles = verified["cycles_per_frame"]
+        print(f"  netlist check: {verified['frames']} images, {verified['mismatches']} mismatches with the golden "
+              f"model; cycles per frame measured {cycles['measured']}, analytic {cycles['analytic']}")
+    if failed:
+        print("bnn build: the synthesized netlist disagrees with the golden model", file=sys.stderr)
+        return 1
     return 0
 

@@ -58,7 +58,7 @@ from model.errors import BnnError
 
 __all__ = [
     "CxxrtlError", "StreamDesign", "CompiledModel", "PackedTokens", "StreamBatch", "StreamSimulator",
-    "find_cxx_compiler", "convert_stream_design", "compile_model", "cache_dir", "pack_tokens",
+    "find_cxx_compiler", "convert_stream_design", "stream_design", "compile_model", "cache_dir", "pack_tokens",
 ]
 
 # -O3 runs the engine faster than -O2 (chunk loops get unrolled) and compiles no slower; without
@@ -146,9 +146,10 @@ def _top_module_ports(rtlil_text, top):
     if match is None:
         raise CxxrtlError(f"RTLIL has no module {top!r}")
     ports = {}
-    for width, direction, name in re.findall(r"^\s*wire width (\d+) (input|output|inout) \d+\s+\\(\S+)$",
+    # Yosys writes no "width" for 1-bit wires; Amaranth always does
+    for width, direction, name in re.findall(r"^\s*wire (?:width (\d+) )?(input|output|inout) \d+\s+\\(\S+)$",
                                              match.group(1), re.M):
-        ports[name] = (direction, int(width))
+        ports[name] = (direction, int(width or 1))
     return ports
 
 
@@ -176,6 +177,13 @@ def convert_stream_design(elaboratable, *, input_port="i", output_port="o", port
     """
     # Without source locations, an edit that only moves lines in the gateware keeps the cache.
     text = rtlil.convert(elaboratable, name="top", ports=ports, emit_src=False)
+    return stream_design(text, input_port=input_port, output_port=output_port)
+
+
+def stream_design(text, *, input_port="i", output_port="o"):
+    """A :class:`StreamDesign` of RTLIL ``text`` whose top module is ``top``, its ports checked as
+    for :func:`convert_stream_design` (which converts an Amaranth design; a synthesized netlist
+    comes here directly)."""
     found = _top_module_ports(text, "top")
     input_width = _check_stream_ports(found, input_port, "input")
     output_width = _check_stream_ports(found, output_port, "output")

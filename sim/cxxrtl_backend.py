@@ -64,10 +64,13 @@ def _vcd_window(spec, vcd_frames):
     return first * (len(spec.beats) // spec.frames), stop
 
 
-def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lambda: None,
+def run_cxxrtl(compiled, spec, *, design=None, vcd_path=None, vcd_frames=None, on_result=lambda: None,
                on_build=lambda model: None, cache=None):
     """Simulate ``spec`` on the engine of ``compiled`` compiled with CXXRTL; return a
     :class:`sim.stimulus.RunRecord` equal, cycle for cycle, to Amaranth's.
+
+    ``design`` is the :class:`sim.cxxrtl.StreamDesign` simulated instead of the engine's own
+    RTLIL: the engine's netlist after synthesis (:mod:`sim.netlist`).
 
     ``vcd_path`` writes a VCD trace of the frames ``vcd_frames = (first, stop)`` (default: all):
     from the cycle after the last beat of frame ``first - 1`` is taken to the transfer of the
@@ -78,7 +81,10 @@ def run_cxxrtl(compiled, spec, *, vcd_path=None, vcd_frames=None, on_result=lamb
     """
     if vcd_path is not None:
         first_beat, stop = _vcd_window(spec, vcd_frames)
-    model = build_engine(compiled, vcd=vcd_path is not None, cache=cache)
+    if design is None:
+        model = build_engine(compiled, vcd=vcd_path is not None, cache=cache)
+    else:
+        model = compile_model(design, vcd=vcd_path is not None, cache=cache)
     on_build(model)
     with StreamSimulator(model) as simulator:
         simulator.set_patterns(spec.valid_pattern, spec.ready_pattern)

@@ -17,18 +17,24 @@ from model.random_models import random_model
 
 @pytest.fixture
 def model_file(tmp_path):
-    model = random_model([20, 8, 3], input_bits=8, seed=3)
+    model = random_model([64, 12, 10], input_bits=8, seed=3)
+    model.metadata["dataset"] = "digits"
     path = tmp_path / "small.bnn"
     save_model(model, path)
     return model, str(path)
 
 
-def test_a_small_model_builds_for_the_icebreaker(model_file, tmp_path, capsys):
+def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(model_file, tmp_path, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setenv("BNN_CACHE_DIR", str(tmp_path / "cache"))
     model, path = model_file
     out = tmp_path / "build"
     assert main(["build", "--board", "icebreaker", "--model", path, "--pe", "2", "--simd", "8",
-                 "--out", str(out), "--json"]) == 0
+                 "--out", str(out), "--verify", "6", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
+    checked = report["verify"]
+    assert checked["frames"] == 6 and checked["mismatches"] == 0
+    assert checked["cycles_per_frame"]["measured"] == checked["cycles_per_frame"]["analytic"]
     assert os.path.getsize(report["bitstream"]) == 104090  # an UP5K bitstream has a fixed size
     for log in ("yosys.log", "nextpnr.log", "report.json", "build.json"):
         assert (out / log).exists(), log
@@ -55,6 +61,13 @@ def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, m
         assert f"needs {needs} block RAMs, the iCE40UP5K has 30" in error
         assert re.search(advice, error), error
         assert not (tmp_path / "out").exists()
+
+
+def test_verify_refuses_an_ecp5_board_before_building(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    assert main(["build", "--board", "ulx3s-85f", "--model", model_file[1], "--verify", "3",
+                 "--out", str(tmp_path / "out")]) == 1
+    assert "no simulation model of the ecp5 block RAM" in capsys.readouterr().err
 
 
 def test_a_tool_failing_without_a_word_names_the_step_and_its_log(model_file, tmp_path, capsys, monkeypatch):
