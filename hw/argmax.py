@@ -1,6 +1,6 @@
 """The argmax unit: index of the largest score, ties to the lowest index."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -49,19 +49,24 @@ class Argmax(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        index_shape = range(max(self._size, 2))
-        # (valid, index, score) candidates, reduced pairwise, one level per cycle
-        nodes = [(self.count > i, Const(i, index_shape), self.scores[i]) for i in range(self._size)]
+        # (valid, index within the node's span of leaves, score) candidates, reduced pairwise, one
+        # level per cycle. Node n of level L spans leaves [n * 2**L, (n + 1) * 2**L), so a winner's
+        # index is the child's index plus one bit saying which child won; a last, unpaired node
+        # passes on as a left child (bit 0). Only the decision bits are registered: a register
+        # with constant bits would leave a mixed wire that costs the CXXRTL back end delta cycles.
+        nodes = [(self.count > i, C(0, 0), self.scores[i]) for i in range(self._size)]
         level = 0
         while len(nodes) > 1:
             reduced = []
             for n, (left, right) in enumerate(zip(nodes[0::2], nodes[1::2])):
                 right_wins = right[0] & (~left[0] | (right[2] > left[2]))
                 reduced.append(self._register(m, f"l{level}_{n}", left[0] | right[0],
-                                              Mux(right_wins, right[1], left[1]),
+                                              Cat(Mux(right_wins, right[1], left[1]), right_wins),
                                               Mux(right_wins, right[2], left[2])))
             if len(nodes) % 2:
-                reduced.append(self._register(m, f"l{level}_{len(reduced)}", *nodes[-1]))
+                valid, index, score = self._register(m, f"l{level}_{len(reduced)}", nodes[-1][0],
+                                                     nodes[-1][1], nodes[-1][2])
+                reduced.append((valid, Cat(index, C(0, 1)), score))
             nodes = reduced
             level += 1
         m.d.comb += self.index.eq(nodes[0][1])
@@ -69,7 +74,7 @@ class Argmax(wiring.Component):
 
     @staticmethod
     def _register(m, name, valid, index, score):
-        registers = (Signal(name=f"{name}_valid"), Signal(index.shape(), name=f"{name}_index"),
+        registers = (Signal(name=f"{name}_valid"), Signal(len(index), name=f"{name}_index"),
                      Signal(score.shape(), name=f"{name}_score"))
         m.d.sync += [r.eq(v) for r, v in zip(registers, (valid, index, score))]
         return registers
