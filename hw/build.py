@@ -216,7 +216,13 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
                          f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
 
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".writable")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise BuildError(f"cannot write the output folder {out_dir!r}: {e.strerror}") from None
     seconds = {}
     steps = ["elaborate", "synthesis (yosys)", "place and route (nextpnr)", "bitstream"]
 

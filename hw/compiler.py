@@ -19,6 +19,8 @@ PLANES = 8  # bit planes of an 8-bit input pixel
 # Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
 # register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
 MEMORY_LATENCY = 2
+# Cycles from the popcount to the accumulator: the count, shifted by its bit plane, is registered.
+TERM_LATENCY = 1
 # Cycles from a group's last term to its results in memory: the sums and signs are registered.
 WRITE_LATENCY = 1
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
@@ -60,10 +62,10 @@ class EngineParams:
     def layer_gap(self):
         """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
 
-        The memory latency, one per popcount pipeline stage and the write latency, so that the
-        last activation bits are written before the next layer reads them.
+        The memory latency, one per popcount pipeline stage, the term and the write latency, so
+        that the last activation bits are written before the next layer reads them.
         """
-        return MEMORY_LATENCY + self.tree_stages + WRITE_LATENCY
+        return layer_gap_cycles(self.tree_stages)
 
     @property
     def argmax_latency(self):
@@ -150,6 +152,11 @@ class CompiledModel:
         """Cycles the loader needs per frame at full input rate (it overlaps the computation):
         one per beat plus the plane writes of every word, during which it holds the stream off."""
         return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
+
+
+def layer_gap_cycles(tree_stages):
+    """Idle cycles after each layer (:attr:`EngineParams.layer_gap`)."""
+    return MEMORY_LATENCY + tree_stages + TERM_LATENCY + WRITE_LATENCY
 
 
 def compute_cycles(descriptors, layer_gap):
@@ -355,7 +362,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
         simd = pe
         while pe * simd <= max_lanes:
             descriptors = _descriptors(model, pe, simd)
-            cycles = cycles_per_frame(descriptors, MEMORY_LATENCY + tree_stages + WRITE_LATENCY,
+            cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages),
                                       ceil_log2(descriptors[-1].groups * pe))
             candidates.append((pe * simd, cycles, pe, simd))
             simd *= 2

@@ -19,9 +19,10 @@ class ProcessingElement(wiring.Component):
     ``docs/engine.md``; the activation bit ``fire`` is then 1 (+1) iff the sum is ``>= 0``
     (sign(0) = +1), the model file's ``y >= threshold``.
 
-    Timing: ``x`` and ``w`` are sampled at cycle ``c``; the popcount tree has
-    ``stages`` registers, and the controls ``valid``, ``first``, ``shift`` and ``start`` that
-    belong to them are sampled at cycle ``c + stages``. ``total`` and ``fire`` (combinational)
+    Timing: ``x`` and ``w`` are sampled at cycle ``c``; the popcount tree has ``stages``
+    registers, ``shift`` is sampled at ``c + stages`` and the shifted count is registered (the
+    term), so the controls ``valid``, ``first`` and ``start`` that belong to them are sampled at
+    cycle ``c + stages + 1`` (``latency``). ``total`` and ``fire`` (combinational)
     include that cycle's term; the accumulator stores ``total`` when ``valid``.
 
     Members
@@ -47,15 +48,17 @@ class ProcessingElement(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from the operands to the controls and ``total`` that belong to them."""
-        return self._popcount.latency
+        """Cycles from the operands to the controls and ``total`` that belong to them: the
+        popcount tree's stages, and the term register (the shift is off the adder's path)."""
+        return self._popcount.latency + 1
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.popcount = popcount = self._popcount
         m.d.comb += popcount.bits.eq(~(self.x ^ self.w))
         accumulator = Signal.like(self.total)
-        term = popcount.count << self.shift
+        term = Signal(len(popcount.count) + 7, reset_less=True)
+        m.d.sync += term.eq(popcount.count << self.shift)
         m.d.comb += [
             self.total.eq(Mux(self.first, self.start, accumulator) + term),
             self.fire.eq(~self.total[-1]),
@@ -68,8 +71,8 @@ class ProcessingElement(wiring.Component):
 class ProcessingElementArray(wiring.Component):
     """P processing elements sharing the input slice and the controls.
 
-    Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``,
-    the controls, ``starts``, ``totals`` and ``fires`` at ``c + stages``.
+    Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``, ``shift`` at
+    ``c + stages``, the other controls, ``starts``, ``totals`` and ``fires`` at ``c + stages + 1``.
 
     Members
     -------

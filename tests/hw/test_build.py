@@ -80,6 +80,16 @@ def test_a_tool_failing_without_a_word_names_the_step_and_its_log(model_file, tm
     assert str(out / "yosys.log") in error
 
 
+def test_an_unwritable_output_folder_is_one_line_before_any_tool(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["build", "--board", "icebreaker", "--model", model_file[1], "--pe", "2", "--simd", "8",
+                 "--out", str(blocker / "out")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("bnn build: error: cannot write the output folder") and "\n" not in error
+
+
 def test_boards_are_listed_with_their_devices(capsys):
     assert main(["build", "--list-boards", "--json"]) == 0
     boards = {b["board"]: b for b in json.loads(capsys.readouterr().out)["boards"]}

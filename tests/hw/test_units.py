@@ -58,20 +58,23 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
                     "start": int(rng.integers(-5000, 5000))})
     expected = pe_reference(ops, simd)
     dut = ProcessingElement(simd, acc_width, stages=stages)
-    assert dut.latency == stages
+    latency = dut.latency
+    assert latency == stages + 1  # the tree, then the shifted count's register
 
     async def testbench(ctx):
-        for cycle in range(len(ops) + stages):
+        for cycle in range(len(ops) + latency):
             if cycle < len(ops):
                 for name in ("x", "w"):
                     ctx.set(getattr(dut, name), ops[cycle][name])
-            if cycle >= stages:
-                op = ops[cycle - stages]
-                for name in ("valid", "first", "shift", "start"):
+            if 0 <= cycle - stages < len(ops):
+                ctx.set(dut.shift, ops[cycle - stages]["shift"])
+            if cycle >= latency:
+                op = ops[cycle - latency]
+                for name in ("valid", "first", "start"):
                     ctx.set(getattr(dut, name), op[name])
-                total = expected[cycle - stages]
-                assert ctx.get(dut.total) == total, f"op {cycle - stages}"
-                assert ctx.get(dut.fire) == int(total >= 0), f"op {cycle - stages}"
+                total = expected[cycle - latency]
+                assert ctx.get(dut.total) == total, f"op {cycle - latency}"
+                assert ctx.get(dut.fire) == int(total >= 0), f"op {cycle - latency}"
             await ctx.tick()
 
     simulate(dut, testbench, cycles=200)
@@ -117,16 +120,20 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
     expected = [pe_reference([{**op, "w": op["w"][p], "start": op["start"][p]} for op in ops], simd)
                 for p in range(pe)]
 
+    latency = stages + 1  # the tree, then the shifted count's register
+
     async def testbench(ctx):
-        for cycle in range(len(ops) + stages):
+        for cycle in range(len(ops) + latency):
             if cycle < len(ops):
                 op = ops[cycle]
                 ctx.set(dut.x, op["x"])
                 ctx.set(dut.weights, sum(w << (p * simd) for p, w in enumerate(op["w"])))
-            if cycle >= stages:
-                k = cycle - stages
+            if 0 <= cycle - stages < len(ops):
+                ctx.set(dut.shift, ops[cycle - stages]["shift"])
+            if cycle >= latency:
+                k = cycle - latency
                 op = ops[k]
-                for name in ("valid", "first", "shift"):
+                for name in ("valid", "first"):
                     ctx.set(getattr(dut, name), op[name])
                 for p in range(pe):
                     ctx.set(dut.starts[p], op["start"][p])
