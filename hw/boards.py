@@ -2,7 +2,8 @@
 
 A board says which platform describes its pins, which nextpnr device and package it is, how fast
 the engine is known to run on its FPGA (the default clock, from ``bench/boards.py``), how many
-popcount pipeline stages that clock needs, and where its serial line is. The engine knows nothing
+popcount pipeline stages that clock needs, which memories go to flip-flops, and where its serial
+line is. The engine knows nothing
 of boards.
 """
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from amaranth.build import Attrs, Pins, Resource, Subsignal
 
 from model.errors import BnnError
+
+from .engine import LOGIC_MEMORY_BITS
 
 
 class BoardError(BnnError):
@@ -43,6 +46,12 @@ class Board:
     uart_enable: str = ""  # an output the board needs high to route the FPGA's TX to its USB bridge
     pll_from_pad: bool = False  # iCE40: the PLL takes the clock pin itself (SB_PLL40_PAD)
 
+    @property
+    def logic_memory_bits(self):
+        """Engine memories up to this size go to flip-flops, not block RAM: on iCE40 block RAMs are
+        the scarce resource; on ECP5 they are plentiful and flip-flops cost LUTs for the muxes."""
+        return LOGIC_MEMORY_BITS if self.device.family == "ice40" else 0
+
     def make_platform(self):
         """The ``amaranth-boards`` platform, with the UART resource added where the board has none."""
         import importlib
@@ -65,12 +74,12 @@ def _ecp5(size, luts, block_rams, dsps, package, speed):
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K), UART on the FTDI's second channel",
-          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=36, tree_stages=3, pll_from_pad=True),
+          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=40, tree_stages=3, pll_from_pad=True),
     Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
-          "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=36, tree_stages=3,
+          "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=40, tree_stages=3,
           uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"})),
     Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
-          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=3),
+          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=110, tree_stages=3),
     Board("ulx3s-25f", "Radiona ULX3S with an ECP5 25F, UART on the FTDI",
           "ULX3S_25F_Platform", "ulx3s", _ecp5(25, 24288, 56, 28, "CABGA381", 6), clock_mhz=115, tree_stages=2,
           uart_enable="uart_tx_enable"),

@@ -42,10 +42,14 @@ def block_rams(family, depth, width):
     return min(-(-depth // d) * -(-width // w) for d, w in BLOCK_RAM_SHAPES[family])
 
 
-def block_ram_estimate(family, params):
-    """``{memory: block RAMs}`` for the engine of ``params`` (0 for memories held in flip-flops)."""
-    return {name: block_rams(family, depth, width) if memory_attrs(depth, width)["ram_style"] == "block" else 0
-            for name, (depth, width) in memory_shapes(params).items()}
+def block_ram_estimate(board, params):
+    """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
+    holds in flip-flops)."""
+    def rams(depth, width):
+        if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
+            return 0
+        return block_rams(board.device.family, depth, width)
+    return {name: rams(depth, width) for name, (depth, width) in memory_shapes(params).items()}
 
 
 def logic_estimate(params):
@@ -58,7 +62,7 @@ def logic_estimate(params):
 def check_fit(compiled, board):
     """Raise :class:`BuildError` if ``compiled`` cannot fit ``board``'s FPGA, with both numbers."""
     params, device = compiled.params, board.device
-    rams = sum(block_ram_estimate(device.family, params).values())
+    rams = sum(block_ram_estimate(board, params).values())
     luts = logic_estimate(params)
     problems = []
     if rams > device.block_rams:
@@ -108,6 +112,7 @@ class BuildReport:
     timing_met: bool
     critical_path: str
     utilisation: dict        # {resource: {"used": n, "available": n}}
+    engine_cells: dict       # Yosys' cell counts of the engine module alone
     block_ram_estimate: dict
     cycles_per_frame: int
     ideal_cycles: int
@@ -269,7 +274,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         critical_path=_critical_path(report, "pll_clock"),
         utilisation={k: {"used": v["used"], "available": v["available"]}
                      for k, v in report.get("utilization", {}).items() if v.get("available")},
-        block_ram_estimate=block_ram_estimate(family, compiled.params),
+        block_ram_estimate=block_ram_estimate(board, compiled.params),
+        engine_cells=engine_cells(out_dir),
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
         latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
         bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes)
@@ -301,6 +307,13 @@ def _synthesize(family, out_dir):
                 continue
             raise
     return notes
+
+
+def engine_cells(out_dir):
+    """``{cell type: count}`` of the engine module in the build's synthesis statistics."""
+    with open(os.path.join(out_dir, "synth_stat.json")) as f:
+        cells = json.load(f)["modules"][f"\\{ENGINE_MODULE}"]["num_cells_by_type"]
+    return {name: count for name, count in cells.items() if not name.startswith("$")}
 
 
 def _board_clock_mhz(board):

