@@ -1,1 +1,1 @@
-"""The host side: link protocol, streaming inputs to a board and checking its answers."""
+"""The host side of the serial link: empty until the framed protocol exists (issue 8)."""

@@ -178,24 +178,25 @@ def _yosys_script(family, abc9=True):
     ]) + "\n"
 
 
-def _critical_path(report, clock_net):
-    """The critical path in words: from which register to which, through how many cells."""
-    paths = report.get("critical_paths", [])
-    paths = [p for p in paths if p.get("from") == clock_net or p.get("to") == clock_net] or paths
-    if not paths:
-        return "no path reported"
-    steps = paths[0].get("path", [])
+def _critical_path(report, clock):
+    """The critical path between registers of ``clock``, in words: from which signal to which,
+    through how many logic levels, and how much of its delay is routing."""
+    edge = f"posedge {clock}"
+    paths = [p for p in report.get("critical_paths", []) if p.get("from") == edge and p.get("to") == edge]
+    steps = paths[0].get("path", []) if paths else []
     if not steps:
-        return "no path reported"
+        return "no register-to-register path reported"
 
-    def cell(step, end):
-        name = step[end]["cell"]
-        return re.sub(r"^top\.", "", name.split("$")[0].rstrip("._")) or name
+    def signal(step, end):
+        # nextpnr's cell names are Yosys' names for the driven wire plus the cell's mapping
+        # (e.g. "engine.command_2.from_input_SB_DFFSR_Q_DFFLC"): keep the wire's name
+        name = re.sub(r"^top\.", "", step[end]["cell"])
+        return re.split(r"_(?:SB|TRELLIS|LUT4|CCU2C|DP16KD)_|\$", name)[0].rstrip("._") or name
 
     total = sum(s.get("delay", 0.0) for s in steps)
     routing = sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing")
     logic = [s for s in steps if s.get("type") == "logic"]
-    return (f"{cell(steps[0], 'from')} -> {cell(steps[-1], 'to')}: {len(logic)} logic levels, "
+    return (f"from {signal(steps[0], 'from')} to {signal(steps[-1], 'to')}: {len(logic)} logic levels, "
             f"{total:.1f} ns ({routing:.1f} ns routing)")
 
 
@@ -267,11 +268,11 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
 
     with open(os.path.join(out_dir, "report.json")) as f:
         report = json.load(f)
-    fmax = _sync_fmax(report)
+    clock, fmax = _sync_fmax(report)
     result = BuildReport(
         board=board.name, device=board.device.name, pe=pe, simd=simd, tree_stages=board.tree_stages,
         clock_mhz=pll.output_mhz, fmax_mhz=fmax, timing_met=fmax >= pll.output_mhz,
-        critical_path=_critical_path(report, "pll_clock"),
+        critical_path=_critical_path(report, clock),
         utilisation={k: {"used": v["used"], "available": v["available"]}
                      for k, v in report.get("utilization", {}).items() if v.get("available")},
         block_ram_estimate=block_ram_estimate(board, compiled.params),
@@ -322,11 +323,10 @@ def _board_clock_mhz(board):
 
 
 def _sync_fmax(report):
-    """The achieved Fmax of the engine's clock (the PLL output) in nextpnr's report."""
+    """``(clock name, achieved Fmax)`` of the engine's clock in nextpnr's report: the design's
+    only clock (the PLL's output)."""
     fmax = report.get("fmax", {})
-    for name, figures in fmax.items():
-        if "pll" in name.lower() or name == "pll_clock":
-            return figures["achieved"]
-    if not fmax:
-        raise BuildError("nextpnr's report has no Fmax")
-    return min(f["achieved"] for f in fmax.values())
+    if len(fmax) != 1:
+        raise BuildError(f"nextpnr's report has {len(fmax)} clocks, expected the engine's one: {sorted(fmax)}")
+    (name, figures), = fmax.items()
+    return name, figures["achieved"]

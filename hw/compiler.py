@@ -19,8 +19,6 @@ PLANES = 8  # bit planes of an 8-bit input pixel
 # Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
 # register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
 MEMORY_LATENCY = 2
-# Cycles from the popcount to the accumulator: the count, shifted by its bit plane, is registered.
-TERM_LATENCY = 1
 # Cycles from a group's last term to its results in memory: the sums and signs are registered.
 WRITE_LATENCY = 1
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
@@ -47,7 +45,7 @@ class EngineParams:
     simd: int              # S: input lanes per PE per cycle; a multiple of pe
     input_bits: int        # 8 (raw pixels, bit-serial first layer) or 1 (binarized pixels)
     pixels_per_beat: int   # pixels per transfer on the input stream; divides simd
-    tree_stages: int       # pipeline registers in each popcount tree
+    tree_stages: int       # pipeline registers from the XNORs to the accumulator (popcount tree, term)
     acc_width: int         # width of accumulators (signed)
     start_width: int       # width of an accumulator start value (signed)
     score_width: int       # width of an output layer's score (signed)
@@ -62,8 +60,8 @@ class EngineParams:
     def layer_gap(self):
         """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
 
-        The memory latency, one per popcount pipeline stage, the term and the write latency, so
-        that the last activation bits are written before the next layer reads them.
+        The memory latency, the PEs' pipeline stages and the write latency, so that the last
+        activation bits are written before the next layer reads them.
         """
         return layer_gap_cycles(self.tree_stages)
 
@@ -156,7 +154,7 @@ class CompiledModel:
 
 def layer_gap_cycles(tree_stages):
     """Idle cycles after each layer (:attr:`EngineParams.layer_gap`)."""
-    return MEMORY_LATENCY + tree_stages + TERM_LATENCY + WRITE_LATENCY
+    return MEMORY_LATENCY + tree_stages + WRITE_LATENCY
 
 
 def compute_cycles(descriptors, layer_gap):

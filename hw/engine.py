@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .argmax import Argmax
-from .compiler import MEMORY_LATENCY, TERM_LATENCY, input_planes
+from .compiler import MEMORY_LATENCY, input_planes
 from .loader import (InputLoader, input_address, input_config, input_config_layout, input_word_bits,
                      pixel_layout)
 from .pe import ProcessingElementArray
@@ -80,8 +80,7 @@ class Engine(wiring.Component):
 
     Pipeline, for a command issued by the sequencer at cycle ``t``: the memories are read at
     ``t`` (block RAM read register at ``t + 1``), the PEs see the operands at
-    ``t + MEMORY_LATENCY``, count at ``t + MEMORY_LATENCY + tree_stages`` and add the
-    registered term a cycle later; the sums
+    ``t + MEMORY_LATENCY`` and add the term at ``t + MEMORY_LATENCY + tree_stages``; the sums
     and their sign bits are registered, and written to the activation memory (or the output
     layer's sums to the score registers) a cycle later. A result is valid ``argmax.latency + 1`` cycles after its last score is written.
 
@@ -145,8 +144,8 @@ class Engine(wiring.Component):
             m.d.sync += delayed.eq(commands[-1])
             commands.append(delayed)
         issued = commands[0]
-        counted = commands[MEMORY_LATENCY + params.tree_stages]    # the PEs' popcount is done
-        finished = commands[MEMORY_LATENCY + params.tree_stages + TERM_LATENCY]  # its term is added
+        counted = commands[MEMORY_LATENCY + max(params.tree_stages - 1, 0)]  # the PEs shift the count
+        finished = commands[MEMORY_LATENCY + params.tree_stages]             # and add it
         written = commands[-1]                                      # its results are stored
         # operands: the memories' data, registered once more in the fabric
         operands = commands[MEMORY_LATENCY]
@@ -156,8 +155,8 @@ class Engine(wiring.Component):
         w = Signal(pe * simd, reset_less=True)
         m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data)]
         x = Mux(operands.from_input, input_bits, act_bits)
-        # start values: read D + 1 cycles after the operands' address, registered once more in
-        # the fabric, so that they arrive with the group's first term
+        # start values: read D cycles after the operands' address, registered once more in the
+        # fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
         m.d.sync += start_values.eq(start_data)
 
@@ -170,7 +169,7 @@ class Engine(wiring.Component):
             weight_addr.eq(issued.weight_addr),
             input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
             act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
-            start_addr.eq(commands[params.tree_stages + TERM_LATENCY].start_addr),
+            start_addr.eq(commands[params.tree_stages].start_addr),
         ]
 
         m.submodules.array = array = ProcessingElementArray(pe, simd, width, stages=params.tree_stages)

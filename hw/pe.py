@@ -19,11 +19,13 @@ class ProcessingElement(wiring.Component):
     ``docs/engine.md``; the activation bit ``fire`` is then 1 (+1) iff the sum is ``>= 0``
     (sign(0) = +1), the model file's ``y >= threshold``.
 
-    Timing: ``x`` and ``w`` are sampled at cycle ``c``; the popcount tree has ``stages``
-    registers, ``shift`` is sampled at ``c + stages`` and the shifted count is registered (the
-    term), so the controls ``valid``, ``first`` and ``start`` that belong to them are sampled at
-    cycle ``c + stages + 1`` (``latency``). ``total`` and ``fire`` (combinational)
-    include that cycle's term; the accumulator stores ``total`` when ``valid``.
+    Timing: ``x`` and ``w`` are sampled at cycle ``c``; ``stages`` pipeline registers lie between
+    them and the accumulator, so the controls ``valid``, ``first`` and ``start`` that belong to
+    them are sampled at ``c + stages`` (``latency``). With ``stages >= 1`` the last register holds
+    the shifted count (the popcount tree has the others), which keeps the shift off the adder's
+    path, and ``shift`` is sampled at ``c + stages - 1``; with none, at ``c``. ``total`` and
+    ``fire`` (combinational) include that cycle's term; the accumulator stores ``total`` when
+    ``valid``.
 
     Members
     -------
@@ -39,7 +41,10 @@ class ProcessingElement(wiring.Component):
     def __init__(self, simd, acc_width, *, stages=0):
         if not isinstance(acc_width, int) or acc_width < 2:
             raise ValueError(f"accumulator width must be an integer of at least 2, not {acc_width!r}")
-        self._popcount = PopCount(simd, stages=stages)
+        if not isinstance(stages, int) or stages < 0:
+            raise ValueError(f"pipeline stages must be a non-negative integer, not {stages!r}")
+        self._stages = stages
+        self._popcount = PopCount(simd, stages=max(stages - 1, 0))
         super().__init__({
             "x": In(simd), "w": In(simd),
             "valid": In(1), "first": In(1), "shift": In(range(8)),
@@ -48,9 +53,13 @@ class ProcessingElement(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from the operands to the controls and ``total`` that belong to them: the
-        popcount tree's stages, and the term register (the shift is off the adder's path)."""
-        return self._popcount.latency + 1
+        """Cycles from the operands to the controls and ``total`` that belong to them."""
+        return self._stages
+
+    @property
+    def shift_latency(self):
+        """Cycles from the operands to the ``shift`` that belongs to them."""
+        return self._popcount.latency
 
     def elaborate(self, platform):
         m = Module()
@@ -58,7 +67,11 @@ class ProcessingElement(wiring.Component):
         m.d.comb += popcount.bits.eq(~(self.x ^ self.w))
         accumulator = Signal.like(self.total)
         term = Signal(len(popcount.count) + 7, reset_less=True)
-        m.d.sync += term.eq(popcount.count << self.shift)
+        shifted = popcount.count << self.shift
+        if self._stages:
+            m.d.sync += term.eq(shifted)
+        else:
+            m.d.comb += term.eq(shifted)
         m.d.comb += [
             self.total.eq(Mux(self.first, self.start, accumulator) + term),
             self.fire.eq(~self.total[-1]),
@@ -72,7 +85,8 @@ class ProcessingElementArray(wiring.Component):
     """P processing elements sharing the input slice and the controls.
 
     Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``, ``shift`` at
-    ``c + stages``, the other controls, ``starts``, ``totals`` and ``fires`` at ``c + stages + 1``.
+    ``c + max(stages - 1, 0)``, the other controls, ``starts``, ``totals`` and ``fires`` at
+    ``c + stages``.
 
     Members
     -------

@@ -92,15 +92,15 @@ def test_a_model_fits_a_bigger_engine():
 
 def test_choose_folding_takes_the_fewest_lanes_that_meet_the_target():
     model = random_model([784, 64, 64, 64, 10], seed=0)
-    pe, simd = choose_folding(model, max_cycles=441)
-    assert (pe, simd) == (32, 32)  # 1024 lanes, 426 cycles: fewer than 16 x 64's 441
-    assert compile_model(model, pe=pe, simd=simd).cycles_per_frame == 426
+    pe, simd = choose_folding(model, max_cycles=437)
+    assert (pe, simd) == (32, 32)  # 1024 lanes, 422 cycles: fewer than 16 x 64's 437
+    assert compile_model(model, pe=pe, simd=simd).cycles_per_frame == 422
     for smaller in [(16, 32), (8, 64), (4, 128), (2, 256), (1, 512)]:
-        assert compile_model(model, pe=smaller[0], simd=smaller[1]).cycles_per_frame > 441
+        assert compile_model(model, pe=smaller[0], simd=smaller[1]).cycles_per_frame > 437
 
 
 def test_choose_folding_refuses_an_unreachable_target():
     model = random_model([784, 64, 64, 64, 10], seed=0)
     with pytest.raises(CompileError, match=r"no P x S of at most 64 lanes reaches 100 cycles per frame; "
-                                           r"the fastest, 4 x 16, needs 6428"):
+                                           r"the fastest, 4 x 16, needs 6424"):
         choose_folding(model, max_cycles=100, max_lanes=64)

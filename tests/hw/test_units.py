@@ -58,16 +58,16 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
                     "start": int(rng.integers(-5000, 5000))})
     expected = pe_reference(ops, simd)
     dut = ProcessingElement(simd, acc_width, stages=stages)
-    latency = dut.latency
-    assert latency == stages + 1  # the tree, then the shifted count's register
+    latency, shift_latency = dut.latency, dut.shift_latency
+    assert latency == stages and shift_latency == max(stages - 1, 0)  # the last register: the term
 
     async def testbench(ctx):
         for cycle in range(len(ops) + latency):
             if cycle < len(ops):
                 for name in ("x", "w"):
                     ctx.set(getattr(dut, name), ops[cycle][name])
-            if 0 <= cycle - stages < len(ops):
-                ctx.set(dut.shift, ops[cycle - stages]["shift"])
+            if 0 <= cycle - shift_latency < len(ops):
+                ctx.set(dut.shift, ops[cycle - shift_latency]["shift"])
             if cycle >= latency:
                 op = ops[cycle - latency]
                 for name in ("valid", "first", "start"):
@@ -120,7 +120,7 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
     expected = [pe_reference([{**op, "w": op["w"][p], "start": op["start"][p]} for op in ops], simd)
                 for p in range(pe)]
 
-    latency = stages + 1  # the tree, then the shifted count's register
+    latency, shift_latency = stages, stages - 1  # the last register holds the shifted count
 
     async def testbench(ctx):
         for cycle in range(len(ops) + latency):
@@ -128,8 +128,8 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
                 op = ops[cycle]
                 ctx.set(dut.x, op["x"])
                 ctx.set(dut.weights, sum(w << (p * simd) for p, w in enumerate(op["w"])))
-            if 0 <= cycle - stages < len(ops):
-                ctx.set(dut.shift, ops[cycle - stages]["shift"])
+            if 0 <= cycle - shift_latency < len(ops):
+                ctx.set(dut.shift, ops[cycle - shift_latency]["shift"])
             if cycle >= latency:
                 k = cycle - latency
                 op = ops[k]

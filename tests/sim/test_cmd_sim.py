@@ -18,7 +18,7 @@ def test_sim_json_reports_exact_results_and_cycles(digits_model, capsys):
     expected = np.mean(infer(model, data.test_images[:3]).classes == data.test_labels[:3])
     assert report["mismatches"] == 0 and report["frames"] == 3 and report["accuracy"] == expected
     cycles = report["cycles_per_frame"]
-    assert cycles["measured"] == cycles["analytic"] == cycles["ideal"] + 2 * 4  # 2 layers x (4 + 0 stages)
+    assert cycles["measured"] == cycles["analytic"] == cycles["ideal"] + 2 * 3  # 2 layers x (3 + 0 stages)
     assert report["latency"]["measured"] == report["latency"]["analytic"]
 
 
