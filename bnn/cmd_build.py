@@ -131,7 +131,7 @@ def run(args):
         return f"{entry['used']}/{entry['available']}" if entry else "0"
 
     print(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
-          f"{report.tree_stages} popcount stages")
+          f"{report.tree_stages} PE pipeline stages")
     print(f"  logic cells {figure(cells)}, block RAM {figure(rams)}"
           + (f", SPRAM {figure('ICESTORM_SPRAM')}, DSP {figure('ICESTORM_DSP')}" if board.device.family == "ice40"
              else f", DSP {figure('MULT18X18D')}"))
