@@ -79,6 +79,9 @@ def main():
               f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "
               f"{report.critical_path}", flush=True)
         os.makedirs(OUT_DIR, exist_ok=True)
+        if os.path.exists(path):  # keep rows another run wrote meanwhile
+            with open(path) as f:
+                results = {**{r["row"]: r for r in json.load(f)["rows"]}, row: results[row]}
         with open(path, "w") as f:
             json.dump({"rows": [results[r[0]] for r in ROWS if r[0] in results]}, f, indent=1)
     return 0

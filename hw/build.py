@@ -168,11 +168,17 @@ def _run(step, argv, out_dir, log_name, outputs, tool_log=None):
     return log_path
 
 
+# ECP5: no LUT5..LUT7 made of LUT4 pairs and PFUMX muxes; they cost more LUT4s than they save in
+# depth on the XNOR-popcount trees (784-256-256-256-10 at 16 x 64: 4,901 instead of 5,924 LUT4s
+# and carries, measured with the loader's plane shift register).
+SYNTH_OPTIONS = {"ice40": "", "ecp5": " -nowidelut"}
+
+
 def _yosys_script(family, abc9=True):
     return "\n".join([
         "read_rtlil top.il",
         f"setattr -mod -set keep_hierarchy 1 {ENGINE_MODULE}",
-        f"synth_{family} -top top" + ("" if abc9 else " -noabc9"),
+        f"synth_{family} -top top{SYNTH_OPTIONS[family]}" + ("" if abc9 else " -noabc9"),
         "tee -q -o synth_stat.json stat -json",
         "write_json top.json",
         # the engine's netlist on its own, for bnn build --verify

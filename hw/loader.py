@@ -111,7 +111,8 @@ class InputLoader(wiring.Component):
         if planes == 1:
             plane_word = staging.as_value()
         else:
-            plane_word = Cat(*[staging[l].bit_select(plane, 1) for l in range(params.simd)])
+            # plane b of every pixel is its lowest bit after b shifts: no 8-way mux per lane
+            plane_word = Cat(*[staging[l][0] for l in range(params.simd)])
         m.d.comb += [
             self.write_addr.eq(input_address(params, fill_bank, word, plane)),
             self.write_data.eq(plane_word),
@@ -131,6 +132,8 @@ class InputLoader(wiring.Component):
         frame_done = writing & (plane == planes - 1) & frame_end
         with m.If(writing):
             m.d.sync += plane.eq(plane + 1)
+            if planes > 1:
+                m.d.sync += [staging[l].eq(staging[l] >> 1) for l in range(params.simd)]
             with m.If(plane == planes - 1):
                 m.d.sync += [writing.eq(0), plane.eq(0), staging.eq(0), word.eq(word + 1)]
         with m.If(frame_done):
