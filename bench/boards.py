@@ -2,7 +2,8 @@
 
 Each row builds a random 8-bit model of the given architecture (seed 1: the weights only change
 block RAM contents, not the logic) for a board at its default clock, and records nextpnr's
-post-route Fmax (default seed), the resources, cycles per frame and frames/s. Writes
+post-route Fmax (default seed), the resources, cycles per frame, frames/s, and the engine's own
+LUT4s (Yosys' count of the engine module) with the lanes (P x S) per LUT4. Writes
 ``bench/out/boards.json`` (committed: the README's board table comes from it) and keeps every
 build's folder under ``bench/out/boards/``.
 
@@ -33,11 +34,17 @@ ROWS = [
 ]
 
 
+def engine_luts(cells):
+    """LUT4s of the engine alone, as Yosys mapped it: iCE40 SB_LUT4 (a carry sits beside its LUT),
+    ECP5 LUT4 plus two per CCU2C (a carry cell holds two LUT4s)."""
+    return cells.get("SB_LUT4", 0) + cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+
+
 def markdown(rows):
     """The README's board table."""
     lines = ["| board (device) | model, P x S | logic cells | block RAM | Fmax (target) | clock | "
-             "cycles/frame | frames/s | lanes per LUT |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "cycles/frame | frames/s | engine LUT4s | lanes per LUT4 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         util = r["utilisation"]
         ram = util.get("ICESTORM_RAM") or util.get("DP16KD")
@@ -46,7 +53,8 @@ def markdown(rows):
             f"| {r['board']} ({r['device']}) | {r['arch']}, {r['pe']}x{r['simd']} | "
             f"{cells['used']} / {cells['available']} | {ram['used']} / {ram['available']} | "
             f"{r['fmax_mhz']:.1f} MHz ({r['target_mhz']}) | {r['clock_mhz']:.2f} MHz | {r['cycles_per_frame']} | "
-            f"{r['frames_per_second']:,.0f} | {r['lanes_per_lut']:.3f} |")
+            f"{r['frames_per_second']:,.0f} | {engine_luts(r['engine_cells'])} | "
+            f"{r['pe'] * r['simd'] / engine_luts(r['engine_cells']):.3f} |")
     return "\n".join(lines)
 
 
@@ -73,7 +81,8 @@ def main():
                           progress=lambda step, i, n: print(f"  {row}: [{i}/{n}] {step}", flush=True))
         cells = report.utilisation.get("ICESTORM_LC") or report.utilisation.get("TRELLIS_COMB")
         results[row] = {"row": row, "arch": arch, "target_mhz": target,
-                        "lut_cells": cells["used"], "lanes_per_lut": pe * simd / cells["used"],
+                        "lut_cells": cells["used"], "engine_luts": engine_luts(report.engine_cells),
+                        "lanes_per_lut": pe * simd / engine_luts(report.engine_cells),
                         "seconds_total": time.perf_counter() - start, **report.as_dict()}
         print(f"{row}: {arch} {pe}x{simd} Fmax {report.fmax_mhz:.1f} MHz (clock {report.clock_mhz:.2f}, "
               f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "
