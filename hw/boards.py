@@ -45,6 +45,15 @@ class Board:
     uart: tuple = ()       # extra UART resource (rx pin, tx pin, attrs) for boards without one
     uart_enable: str = ""  # an output the board needs high to route the FPGA's TX to its USB bridge
     pll_from_pad: bool = False  # iCE40: the PLL takes the clock pin itself (SB_PLL40_PAD)
+    clock: str = ""        # the oscillator's resource, if not the platform's default clock
+
+    def clock_resource(self, platform):
+        """Name of the clock resource the PLL takes."""
+        return self.clock or platform.default_clk
+
+    def clock_mhz_in(self, platform):
+        """The oscillator's frequency in MHz."""
+        return platform.lookup(self.clock_resource(platform)).clock.frequency / 1e6
 
     @property
     def logic_memory_bits(self):
@@ -77,7 +86,7 @@ BOARDS = {board.name: board for board in [
           "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=36, tree_stages=4, pll_from_pad=True),
     Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
           "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=36, tree_stages=4,
-          uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"})),
+          uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"}), clock="clk12"),
     Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
           "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=100, tree_stages=4),
     Board("ulx3s-25f", "Radiona ULX3S with an ECP5 25F, UART on the FTDI",

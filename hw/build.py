@@ -225,7 +225,7 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         hint = fitting_folding(model, board, tree_stages=board.tree_stages)
         advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
         raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
-    pll = pll_settings(family, _board_clock_mhz(board), clock_mhz or board.clock_mhz)
+    pll = pll_settings(family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
     divisor, baud_error = uart_divisor(pll.output_mhz * 1e6, baud)
     if abs(baud_error) > MAX_BAUD_ERROR:
         raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
@@ -324,11 +324,6 @@ def engine_cells(out_dir):
     with open(os.path.join(out_dir, "synth_stat.json")) as f:
         cells = json.load(f)["modules"][f"\\{ENGINE_MODULE}"]["num_cells_by_type"]
     return {name: count for name, count in cells.items() if not name.startswith("$")}
-
-
-def _board_clock_mhz(board):
-    platform = board.make_platform()
-    return platform.lookup(platform.default_clk).clock.frequency / 1e6
 
 
 def _sync_fmax(report):

@@ -79,7 +79,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
-        clock_pin = platform.request(platform.default_clk, dir="-")
+        clock_pin = platform.request(self._board.clock_resource(platform), dir="-")
         if self._board.pll_from_pad:
             reference = clock_pin.io
         else:

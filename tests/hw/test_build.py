@@ -14,6 +14,7 @@ from hw.boards import BOARDS
 from hw.compiler import compile_model
 from hw.engine import Engine
 from hw.pll import PllError, pll_settings
+from hw.top import BoardTop
 from model.modelfile import save_model
 from model.random_models import random_model
 
@@ -130,3 +131,16 @@ def test_pll_makes_the_closest_clock_at_or_below_the_wanted_one(family, f_in, wa
 def test_pll_refuses_a_clock_below_its_range():
     with pytest.raises(PllError, match="cannot make 1 MHz from 12 MHz"):
         pll_settings("ice40", 12, 1)
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_every_board_top_elaborates_with_its_pins_and_clock(name):
+    # no tools: the platform checks the resources (clock, UART pins) and writes the constraints
+    board = BOARDS[name]
+    compiled = compile_model(random_model([20, 6, 3], seed=1), pe=2, simd=8, tree_stages=board.tree_stages)
+    platform = board.make_platform()
+    settings = pll_settings(board.device.family, board.clock_mhz_in(platform), board.clock_mhz)
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, uart_divisor=10), name="top")
+    constraints = plan.files["top.pcf" if board.device.family == "ice40" else "top.lpf"]
+    assert "uart_0__rx" in constraints and "uart_0__tx" in constraints
+    assert ("SB_PLL40" if board.device.family == "ice40" else "EHXPLLL") in plan.files["top.il"]
