@@ -26,6 +26,7 @@ from .uart import uart_divisor
 
 ENGINE_MODULE = "top.engine"     # the engine's module in the top level's netlist
 MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
+MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
 # Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
 BLOCK_RAM_SHAPES = {
     "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),                               # SB_RAM40_4K
@@ -226,6 +227,9 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
         raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
     pll = pll_settings(family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
+    if not MIN_BAUD <= baud <= pll.output_mhz * 1e6 / 4:
+        raise BuildError(f"--baud must lie in {MIN_BAUD}..{int(pll.output_mhz * 1e6 / 4)} at "
+                         f"{pll.output_mhz:.2f} MHz (4 clock cycles per bit at least), not {baud}")
     divisor, baud_error = uart_divisor(pll.output_mhz * 1e6, baud)
     if abs(baud_error) > MAX_BAUD_ERROR:
         raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "

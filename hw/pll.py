@@ -14,6 +14,10 @@ from amaranth.hdl import Const, Instance, IOPort
 from model.errors import BnnError
 
 
+# The data sheets' highest PLL output (iCE40 SB_PLL40 FOUT, ECP5 EHXPLLL CLKOP).
+MAX_OUTPUT_MHZ = {"ice40": 275, "ecp5": 400}
+
+
 class PllError(BnnError):
     """No PLL setting reaches the requested clock."""
 
@@ -62,6 +66,10 @@ def pll_settings(family, input_mhz, wanted_mhz):
                         break
     else:
         raise ValueError(f"PLL family must be 'ice40' or 'ecp5', not {family!r}")
+    highest = MAX_OUTPUT_MHZ[family]
+    if wanted_mhz > highest:
+        raise PllError(f"the {family} PLL makes at most {highest} MHz, not {wanted_mhz:g} MHz")
+    candidates = [c for c in candidates if c[0] <= highest]
     fitting = [c for c in candidates if c[0] <= wanted_mhz + 1e-9]
     if not fitting:
         lowest = min(c[0] for c in candidates)

@@ -128,9 +128,23 @@ def test_pll_makes_the_closest_clock_at_or_below_the_wanted_one(family, f_in, wa
         assert settings.output_mhz == pytest.approx(f_in * clkfb / clki)
 
 
-def test_pll_refuses_a_clock_below_its_range():
+def test_pll_refuses_a_clock_outside_its_range():
     with pytest.raises(PllError, match="cannot make 1 MHz from 12 MHz"):
         pll_settings("ice40", 12, 1)
+    with pytest.raises(PllError, match="makes at most 400 MHz, not 5000 MHz"):
+        pll_settings("ecp5", 25, 5000)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--clock-mhz", "5000"], "the ice40 PLL makes at most 275 MHz, not 5000 MHz"),
+    (["--baud", "1"], "--baud must lie in 9600..9000000 at 36.00 MHz"),
+])
+def test_absurd_clocks_and_baud_rates_are_refused_before_any_tool(model_file, tmp_path, capsys, monkeypatch,
+                                                                  flags, message):
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    assert main(["build", "--board", "icebreaker", "--model", model_file[1], "--pe", "2", "--simd", "8",
+                 "--out", str(tmp_path / "out"), *flags]) == 1
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
