@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from model.errors import BnnError
 
 from .boards import Board
-from .compiler import compile_model
+from .compiler import compile_model, foldings
 from .engine import memory_attrs, memory_shapes
 from .pll import pll_settings
 from .top import BoardTop
@@ -64,7 +64,7 @@ def logic_estimate(board, params):
 
 
 def check_fit(compiled, board):
-    """Raise :class:`BuildError` if ``compiled`` cannot fit ``board``'s FPGA, with both numbers."""
+    """Why ``compiled`` cannot fit ``board``'s FPGA, each reason with both numbers (empty if it fits)."""
     params, device = compiled.params, board.device
     rams = sum(block_ram_estimate(board, params).values())
     luts = logic_estimate(board, params)
@@ -76,21 +76,15 @@ def check_fit(compiled, board):
     return problems
 
 
-def fitting_folding(model, board, *, tree_stages, max_lanes=4096):
-    """The fastest P x S (powers of two) whose engine fits ``board``, or None."""
-    best = None
-    pe = 1
-    while pe * pe <= max_lanes:
-        simd = pe
-        while pe * simd <= max_lanes:
-            compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages)
-            if not check_fit(compiled, board):
-                key = (compiled.cycles_per_frame, pe * simd)
-                if best is None or key < best[0]:
-                    best = (key, pe, simd)
-            simd *= 2
-        pe *= 2
-    return None if best is None else best[1:]
+def fitting_folding(model, board, *, tree_stages):
+    """The fastest P x S (:func:`hw.compiler.foldings`) whose engine fits ``board``, or None; ties
+    go to fewer lanes."""
+    fitting = []
+    for pe, simd in foldings():
+        compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages)
+        if not check_fit(compiled, board):
+            fitting.append((compiled.cycles_per_frame, pe * simd, pe, simd))
+    return min(fitting)[2:] if fitting else None
 
 
 def tool(name):

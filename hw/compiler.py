@@ -346,6 +346,17 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     return CompiledModel(params, image)
 
 
+def foldings(max_lanes=4096):
+    """Every ``(pe, simd)`` of powers of two with S a multiple of P and P * S <= ``max_lanes``."""
+    pe = 1
+    while pe * pe <= max_lanes:
+        simd = pe
+        while pe * simd <= max_lanes:
+            yield pe, simd
+            simd *= 2
+        pe *= 2
+
+
 def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
     """The smallest P x S (powers of two, S a multiple of P, P * S <= ``max_lanes``) whose cycles
     per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
@@ -355,16 +366,11 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
     """
     _positive("max_cycles", max_cycles)
     candidates = []
-    pe = 1
-    while pe * pe <= max_lanes:
-        simd = pe
-        while pe * simd <= max_lanes:
-            descriptors = _descriptors(model, pe, simd)
-            cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages),
-                                      ceil_log2(descriptors[-1].groups * pe))
-            candidates.append((pe * simd, cycles, pe, simd))
-            simd *= 2
-        pe *= 2
+    for pe, simd in foldings(max_lanes):
+        descriptors = _descriptors(model, pe, simd)
+        cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages),
+                                  ceil_log2(descriptors[-1].groups * pe))
+        candidates.append((pe * simd, cycles, pe, simd))
     fitting = [c for c in candidates if c[1] <= max_cycles]
     if not fitting:
         _, cycles, pe, simd = min(candidates, key=lambda c: (c[1], c[0]))
