@@ -1,10 +1,14 @@
-"""Test support: the simulator fixtures (clock, watchdog, VCD trace of a failing run)."""
+"""Test support: the simulator fixtures (clock, watchdog, VCD trace of a failing run) and a small
+model file for the command-line tests."""
 
 import sys
 
 import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
+
+from model.modelfile import save_model
+from model.random_models import random_model
 
 CLOCK_PERIOD = 1e-6
 
@@ -89,3 +93,18 @@ def engine_run(request, tmp_path):
         except Exception:
             pass  # the test's own failure is the one to report; the trace is what we wanted
         print(f"VCD trace of engine run {n}: {vcd_path}", file=sys.stderr)
+
+
+@pytest.fixture
+def digits_model(tmp_path):
+    """A small random 8-bit model for the digits data set, and the path of its file."""
+    model = random_model([64, 12, 10], input_bits=8, seed=6)
+    model.metadata["dataset"] = "digits"
+    path = tmp_path / "m.bnn"
+    save_model(model, path)
+    return model, str(path)
+
+
+@pytest.fixture
+def digits_model_file(digits_model):
+    return digits_model[1]

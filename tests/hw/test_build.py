@@ -19,19 +19,10 @@ from model.modelfile import save_model
 from model.random_models import random_model
 
 
-@pytest.fixture
-def model_file(tmp_path):
-    model = random_model([64, 12, 10], input_bits=8, seed=3)
-    model.metadata["dataset"] = "digits"
-    path = tmp_path / "small.bnn"
-    save_model(model, path)
-    return model, str(path)
-
-
-def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(model_file, tmp_path, capsys,
+def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_model, tmp_path, capsys,
                                                                          monkeypatch):
     monkeypatch.setenv("BNN_CACHE_DIR", str(tmp_path / "cache"))
-    model, path = model_file
+    model, path = digits_model
     out = tmp_path / "build"
     assert main(["build", "--board", "icebreaker", "--model", path, "--pe", "2", "--simd", "8",
                  "--out", str(out), "--verify", "6", "--json"]) == 0
@@ -74,28 +65,28 @@ def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, m
         assert not (tmp_path / "out").exists()
 
 
-def test_verify_refuses_an_ecp5_board_before_building(model_file, tmp_path, capsys, monkeypatch):
+def test_verify_refuses_an_ecp5_board_before_building(digits_model, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
-    assert main(["build", "--board", "ulx3s-85f", "--model", model_file[1], "--verify", "3",
+    assert main(["build", "--board", "ulx3s-85f", "--model", digits_model[1], "--verify", "3",
                  "--out", str(tmp_path / "out")]) == 1
     assert "no simulation model of the ecp5 block RAM" in capsys.readouterr().err
 
 
-def test_a_tool_failing_without_a_word_names_the_step_and_its_log(model_file, tmp_path, capsys, monkeypatch):
+def test_a_tool_failing_without_a_word_names_the_step_and_its_log(digits_model, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hw.build, "tool", lambda name: "/bin/false")
     out = tmp_path / "out"
-    assert main(["build", "--board", "hx8k-breakout", "--model", model_file[1], "--pe", "2", "--simd", "8",
+    assert main(["build", "--board", "hx8k-breakout", "--model", digits_model[1], "--pe", "2", "--simd", "8",
                  "--out", str(out)]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("bnn build: error: synthesis (yosys) failed (exit status 1)")
     assert str(out / "yosys.log") in error
 
 
-def test_an_unwritable_output_folder_is_one_line_before_any_tool(model_file, tmp_path, capsys, monkeypatch):
+def test_an_unwritable_output_folder_is_one_line_before_any_tool(digits_model, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["build", "--board", "icebreaker", "--model", model_file[1], "--pe", "2", "--simd", "8",
+    assert main(["build", "--board", "icebreaker", "--model", digits_model[1], "--pe", "2", "--simd", "8",
                  "--out", str(blocker / "out")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("bnn build: error: cannot write the output folder") and "\n" not in error
@@ -109,8 +100,8 @@ def test_boards_are_listed_with_their_devices(capsys):
     assert boards["icebreaker"]["device"] == "iCE40UP5K" and boards["icebreaker"]["block_rams"] == 30
 
 
-def test_an_unknown_board_is_one_line(model_file, capsys):
-    assert main(["build", "--board", "nope", "--model", model_file[1]]) == 1
+def test_an_unknown_board_is_one_line(digits_model, capsys):
+    assert main(["build", "--board", "nope", "--model", digits_model[1]]) == 1
     assert capsys.readouterr().err.strip() == ("bnn build: error: unknown board 'nope'; known boards: "
                                                + ", ".join(BOARDS))
 
@@ -139,10 +130,10 @@ def test_pll_refuses_a_clock_outside_its_range():
     (["--clock-mhz", "5000"], "the ice40 PLL makes at most 275 MHz, not 5000 MHz"),
     (["--baud", "1"], "--baud must lie in 9600..9000000 at 36.00 MHz"),
 ])
-def test_absurd_clocks_and_baud_rates_are_refused_before_any_tool(model_file, tmp_path, capsys, monkeypatch,
+def test_absurd_clocks_and_baud_rates_are_refused_before_any_tool(digits_model, tmp_path, capsys, monkeypatch,
                                                                   flags, message):
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
-    assert main(["build", "--board", "icebreaker", "--model", model_file[1], "--pe", "2", "--simd", "8",
+    assert main(["build", "--board", "icebreaker", "--model", digits_model[1], "--pe", "2", "--simd", "8",
                  "--out", str(tmp_path / "out"), *flags]) == 1
     assert message in capsys.readouterr().err
 
