@@ -67,8 +67,7 @@ class EngineParams:
 
     @property
     def argmax_latency(self):
-        """Cycles the pipelined argmax takes over the score registers: one per tree level."""
-        return ceil_log2(self.score_count)
+        return argmax_latency(self.score_count)
 
 
 @dataclass(frozen=True)
@@ -152,6 +151,12 @@ class CompiledModel:
         return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
 
 
+def argmax_latency(score_count):
+    """Cycles the pipelined argmax (:class:`hw.argmax.Argmax`) takes over ``score_count`` score
+    registers: one per level of its tree."""
+    return ceil_log2(score_count)
+
+
 def layer_gap_cycles(tree_stages):
     """Idle cycles after each layer (:attr:`EngineParams.layer_gap`)."""
     return MEMORY_LATENCY + tree_stages + WRITE_LATENCY
@@ -196,7 +201,7 @@ def _term_scale(d):
     return (1 << PLANES) - 1 if d.bit_serial else 2
 
 
-def _biases(layer, d, simd, weight_ones):
+def _bias(layer, d, simd, weight_ones):
     """The start value of a neuron before its threshold, given its weights' number of ones.
 
     Every lane adds ``scale * match`` over the neuron (:func:`_term_scale`), pad lanes (0 in both
@@ -214,7 +219,7 @@ def _biases(layer, d, simd, weight_ones):
 
 def _starts(model, descriptors, pe, simd):
     """Per layer, the accumulator start value of every neuron slot (``groups * pe``): its bias
-    (:func:`_biases`) less its threshold. The sum then ends at ``y - threshold`` (``y`` in the
+    (:func:`_bias`) less its threshold. The sum then ends at ``y - threshold`` (``y`` in the
     output layer), so the activation bit is its sign: ``1`` iff the sum is ``>= 0``. Pad
     neurons (zero weights) get threshold ``bound + 1``, which no pre-activation reaches."""
     per_layer = []
@@ -224,7 +229,7 @@ def _starts(model, descriptors, pe, simd):
         pad = model.preactivation_bound(k) + 1
         thresholds = [0] * layer.fan_out if layer.thresholds is None else [int(t) for t in layer.thresholds]
         thresholds += [0 if layer.thresholds is None else pad] * (d.groups * pe - layer.fan_out)
-        per_layer.append([_biases(layer, d, simd, n) - t for n, t in zip(ones, thresholds)])
+        per_layer.append([_bias(layer, d, simd, n) - t for n, t in zip(ones, thresholds)])
     return per_layer
 
 
@@ -238,7 +243,7 @@ def _start_range(model, k, d, simd):
     less every threshold the model file allows (``[-bound, bound + 1]``; none in the output
     layer). Sizing for the range, not for this model's values, lets every model of the shape fit."""
     layer = model.layers[k]
-    biases = _biases(layer, d, simd, 0), _biases(layer, d, simd, layer.fan_in)
+    biases = _bias(layer, d, simd, 0), _bias(layer, d, simd, layer.fan_in)
     lo, hi = min(biases), max(biases)
     bound = 0 if d.last else model.preactivation_bound(k)
     return lo - bound - (0 if d.last else 1), hi + bound
@@ -369,7 +374,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
     for pe, simd in foldings(max_lanes):
         descriptors = _descriptors(model, pe, simd)
         cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages),
-                                  ceil_log2(descriptors[-1].groups * pe))
+                                  argmax_latency(descriptors[-1].groups * pe))
         candidates.append((pe * simd, cycles, pe, simd))
     fitting = [c for c in candidates if c[1] <= max_cycles]
     if not fitting:

@@ -82,7 +82,8 @@ class Engine(wiring.Component):
     ``t`` (block RAM read register at ``t + 1``), the PEs see the operands at
     ``t + MEMORY_LATENCY`` and add the term at ``t + MEMORY_LATENCY + tree_stages``; the sums
     and their sign bits are registered, and written to the activation memory (or the output
-    layer's sums to the score registers) a cycle later. A result is valid ``argmax.latency + 1`` cycles after its last score is written.
+    layer's sums to the score registers) a cycle later. A result is valid ``argmax.latency + 1``
+    cycles after its last score is written.
 
     Members
     -------
@@ -114,7 +115,8 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         params, image = self._params, self._image
-        pe, simd, width = params.pe, params.simd, params.acc_width
+        pe, simd = params.pe, params.simd
+        m.submodules.array = array = ProcessingElementArray(pe, simd, params.acc_width, stages=params.tree_stages)
 
         m.submodules.loader = loader = InputLoader(params)
         m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors)
@@ -144,8 +146,8 @@ class Engine(wiring.Component):
             m.d.sync += delayed.eq(commands[-1])
             commands.append(delayed)
         issued = commands[0]
-        counted = commands[MEMORY_LATENCY + max(params.tree_stages - 1, 0)]  # the PEs shift the count
-        finished = commands[MEMORY_LATENCY + params.tree_stages]             # and add it
+        counted = commands[MEMORY_LATENCY + array.shift_latency]   # the PEs shift the count
+        finished = commands[MEMORY_LATENCY + array.latency]         # and add it
         written = commands[-1]                                      # its results are stored
         # operands: the memories' data, registered once more in the fabric
         operands = commands[MEMORY_LATENCY]
@@ -155,8 +157,8 @@ class Engine(wiring.Component):
         w = Signal(pe * simd, reset_less=True)
         m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data)]
         x = Mux(operands.from_input, input_bits, act_bits)
-        # start values: read D cycles after the operands' address, registered once more in the
-        # fabric, so that they arrive with the group's first term
+        # start values: read array.latency cycles after the operands' address, registered once
+        # more in the fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
         m.d.sync += start_values.eq(start_data)
 
@@ -169,10 +171,9 @@ class Engine(wiring.Component):
             weight_addr.eq(issued.weight_addr),
             input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
             act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
-            start_addr.eq(commands[params.tree_stages].start_addr),
+            start_addr.eq(commands[array.latency].start_addr),
         ]
 
-        m.submodules.array = array = ProcessingElementArray(pe, simd, width, stages=params.tree_stages)
         m.d.comb += [
             array.x.eq(x),
             array.weights.eq(w),

@@ -113,6 +113,16 @@ class ProcessingElementArray(wiring.Component):
             "totals": Out(data.ArrayLayout(signed(acc_width), pe)), "fires": Out(pe),
         })
 
+    @property
+    def latency(self):
+        """Cycles from ``x``/``weights`` to the controls, ``starts`` and ``totals`` (see the PE)."""
+        return self._elements[0].latency
+
+    @property
+    def shift_latency(self):
+        """Cycles from ``x``/``weights`` to the ``shift`` that belongs to them."""
+        return self._elements[0].shift_latency
+
     def elaborate(self, platform):
         m = Module()
         simd = self._simd
