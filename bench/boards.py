@@ -34,12 +34,6 @@ ROWS = [
 ]
 
 
-def engine_luts(cells):
-    """LUT4s of the engine alone, as Yosys mapped it: iCE40 SB_LUT4 (a carry sits beside its LUT),
-    ECP5 LUT4 plus two per CCU2C (a carry cell holds two LUT4s)."""
-    return cells.get("SB_LUT4", 0) + cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
-
-
 def markdown(rows):
     """The README's board table."""
     lines = ["| board (device) | model, P x S | logic cells | block RAM | Fmax (target) | clock | "
@@ -53,8 +47,8 @@ def markdown(rows):
             f"| {r['board']} ({r['device']}) | {r['arch']}, {r['pe']}x{r['simd']} | "
             f"{cells['used']} / {cells['available']} | {ram['used']} / {ram['available']} | "
             f"{r['fmax_mhz']:.1f} MHz ({r['target_mhz']}) | {r['clock_mhz']:.2f} MHz | {r['cycles_per_frame']} | "
-            f"{r['frames_per_second']:,.0f} | {engine_luts(r['engine_cells'])} | "
-            f"{r['pe'] * r['simd'] / engine_luts(r['engine_cells']):.3f} |")
+            f"{r['frames_per_second']:,.0f} | {r['engine_resources']['luts']} | "
+            f"{r['pe'] * r['simd'] / r['engine_resources']['luts']:.3f} |")
     return "\n".join(lines)
 
 
@@ -80,9 +74,9 @@ def main():
                           allow_timing_fail=True,
                           progress=lambda step, i, n: print(f"  {row}: [{i}/{n}] {step}", flush=True))
         cells = report.utilisation.get("ICESTORM_LC") or report.utilisation.get("TRELLIS_COMB")
+        luts = report.engine_resources["luts"]
         results[row] = {"row": row, "arch": arch, "target_mhz": target,
-                        "lut_cells": cells["used"], "engine_luts": engine_luts(report.engine_cells),
-                        "lanes_per_lut": pe * simd / engine_luts(report.engine_cells),
+                        "lut_cells": cells["used"], "engine_luts": luts, "lanes_per_lut": pe * simd / luts,
                         "seconds_total": time.perf_counter() - start, **report.as_dict()}
         print(f"{row}: {arch} {pe}x{simd} Fmax {report.fmax_mhz:.1f} MHz (clock {report.clock_mhz:.2f}, "
               f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "

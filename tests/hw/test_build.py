@@ -149,3 +149,21 @@ def test_every_board_top_elaborates_with_its_pins_and_clock(name):
     constraints = plan.files["top.pcf" if board.device.family == "ice40" else "top.lpf"]
     assert "uart_0__rx" in constraints and "uart_0__tx" in constraints
     assert ("SB_PLL40" if board.device.family == "ice40" else "EHXPLLL") in plan.files["top.il"]
+
+
+def test_ecp5_synthesis_falls_back_to_classic_abc_when_abc9_fails(digits_model, tmp_path, monkeypatch):
+    # ABC9 failing is provoked with an unknown command; the fallback must really map with classic ABC
+    board = BOARDS["ulx3s-85f"]
+    compiled = compile_model(digits_model[0], pe=2, simd=8, tree_stages=board.tree_stages)
+    platform = board.make_platform()
+    settings = pll_settings("ecp5", board.clock_mhz_in(platform), board.clock_mhz)
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, uart_divisor=10), name="top")
+    (tmp_path / "top.il").write_text(plan.files["top.il"])
+    real_script = hw.build._yosys_script
+    monkeypatch.setattr(hw.build, "_yosys_script",
+                        lambda family, abc9=True: "no_such_pass\n" if abc9 else real_script(family, abc9))
+    notes = hw.build._synthesize("ecp5", str(tmp_path))
+    assert len(notes) == 1 and "classic ABC" in notes[0]
+    assert "abc -lut 4" in (tmp_path / "top-abc.ys").read_text()
+    cells = hw.build.engine_cells(str(tmp_path))
+    assert cells["LUT4"] > 100 and cells["TRELLIS_FF"] > 100
