@@ -215,7 +215,7 @@ def _critical_path(report, clock):
         # nextpnr's cell names are Yosys' names for the driven wire plus the cell's mapping
         # (e.g. "engine.command_2.from_input_SB_DFFSR_Q_DFFLC"): keep the wire's name
         name = re.sub(r"^top\.", "", step[end]["cell"])
-        return re.split(r"_(?:SB|TRELLIS|LUT4|CCU2C|DP16KD)_|\$", name)[0].rstrip("._") or name
+        return re.split(r"_(?:SB|TRELLIS|LUT4|CCU2C|DP16KD)_|\$", name)[0].rstrip("._\\") or name
 
     total = sum(s.get("delay", 0.0) for s in steps)
     routing = sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing")
