@@ -3,18 +3,21 @@
 See ``docs/engine.md`` for the architecture, the memory layouts and the cycle formula.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from host.protocol import LoadTarget, frame_bytes
+
 from .argmax import Argmax
 from .compiler import MEMORY_LATENCY, input_planes
+from .loadable import byte_lanes, drive_write_port, load_signature, row_value
 from .loader import (InputLoader, input_address, input_config, input_config_layout, input_word_bits,
                      pixel_layout)
 from .pe import ProcessingElementArray
-from .sequencer import Sequencer, command_layout
+from .sequencer import Sequencer, command_layout, descriptor_layout
 
 
 # Yosys attributes of the engine's memories (see docs/engine.md, "Memory layout"). Block RAM
@@ -33,11 +36,12 @@ def memory_attrs(depth, width, logic_memory_bits=LOGIC_MEMORY_BITS):
 
 
 def memory_shapes(params):
-    """``{name: (depth, width)}`` of the engine's four big memories, for ``params``."""
+    """``{name: (depth, width)}`` of the engine's four big memories, for ``params``. The weight
+    and start memories are loadable: whole bytes wide (see :mod:`hw.loadable`)."""
     input_depth = 2 << (input_word_bits(params) + ceil_log2(input_planes(params.input_bits)))
     return {
-        "weight_memory": (params.weight_depth, params.pe * params.simd),
-        "start_memory": (params.start_depth, params.pe * params.start_width),
+        "weight_memory": (params.weight_depth, byte_lanes(params.pe * params.simd) * 8),
+        "start_memory": (params.start_depth, byte_lanes(params.pe * params.start_width) * 8),
         "input_memory": (input_depth, params.simd),
         "activation_memory": (2 << bank_bits(params.act_words), params.simd),
     }
@@ -63,8 +67,18 @@ def result_layout(params):
 
 def network_layout(params):
     """The network's numbers outside the descriptor table: where an input frame ends, the 1-bit
-    input threshold, and the number of classes."""
-    return data.StructLayout({"input": input_config_layout(params), "classes": range(params.score_count + 1)})
+    input threshold, the number of classes, and the bytes of a frame on the link
+    (:func:`host.protocol.frame_bytes`)."""
+    most_bytes = frame_bytes(params.input_bits, params.input_words * params.simd)
+    return data.StructLayout({"input": input_config_layout(params), "classes": range(params.score_count + 1),
+                              "frame_bytes": range(most_bytes + 1)})
+
+
+def network_row(params, image):
+    """The network row of ``image`` (a :class:`hw.compiler.NetworkImage`), as the integer stored."""
+    return row_value(network_layout(params), {
+        "input": input_config(params, image), "classes": image.classes,
+        "frame_bytes": frame_bytes(params.input_bits, image.input_size)})
 
 
 def bank_bits(words):
@@ -95,18 +109,33 @@ class Engine(wiring.Component):
         One per frame, in order: ``cls`` (argmax over the first ``classes`` scores, ties to the
         lowest index) and ``scores`` (the output layer's pre-activations; entries from
         ``classes`` on are pad neurons, to be ignored).
+
+    With ``loadable``, the network can be replaced at run time (see :mod:`hw.loadable`):
+
+    load : In(hw.loadable.load_signature())
+        Writes to the weight, start, descriptor and network memories
+        (:class:`host.protocol.LoadTarget`), only while the engine is idle (no frame in it).
+    clear : In(1)
+        Synchronous reset of the whole engine, after a load: the sequencer reads the new table.
+    network : Out(network_layout(params))
+        The network row, for the link (a frame's size in bytes).
     """
 
-    def __init__(self, compiled, *, logic_memory_bits=LOGIC_MEMORY_BITS):
+    def __init__(self, compiled, *, logic_memory_bits=LOGIC_MEMORY_BITS, loadable=False):
         self._params = params = compiled.params
         self._image = compiled.image
         self._logic_memory_bits = logic_memory_bits
+        self._loadable = loadable
         if params.score_count % params.pe:
             raise ValueError(f"score_count ({params.score_count}) must be a multiple of pe ({params.pe})")
-        super().__init__({
+        members = {
             "pixels": In(stream.Signature(pixel_layout(params.pixels_per_beat))),
             "results": Out(stream.Signature(result_layout(params))),
-        })
+        }
+        if loadable:
+            members.update(load=In(load_signature()), clear=In(1),
+                           network=Out(network_layout(params)))
+        super().__init__(members)
 
     @property
     def params(self):
@@ -119,7 +148,7 @@ class Engine(wiring.Component):
         m.submodules.array = array = ProcessingElementArray(pe, simd, params.acc_width, stages=params.tree_stages)
 
         m.submodules.loader = loader = InputLoader(params)
-        m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors)
+        m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors, loadable=self._loadable)
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
         act_bank = bank_bits(params.act_words)
@@ -137,6 +166,10 @@ class Engine(wiring.Component):
         act_addr, act_data = registered_read(m, activations, "act")
         input_write = inputs.write_port()
         act_write = activations.write_port(granularity=pe)
+        if self._loadable:
+            drive_write_port(m, weights.write_port(granularity=8), self.load, LoadTarget.WEIGHTS)
+            drive_write_port(m, starts.write_port(granularity=8), self.load, LoadTarget.STARTS)
+            wiring.connect(m, wiring.flipped(self.load), sequencer.load)
 
         # the command, delayed to each pipeline stage: commands[k] belongs to cycle t + k
         layout = command_layout(params)
@@ -155,7 +188,7 @@ class Engine(wiring.Component):
         # the cycle); the input/activation choice is made after them, in the PEs' first LUTs
         input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
         w = Signal(pe * simd, reset_less=True)
-        m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data)]
+        m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data[:pe * simd])]
         x = Mux(operands.from_input, input_bits, act_bits)
         # start values: read array.latency cycles after the operands' address, registered once
         # more in the fabric, so that they arrive with the group's first term
@@ -180,7 +213,8 @@ class Engine(wiring.Component):
             array.valid.eq(finished.valid),
             array.first.eq(finished.first),
             array.shift.eq(counted.shift),
-            *[array.starts[p].eq(start_values.word_select(p, params.start_width).as_signed()) for p in range(pe)],
+            *[array.starts[p].eq(start_values[p * params.start_width:(p + 1) * params.start_width].as_signed())
+              for p in range(pe)],
         ]
 
         # the sums and their sign bits, registered: the adder's carry chain ends at a register
@@ -206,17 +240,21 @@ class Engine(wiring.Component):
 
         m.submodules.argmax = argmax = Argmax(params.score_count, params.score_width)
         # the network's remaining numbers are one row of data, like the descriptors
-        m.submodules.network = network = Memory(shape=network_layout(params), depth=1, init=[{
-            "input": input_config(params, image), "classes": image.classes}])
-        network_row = network.read_port(domain="comb").data
-        m.d.comb += loader.config.eq(network_row.input)
+        layout = network_layout(params)
+        m.submodules.network = network = Memory(shape=byte_lanes(layout.size) * 8, depth=1,
+                                                init=[network_row(params, image)])
+        row = layout(network.read_port(domain="comb").data[:layout.size])
+        m.d.comb += loader.config.eq(row.input)
+        if self._loadable:
+            drive_write_port(m, network.write_port(granularity=8), self.load, LoadTarget.NETWORK)
+            m.d.comb += self.network.eq(row)
         # a frame's result is pending from its last score until it is taken; it is valid once the
         # argmax has settled on the score registers, which hold still meanwhile
         pending = Signal()
         settling = Signal(range(argmax.latency + 1))
         m.d.comb += [
             argmax.scores.eq(scores),
-            argmax.count.eq(network_row.classes),
+            argmax.count.eq(row.classes),
             self.results.valid.eq(pending & (settling == 0)),
             self.results.payload.scores.eq(scores),
             self.results.payload.cls.eq(argmax.index),
@@ -229,4 +267,12 @@ class Engine(wiring.Component):
             m.d.sync += pending.eq(0)
         with m.If(written.valid & written.frame_end):
             m.d.sync += [pending.eq(1), settling.eq(argmax.latency)]
+        if self._loadable:
+            return ResetInserter(self.clear)(m)
         return m
+
+
+def loadable_widths(params):
+    """``{LoadTarget: width}``: the bits of one word of each memory the engine loads."""
+    return {LoadTarget.WEIGHTS: params.pe * params.simd, LoadTarget.STARTS: params.pe * params.start_width,
+            LoadTarget.DESCRIPTORS: descriptor_layout(params).size, LoadTarget.NETWORK: network_layout(params).size}

@@ -105,9 +105,12 @@ class InputLoader(wiring.Component):
         m.d.comb += stream_in.ready.eq(~full.bit_select(fill_bank, 1) & ~writing)
         transfer = stream_in.valid & stream_in.ready
         last_beat = (word == config.last_word) & (granule == config.last_granule)
-        lanes = [Mux(last_beat & (config.last_lanes <= i), 0, stream_in.payload[i]) for i in range(per_beat)]
+        # a 1-bit pixel is binarized before the pad lanes are zeroed: a pad lane stays 0 (-1 in
+        # both operands cancels) whatever the threshold
+        lanes = [stream_in.payload[i] for i in range(per_beat)]
         if params.input_bits == 1:
             lanes = [lane >= config.threshold for lane in lanes]
+        lanes = [Mux(last_beat & (config.last_lanes <= i), 0, lane) for i, lane in enumerate(lanes)]
         if planes == 1:
             plane_word = staging.as_value()
         else:

@@ -5,7 +5,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from host.protocol import LoadTarget
+
 from .compiler import PLANES
+from .loadable import byte_lanes, drive_write_port, load_signature, row_value
 
 
 def _index(count):
@@ -25,10 +28,13 @@ def descriptor_layout(params):
     })
 
 
-def descriptor_rows(descriptors):
-    """The table's rows for ``descriptors``."""
-    return [{"last_slice": d.slices - 1, "last_group": d.groups - 1, "bit_serial": int(d.bit_serial),
-             "first": int(k == 0), "last": int(d.last)} for k, d in enumerate(descriptors)]
+def descriptor_rows(params, descriptors):
+    """The table's rows for ``descriptors``, as the integers the table stores (see
+    :mod:`hw.loadable`)."""
+    layout = descriptor_layout(params)
+    return [row_value(layout, {"last_slice": d.slices - 1, "last_group": d.groups - 1,
+                               "bit_serial": int(d.bit_serial), "first": int(k == 0), "last": int(d.last)})
+            for k, d in enumerate(descriptors)]
 
 
 def command_layout(params):
@@ -81,38 +87,54 @@ class Sequencer(wiring.Component):
         Pulses the cycle after layer 0's last command: the input bank may be refilled (a
         register, to keep the loader off the sequencer's paths).
     command : Out(command_layout(params))
+    load : In(hw.loadable.load_signature()), if ``loadable``
+        Writes to the descriptor table (:attr:`host.protocol.LoadTarget.DESCRIPTORS`); the
+        sequencer must be reset after a load, and idle during it.
+
+    After reset, the sequencer spends two cycles reading the table's first rows before it
+    may issue.
     """
 
-    def __init__(self, params, descriptors):
+    def __init__(self, params, descriptors, *, loadable=False):
         if not 1 <= len(descriptors) <= params.max_layers:
             raise ValueError(f"{len(descriptors)} descriptors do not fit a table of {params.max_layers}")
         self._params = params
         self._descriptors = tuple(descriptors)
-        super().__init__({
+        self._loadable = loadable
+        members = {
             "frame_ready": In(1),
             "scores_free": In(1),
             "frame_taken": Out(1),
             "command": Out(command_layout(params)),
-        })
+        }
+        if loadable:
+            members["load"] = In(load_signature())
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         params = self._params
         layout = descriptor_layout(params)
-        rows = descriptor_rows(self._descriptors)
         # A handful of rows read combinationally: flip-flops and LUTs, not block RAM.
-        m.submodules.table = table = Memory(shape=layout, depth=params.max_layers, init=rows)
+        m.submodules.table = table = Memory(shape=byte_lanes(layout.size) * 8, depth=params.max_layers,
+                                            init=descriptor_rows(params, self._descriptors))
         lookup = table.read_port(domain="comb")
+        if self._loadable:
+            drive_write_port(m, table.write_port(granularity=8), self.load, LoadTarget.DESCRIPTORS)
+        looked_up = layout(lookup.data[:layout.size])
 
         # The current layer's row, and the next layer's, held in registers: the table lookup is
         # off the paths from the counters to their next values. The next row is looked up every
         # cycle from the current layer; a layer lasts long enough (its commands plus the gap)
-        # for it to be ready before it is needed.
+        # for it to be ready before it is needed. After reset, row 0 is read on the first cycle
+        # (`primed` low) and the next row on the second; the gap counter holds the start off
+        # until then.
+        primed = Signal()
         layer = Signal(_index(params.max_layers))
-        row = Signal(layout, init=rows[0])
-        next_row = Signal(layout, init=rows[1 % len(rows)])
-        m.d.comb += lookup.addr.eq(Mux(row.last, 0, layer + 1))
-        m.d.sync += next_row.eq(lookup.data)
+        row = Signal(layout)
+        next_row = Signal(layout)
+        m.d.comb += lookup.addr.eq(Mux(~primed | row.last, 0, layer + 1))
+        m.d.sync += next_row.eq(looked_up)
 
         group = Signal.like(self.command.group)
         slice_ = Signal.like(self.command.slice)
@@ -122,10 +144,13 @@ class Sequencer(wiring.Component):
         out_word = Signal.like(self.command.out_word)
         out_chunk = Signal.like(self.command.out_chunk)
         active = Signal()
-        gap = Signal(range(params.layer_gap + 1))
+        gap = Signal(range(params.layer_gap + 1), init=2)
         # "this is the last slice / group of the layer", kept with the counters
-        slice_last = Signal(init=rows[0]["last_slice"] == 0)
-        group_last = Signal(init=rows[0]["last_group"] == 0)
+        slice_last = Signal()
+        group_last = Signal()
+        with m.If(~primed):
+            m.d.sync += [primed.eq(1), row.eq(looked_up),
+                         slice_last.eq(looked_up.last_slice == 0), group_last.eq(looked_up.last_group == 0)]
 
         start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
         issue = active | start

@@ -39,18 +39,21 @@ class UartTx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        frame = Signal(10, init=0x3ff)    # bits still to send, LSB first
+        # the start and data bits still to send, LSB first, filled with 1s (the stop bit and
+        # the idle line) as they go: no register bit that is always 1, which the CXXRTL back
+        # end would have to evaluate twice a cycle
+        frame = Signal(9, init=0x1ff)
         bits_left = Signal(range(11))
         timer = Signal(range(self._divisor))
         # ready in the stop bit's last cycle too, so that frames follow back to back
         m.d.comb += [self.tx.eq(frame[0]),
                      self.data.ready.eq((bits_left == 0) | ((bits_left == 1) & (timer == 0)))]
         with m.If(self.data.valid & self.data.ready):
-            m.d.sync += [frame.eq((self.data.payload << 1) | (1 << 9)), bits_left.eq(10),
+            m.d.sync += [frame.eq(self.data.payload << 1), bits_left.eq(10),
                          timer.eq(self._divisor - 1)]
         with m.Elif(bits_left != 0):
             with m.If(timer == 0):
-                m.d.sync += [frame.eq((frame >> 1) | (1 << 9)), bits_left.eq(bits_left - 1),
+                m.d.sync += [frame.eq((frame >> 1) | (1 << 8)), bits_left.eq(bits_left - 1),
                              timer.eq(self._divisor - 1)]
             with m.Else():
                 m.d.sync += timer.eq(timer - 1)

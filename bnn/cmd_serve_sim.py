@@ -1,0 +1,154 @@
+"""`bnn serve-sim`: a board's gateware simulated cycle by cycle, its serial line on a TCP socket."""
+
+import signal
+import sys
+import threading
+
+from hw.boards import board as find_board
+from hw.build import MAX_BAUD_ERROR, MIN_BAUD, check_fit, fitting_folding
+from hw.compiler import compile_model
+from hw.pll import pll_settings
+from hw.uart import uart_divisor
+from model.errors import BnnError
+from model.modelfile import load_model
+from sim.board import SerialLine
+from sim.cxxrtl import StreamSimulator, compile_model as compile_cxxrtl, convert_stream_design
+from sim.serve import BoardServer
+
+from .common import emit_json, positive_float, positive_int
+
+# Byte times of slack in the idle window, beyond the board's timeout and computation: the
+# response's first byte on the line, and the bytes still in the host's UART when the last was taken.
+_SLACK_BYTES = 20
+
+
+def add_parser(sub):
+    p = sub.add_parser("serve-sim", help="simulate a board with CXXRTL and serve its serial line on TCP",
+                       description="Simulate a board's gateware (the serial link and the engine, UART "
+                                   "bit timing included) cycle by cycle, compiled with CXXRTL, and "
+                                   "expose its serial line as a TCP socket: a host opens it as "
+                                   "socket://HOST:PORT (pyserial), e.g. `bnn stream --port "
+                                   "socket://127.0.0.1:PORT`. Serves one client at a time (others wait) "
+                                   "and keeps the board's state between clients. Prints `listening on "
+                                   "HOST:PORT` on stdout once ready; runs until interrupted (Ctrl-C, "
+                                   "SIGTERM), then prints a summary on stderr.")
+    p.add_argument("--board", required=True, metavar="NAME", help="board to simulate (see bnn build --list-boards)")
+    p.add_argument("--model", required=True, metavar="FILE", help="model file written by `bnn train`")
+    p.add_argument("--listen", required=True, metavar="HOST:PORT",
+                   help="TCP address to serve on, e.g. 127.0.0.1:5000; port 0 picks a free port")
+    p.add_argument("--pe", type=positive_int, metavar="P",
+                   help="processing elements (with --simd; default: the fastest folding that fits the board)")
+    p.add_argument("--simd", type=positive_int, metavar="S", help="input lanes per PE, a multiple of P (with --pe)")
+    p.add_argument("--clock-mhz", type=positive_float, metavar="F",
+                   help="engine clock (default: the board's); the simulated board runs at what its PLL makes of it")
+    p.add_argument("--baud", type=positive_int, default=3_000_000, help="serial line rate (default 3000000)")
+    p.add_argument("--json", action="store_true",
+                   help='print one JSON object ({"listening": "HOST:PORT", ...}) instead of the listening line')
+    p.set_defaults(func=run)
+
+
+def parse_listen(text):
+    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for IPv6); raises BnnError."""
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise BnnError(f"--listen must be HOST:PORT with a port in 0..65535 (0: any free port), not {text!r}")
+    return host, int(port)
+
+
+def folding(args, model, board):
+    """P and S: both given, or the fastest folding whose engine fits the board."""
+    if (args.pe is None) != (args.simd is None):
+        raise BnnError("give both --pe and --simd, or neither (the fastest folding that fits the board)")
+    if args.pe is None:
+        chosen = fitting_folding(model, board, tree_stages=board.tree_stages)
+        if chosen is None:
+            raise BnnError(f"no P x S engine of this model fits {board.name}")
+        return chosen
+    return args.pe, args.simd
+
+
+def link_clock(board, clock_mhz, baud):
+    """``(clock_hz, divisor, baud_error)``: the clock the board's PLL makes, and the serial line
+    at ``baud`` on it, within the limits `bnn build` sets."""
+    pll = pll_settings(board.device.family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
+    clock_hz = round(pll.output_mhz * 1e6)
+    if not MIN_BAUD <= baud <= clock_hz / 4:
+        raise BnnError(f"--baud must lie in {MIN_BAUD}..{clock_hz // 4} at {pll.output_mhz:.2f} MHz "
+                       f"(4 clock cycles per bit at least), not {baud}")
+    divisor, baud_error = uart_divisor(clock_hz, baud)
+    if abs(baud_error) > MAX_BAUD_ERROR:
+        raise BnnError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
+                       f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
+    return clock_hz, divisor, baud_error
+
+
+def idle_cycles(timeout_cycles, compiled, divisor):
+    """Cycles to keep simulating after the last byte in or out: the board's receive timeout, the
+    computation of the largest request, and a few byte times on the line."""
+    from host.protocol import MAX_INFER_FRAMES  # being written alongside, as hw.link
+    return (timeout_cycles + MAX_INFER_FRAMES * (compiled.cycles_per_frame + compiled.latency)
+            + _SLACK_BYTES * 10 * divisor)
+
+
+def _say(message):
+    print(f"bnn serve-sim: {message}", file=sys.stderr, flush=True)
+
+
+def run(args):
+    host, port = parse_listen(args.listen)
+    board = find_board(args.board)
+    model = load_model(args.model)
+    pe, simd = folding(args, model, board)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
+    problems = check_fit(compiled, board)
+    if problems:
+        raise BnnError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}")
+    clock_hz, divisor, baud_error = link_clock(board, args.clock_mhz, args.baud)
+    server = BoardServer(host, port)  # before the build: an address in use fails at once
+    try:
+        from hw.link import LinkCore  # being written alongside; nothing else here needs it
+        core = LinkCore(compiled, clock_hz=clock_hz, baud=args.baud, logic_memory_bits=board.logic_memory_bits)
+        timeout_cycles = core.identity.timeout_cycles
+        window = idle_cycles(timeout_cycles, compiled, divisor)
+        facts = {"board": board.name, "device": board.device.name, "model": str(args.model), "arch": model.arch,
+                 "pe": pe, "simd": simd, "tree_stages": board.tree_stages, "clock_hz": clock_hz,
+                 "baud": args.baud, "baud_error": baud_error, "uart_divisor": divisor,
+                 "timeout_cycles": timeout_cycles, "idle_cycles": window,
+                 "cycles_per_frame": compiled.cycles_per_frame}
+        _say(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
+             f"{clock_hz / 1e6:.2f} MHz, UART {args.baud} baud ({baud_error:+.1%}, {divisor} cycles per bit)")
+        _say("building the simulated board (first time only, about a minute)...")
+        simulated = compile_cxxrtl(convert_stream_design(SerialLine(core, divisor)))
+        _say(f"simulated board {'built' if simulated.built else 'loaded from the cache'} "
+             f"in {simulated.build_seconds:.1f} s")
+        facts.update(build_seconds=simulated.build_seconds, built=simulated.built)
+        with StreamSimulator(simulated) as simulator:
+            stats = _serve(server, simulator, window, facts, args.json)
+    finally:
+        server.close()
+    seconds = stats.cycles / clock_hz
+    _say(f"stopped: {stats.clients} client{'s' * (stats.clients != 1)}, {stats.bytes_in} bytes in, "
+         f"{stats.bytes_out} bytes out ({stats.bytes_dropped} dropped), {stats.cycles} cycles simulated "
+         f"({seconds * 1e3:.1f} ms of board time)")
+    return 0
+
+
+def _serve(server, simulator, window, facts, as_json):
+    """Serve until SIGINT or SIGTERM; return the stats."""
+    stop = threading.Event()
+
+    def on_listening(_address):
+        if as_json:
+            emit_json({"listening": server.address_text, **facts})
+        else:
+            print(f"listening on {server.address_text}")
+        sys.stdout.flush()
+
+    handlers = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return server.run(simulator, idle_cycles=window, stop=stop, on_listening=on_listening, log=_say)
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)

@@ -1,0 +1,423 @@
+"""The host side of the serial link: requests and responses of :mod:`host.protocol` over a pyserial port.
+
+A :class:`Link` sends requests and matches their responses by sequence number. Requests that get
+an error response, no response within the timeout, or whose response was lost (a later request's
+answer arrived first, and the board answers in request order) are sent again under a new sequence
+number, up to ``retries`` times; after that their frames are reported as failed. An answer is only
+ever taken from an OK response whose sequence number is outstanding and whose payload has one
+class byte per frame of the request: the host never guesses.
+"""
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import serial
+
+from host import board
+from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
+                           PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
+                           decode_counters, encode_frame, word_bytes)
+from model.bits import pack_bits
+from model.errors import BnnError
+
+# Longer than any response (an Identity is under 100 bytes): a SYNC in line noise followed by a
+# large length field is dropped at once instead of holding up the frames behind it.
+_MAX_RESPONSE_PAYLOAD = 255
+# A LOAD or RESET answered BUSY waits this long before it is sent again.
+_BUSY_WAIT = 0.01
+_POLL = 0.05                    # seconds a read waits at most before the deadlines are checked
+_LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits
+
+
+class _ResponseDecoder(FrameDecoder):
+    """A :class:`FrameDecoder` that can give up on the frame it is receiving."""
+
+    def drop_partial(self):
+        """Drop the incomplete frame held (its bytes stopped: cut off, or a SYNC in noise whose
+        length field asks for more bytes than will come) and search again from the byte after its
+        SYNC, as for a frame with a bad CRC. Returns the frames found in the bytes after it."""
+        if not self._buffer:
+            return []
+        held = bytes(self._buffer[1:])
+        self._buffer.clear()
+        self.bad_frames += 1
+        return self.feed(held)
+
+
+class LinkError(BnnError):
+    """The link to a board failed: no port, no answer, a malformed answer, or a board without a model."""
+
+
+def default_timeout(url):
+    """Seconds to wait for a response: a socket:// URL is usually ``bnn serve-sim``, a simulated
+    board far slower than real time."""
+    return 30.0 if url.startswith("socket://") else 2.0
+
+
+def input_frame(model, pixels):
+    """The bytes of one image in an INFER payload (:func:`host.protocol.frame_bytes` of them).
+
+    An 8-bit model takes the pixel bytes. A 1-bit model takes the pixels binarized as the golden
+    model does (:func:`model.golden.layer_preactivations`: ``pixels >= threshold``), packed as
+    :mod:`model.bits` defines.
+    """
+    pixels = pixels.reshape(-1)
+    if model.input.bits == 8:
+        return pixels.astype("u1").tobytes()
+    return pack_bits(pixels >= model.input.threshold).tobytes()
+
+
+def load_requests(images, memories):
+    """The LOAD payloads that write ``images`` (``{LoadTarget: [word, ...]}``) into memories of the
+    sizes ``memories`` (a :class:`~host.protocol.Memory` per :class:`LoadTarget`).
+
+    Each payload holds as many whole words as fit :data:`MAX_LOAD_DATA` bytes; MODEL_ID comes last,
+    since any other load marks the board as holding no model. Raises :class:`LinkError` if an image
+    does not fit its memory.
+    """
+    requests = []
+    order = [t for t in LoadTarget if t != LoadTarget.MODEL_ID] + [LoadTarget.MODEL_ID]
+    for target in order:
+        words = images.get(target, [])
+        memory = memories[target]
+        if len(words) > memory.depth:
+            raise LinkError(f"the model needs {len(words)} words of {target.name} but the board has {memory.depth}")
+        size = word_bytes(memory.width)
+        per_request = MAX_LOAD_DATA // size
+        if per_request == 0:
+            raise LinkError(f"a {target.name} word of {memory.width} bits does not fit a load of "
+                            f"{MAX_LOAD_DATA} bytes")
+        for address in range(0, len(words), per_request):
+            if address >= _LOAD_ADDRESS_LIMIT:
+                raise LinkError(f"{target.name} address {address} does not fit the load's 16-bit address")
+            data = b"".join(word.to_bytes(size, "little") for word in words[address:address + per_request])
+            requests.append(bytes([target]) + address.to_bytes(LOAD_HEADER_BYTES - 1, "little") + data)
+    return requests
+
+
+@dataclass
+class LinkStats:
+    """What a :class:`Link` counted since it was opened."""
+    requests: int = 0                 # frames sent, retries included
+    retries: int = 0                  # requests sent again (after an error, a timeout or a lost answer)
+    timeouts: int = 0                 # requests without an answer within the timeout
+    lost: int = 0                     # requests overtaken by a later request's answer
+    errors: Counter = field(default_factory=Counter)   # error responses by Status name
+    ignored: int = 0                  # responses to no outstanding request (late, or a corrupt seq)
+    malformed: int = 0                # OK responses of the wrong length
+    failed: int = 0                   # frames given up on after the retries
+    reloads: int = 0                  # models loaded again after NO_MODEL during infer
+    latencies: list = field(default_factory=list)      # seconds from a frame's request to its answer
+
+    def as_dict(self):
+        return {"requests": self.requests, "retries": self.retries, "timeouts": self.timeouts,
+                "lost": self.lost, "errors": dict(self.errors), "ignored_responses": self.ignored,
+                "malformed_responses": self.malformed, "failed": self.failed, "reloads": self.reloads}
+
+
+@dataclass
+class _Request:
+    command: Command
+    payload: bytes
+    first: int = 0          # INFER: index of the first frame
+    count: int = 0          # INFER: frames in the request
+    attempts: int = 0
+    seq: int = -1
+    order: int = -1         # position in send order, over the link's life
+    sent_at: float = 0.0
+
+
+class Link:
+    """Requests and responses over ``port``, a pyserial-like object (``read``, ``write``,
+    ``timeout``, ``in_waiting``, ``close``).
+
+    Use :meth:`open` for a URL. ``timeout`` is the seconds to wait for a response, ``retries`` how
+    many times a request is sent again before giving up; ``name`` names the port in messages.
+    """
+
+    def __init__(self, port, *, timeout, retries=3, name="the board"):
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, not {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be non-negative, not {retries!r}")
+        self._port = port
+        # Reads return at the first byte or after this poll interval: setting a serial port's
+        # timeout before every read would reconfigure the device each time.
+        port.timeout = min(timeout, _POLL)
+        self._timeout = timeout
+        self._retries = retries
+        self._name = name
+        self._decoder = _ResponseDecoder(max_length=_MAX_RESPONSE_PAYLOAD)
+        self._next_seq = 0
+        self._sent = 0
+        self._heard = False     # any byte ever received
+        self.stats = LinkStats()
+
+    @classmethod
+    def open(cls, url, *, baud, timeout=None, retries=3):
+        """Open a pyserial URL (``/dev/ttyUSB1``, ``socket://127.0.0.1:PORT``, ...); ``timeout``
+        defaults to :func:`default_timeout`. Raises :class:`LinkError` if the port does not open."""
+        timeout = default_timeout(url) if timeout is None else timeout
+        try:
+            port = serial.serial_for_url(url, baudrate=baud, timeout=_POLL)
+        except (serial.SerialException, ValueError) as e:
+            reason = str(e).replace(f"could not open port {url}: ", "").replace(f"Could not open port {url}: ", "")
+            raise LinkError(f"could not open {url}: {reason}") from None
+        return cls(port, timeout=timeout, retries=retries, name=url)
+
+    def close(self):
+        self._port.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def timeout(self):
+        return self._timeout
+
+    @property
+    def skipped_bytes(self):
+        """Bytes received outside frames, and frames dropped for a bad CRC or length."""
+        return self._decoder.skipped, self._decoder.bad_frames
+
+    # -- the commands
+
+    def identify(self):
+        """The board's :class:`~host.protocol.Identity`."""
+        payload = self._call(Command.IDENTIFY)
+        try:
+            identity = Identity.decode(payload)
+        except ValueError as e:
+            raise LinkError(f"bad identity from {self._name}: {e}") from None
+        if identity.protocol != PROTOCOL_VERSION:
+            raise LinkError(f"{self._name} speaks protocol version {identity.protocol}, this host "
+                            f"version {PROTOCOL_VERSION}")
+        return identity
+
+    def status(self):
+        """The board's counters, ``{name: value}`` in :data:`~host.protocol.COUNTERS` order."""
+        payload = self._call(Command.STATUS)
+        try:
+            return decode_counters(payload)
+        except ValueError as e:
+            raise LinkError(f"bad status from {self._name}: {e}") from None
+
+    def reset(self):
+        """Reset the board's engine and counters; it keeps its model."""
+        self._call(Command.RESET)
+
+    def load(self, compiled, identity, *, progress=None):
+        """Write ``compiled`` (laid out by :func:`host.board.compile_for_board`) into the board, then
+        check that the board reports it. ``progress(done, total)`` is called after each request,
+        in bytes of load data."""
+        requests = load_requests(board.memory_images(compiled), identity.memories)
+        total, done = sum(len(r) - LOAD_HEADER_BYTES for r in requests), 0
+        for payload in requests:
+            self._call(Command.LOAD, payload)
+            done += len(payload) - LOAD_HEADER_BYTES
+            if progress is not None:
+                progress(done, total)
+        loaded = self.identify()
+        if not loaded.model_loaded or loaded.model_id != board.model_id(compiled):
+            raise LinkError(f"{self._name} does not report the model just loaded "
+                            f"(holds {loaded.model_id.hex() if loaded.model_loaded else 'no model'})")
+        return loaded
+
+    def infer(self, frames, *, frames_per_request=1, reload=None):
+        """Classify ``frames`` (an iterable of INFER frames, see :func:`input_frame`), pipelined.
+
+        Yields ``(index, answer)`` as answers arrive (not necessarily in order): ``answer`` is the
+        class, or None for a frame given up on after the retries. At most
+        ``max(FRAMES_IN_FLIGHT, frames_per_request)`` frames are sent and not yet answered. On a
+        NO_MODEL response, ``reload()`` (if given) is called once nothing is outstanding, and the
+        frames are sent again; without it, :class:`LinkError`.
+        """
+        if not 1 <= frames_per_request <= MAX_INFER_FRAMES:
+            raise LinkError(f"frames per request must be 1..{MAX_INFER_FRAMES}, not {frames_per_request}")
+        window = max(FRAMES_IN_FLIGHT, frames_per_request)
+        source = self._infer_requests(frames, frames_per_request)
+        staged = None                    # the next new request, drawn from the source
+        resend = deque()                 # requests to send again, before any new one
+        outstanding = {}                 # seq -> _Request
+        in_flight = 0                    # frames in the outstanding requests
+        needs_reload = False
+        done = []                        # (index, answer) to yield
+
+        def retire(request):
+            nonlocal in_flight
+            del outstanding[request.seq]
+            in_flight -= request.count
+
+        def give_up_or_resend(request):
+            if request.attempts > self._retries:
+                self.stats.failed += request.count
+                done.extend((request.first + k, None) for k in range(request.count))
+            else:
+                self.stats.retries += 1
+                resend.append(request)
+
+        while True:
+            while not needs_reload:
+                if not resend and staged is None:
+                    staged = next(source, None)
+                request = resend[0] if resend else staged
+                if request is None or (in_flight and in_flight + request.count > window):
+                    break
+                if resend:
+                    resend.popleft()
+                else:
+                    staged = None
+                self._send(request)
+                outstanding[request.seq] = request
+                in_flight += request.count
+            yield from done
+            done.clear()
+            if not outstanding:
+                if not needs_reload:
+                    return       # nothing outstanding and nothing was left to send
+                self.stats.reloads += 1
+                if self.stats.reloads > self._retries:
+                    raise LinkError(f"{self._name} lost its model {self.stats.reloads} times")
+                reload()
+                needs_reload = False
+                continue
+            deadline = min(r.sent_at for r in outstanding.values()) + self._timeout
+            for response in self._receive(deadline):
+                request = outstanding.get(response.seq)
+                if request is None:
+                    self.stats.ignored += 1
+                    continue
+                retire(request)
+                if response.code == Status.OK and len(response.payload) == request.count:
+                    latency = time.monotonic() - request.sent_at
+                    self.stats.latencies.extend([latency] * request.count)
+                    done.extend((request.first + k, response.payload[k]) for k in range(request.count))
+                    for earlier in [r for r in outstanding.values() if r.order < request.order]:
+                        retire(earlier)        # its answer would have come first: it is lost
+                        self.stats.lost += 1
+                        give_up_or_resend(earlier)
+                    continue
+                if response.code == Status.OK:
+                    self.stats.malformed += 1
+                else:
+                    self._count_error(response.code)
+                if response.code == Status.NO_MODEL:
+                    if reload is None:
+                        raise LinkError(_no_model(self._name))
+                    needs_reload = True
+                    request.attempts -= 1      # the model's absence is not the request's fault
+                give_up_or_resend(request)
+            now = time.monotonic()
+            for request in [r for r in outstanding.values() if now >= r.sent_at + self._timeout]:
+                retire(request)
+                self.stats.timeouts += 1
+                self._check_heard()
+                give_up_or_resend(request)
+
+    # -- requests and responses
+
+    def _infer_requests(self, frames, frames_per_request):
+        batch, first = [], 0
+        for index, frame in enumerate(frames):
+            batch.append(bytes(frame))
+            if len(batch) == frames_per_request:
+                yield _Request(Command.INFER, b"".join(batch), first=first, count=len(batch))
+                batch, first = [], index + 1
+        if batch:
+            yield _Request(Command.INFER, b"".join(batch), first=first, count=len(batch))
+
+    def _call(self, command, payload=b""):
+        """Send one request and return its OK response's payload, retrying as :meth:`infer` does."""
+        request = _Request(command, payload)
+        last = "no answer"
+        while request.attempts <= self._retries:
+            if request.attempts:
+                self.stats.retries += 1
+            self._send(request)
+            response = self._response_to(request)
+            if response is None:
+                self.stats.timeouts += 1
+                self._check_heard()
+                last = "no answer"
+                continue
+            if response.code == Status.OK:
+                return response.payload
+            self._count_error(response.code)
+            last = _status_name(response.code)
+            if response.code == Status.NO_MODEL:
+                raise LinkError(_no_model(self._name))
+            if response.code == Status.BUSY:
+                time.sleep(_BUSY_WAIT)
+        tries = f"{request.attempts} attempt{'s' if request.attempts > 1 else ''}"
+        raise LinkError(f"{command.name} to {self._name} failed after {tries} (last: {last})")
+
+    def _response_to(self, request):
+        """The response to ``request``, or None if none came within the timeout."""
+        deadline = request.sent_at + self._timeout
+        while time.monotonic() < deadline:
+            for response in self._receive(deadline):
+                if response.seq == request.seq:
+                    return response
+                self.stats.ignored += 1
+        return None
+
+    def _send(self, request):
+        """Send ``request`` under a new sequence number."""
+        request.attempts += 1
+        request.seq = self._next_seq
+        self._next_seq = (self._next_seq + 1) % 256
+        request.order = self._sent
+        self._sent += 1
+        self.stats.requests += 1
+        request.sent_at = time.monotonic()
+        self._io(self._port.write, encode_frame(request.command, request.seq, request.payload))
+
+    def _receive(self, deadline):
+        """The frames decoded from what arrives before ``deadline`` (returns at the first ones).
+
+        At the deadline, a frame still incomplete is given up on: its bytes stopped."""
+        while True:
+            if time.monotonic() >= deadline:
+                return self._decoder.drop_partial()
+            data = self._io(self._port.read, max(1, self._port.in_waiting))
+            if data:
+                self._heard = True
+                frames = self._decoder.feed(data)
+                if frames:
+                    return frames
+
+    def _io(self, method, argument):
+        try:
+            return method(argument)
+        except (serial.SerialException, OSError) as e:
+            raise LinkError(f"lost the connection to {self._name}: {e}") from None
+
+    def _check_heard(self):
+        """A port that never sent a byte is no board: say so at the first timeout."""
+        if not self._heard:
+            raise LinkError(f"no answer from {self._name} within {self._timeout:g} s: "
+                            f"is the board / bnn serve-sim running?")
+
+    def _count_error(self, code):
+        self.stats.errors[_status_name(code)] += 1
+
+
+def _no_model(name):
+    return f"{name} holds no model: pass --model FILE to load one"
+
+
+def _status_name(code):
+    try:
+        return Status(code).name
+    except ValueError:
+        return f"0x{code:02x}"
+
+
+def counters_delta(before, after):
+    """Counter increments between two :meth:`Link.status` readings, allowing for wrap-around."""
+    widths = dict(COUNTERS)
+    return {name: (after[name] - before[name]) % (1 << (8 * widths[name])) for name in after}

@@ -1,0 +1,648 @@
+"""The serial link: the protocol of :mod:`host.protocol` between a UART and a loadable engine.
+
+:class:`LinkCore` is everything a board runs behind its two serial pins: UART, request receiver,
+engine, response sender. Requests are handled in order and every one gets one response. The
+receiver feeds an INFER's frames to the engine as their bytes arrive (the CRC is checked at the
+end: a request that fails it still has its frames computed, and their results are dropped), so
+the engine works while the line is busy; LOAD writes the engine's memories byte by byte.
+"""
+
+import hashlib
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
+                           MODEL_ID_BYTES, PROTOCOL_VERSION, SYNC, Command, Identity, IDENTITY_MAGIC,
+                           LoadTarget, Memory, Status, frame_bytes, word_bytes)
+
+from .engine import Engine, loadable_widths, network_row
+from .loadable import byte_lanes, load_signature
+from .loader import pixel_layout
+from .sequencer import descriptor_rows
+from .uart import UartRx, UartTx, uart_divisor
+
+GATEWARE_VERSION = 1
+MODEL_ID_BITS = 8 * MODEL_ID_BYTES
+
+
+def _crc_rounds(value):
+    """Eight shift-and-reduce rounds of the CRC on a 16-bit integer (a linear map over GF(2))."""
+    for _ in range(8):
+        value = ((value << 1) ^ 0x1021 if value & 0x8000 else value << 1) & 0xFFFF
+    return value
+
+
+def crc16_update(crc, byte):
+    """CRC-16/CCITT-FALSE (:func:`host.protocol.crc16`) after one more byte, as logic: each bit
+    an XOR of the bits of ``crc ^ (byte << 8)`` that the eight rounds move into it."""
+    value = (crc ^ (byte << 8))[:16]
+    columns = [_crc_rounds(1 << i) for i in range(16)]
+    return Cat(*[_xor([value[i] for i in range(16) if columns[i] >> j & 1]) for j in range(16)])
+
+
+def _xor(bits):
+    result = bits[0]
+    for bit in bits[1:]:
+        result = result ^ bit
+    return result
+
+
+def link_memories(params):
+    """``{LoadTarget: host.protocol.Memory}``: the load targets of an engine of ``params``."""
+    depths = {LoadTarget.WEIGHTS: params.weight_depth, LoadTarget.STARTS: params.start_depth,
+              LoadTarget.DESCRIPTORS: params.max_layers, LoadTarget.NETWORK: 1}
+    memories = {t: Memory(depths[t], width) for t, width in loadable_widths(params).items()}
+    memories[LoadTarget.MODEL_ID] = Memory(1, MODEL_ID_BITS)
+    return memories
+
+
+def memory_images(compiled):
+    """``{LoadTarget: [word, ...]}``: what a LOAD of ``compiled`` writes to each target, from
+    address 0 (the MODEL_ID word is :func:`model_id`, as a little-endian integer)."""
+    params, image = compiled.params, compiled.image
+    images = {LoadTarget.WEIGHTS: list(image.weight_words), LoadTarget.STARTS: list(image.start_words),
+              LoadTarget.DESCRIPTORS: descriptor_rows(params, image.descriptors),
+              LoadTarget.NETWORK: [network_row(params, image)]}
+    digest = hashlib.sha256()
+    for target, words in images.items():
+        size = word_bytes(link_memories(params)[target].width)
+        digest.update(bytes([target]) + len(words).to_bytes(4, "little"))
+        digest.update(b"".join(w.to_bytes(size, "little") for w in words))
+    images[LoadTarget.MODEL_ID] = [int.from_bytes(digest.digest()[:MODEL_ID_BYTES], "little")]
+    return images
+
+
+def model_id(compiled):
+    """The id of ``compiled`` on a board: a digest of everything a LOAD writes."""
+    return memory_images(compiled)[LoadTarget.MODEL_ID][0].to_bytes(MODEL_ID_BYTES, "little")
+
+
+def board_identity(compiled, *, clock_hz, baud, timeout_cycles, weights_in_spram, model_loaded):
+    """The :class:`host.protocol.Identity` of a :class:`LinkCore` built for ``compiled``."""
+    params = compiled.params
+    memories = link_memories(params)
+    fields = {name: getattr(params, name) for name in (
+        "pe", "simd", "input_bits", "pixels_per_beat", "tree_stages", "acc_width", "start_width", "score_width",
+        "input_words", "act_words", "max_layers", "score_count")}
+    return Identity(magic=IDENTITY_MAGIC, protocol=PROTOCOL_VERSION, gateware=GATEWARE_VERSION,
+                    clock_hz=clock_hz, baud=baud, timeout_cycles=timeout_cycles,
+                    weights_in_spram=int(weights_in_spram), **fields,
+                    memories=tuple(memories[t] for t in LoadTarget), model_loaded=model_loaded,
+                    model_id=model_id(compiled) if model_loaded else bytes(MODEL_ID_BYTES))
+
+
+token_layout = data.StructLayout({
+    "command": 8, "status": 8, "seq": 8,
+    "frames": range(MAX_INFER_FRAMES + 1),    # frames fed to the engine: results to take
+})
+frame_byte_layout = data.StructLayout({"data": 8, "last": 1})   # last: a frame's last byte
+event_names = ("bad_crc", "bad_length", "unknown_command", "timeouts", "skipped_bytes")
+
+
+class RequestReceiver(wiring.Component):
+    """Parses requests from the received bytes, feeds INFER frames, performs LOADs, and hands
+    each request's outcome to the response sender as one token.
+
+    Parameters
+    ----------
+    memories : dict
+        ``{LoadTarget: host.protocol.Memory}`` (:func:`link_memories`): LOAD's bounds.
+    max_frame_bytes : int
+        The largest frame the engine was built for (bounds an INFER's length).
+    timeout_cycles : int
+        A frame whose next byte is later than this is answered TIMEOUT.
+    model_id, model_loaded :
+        Initial values (the bitstream's model).
+
+    Members
+    -------
+    bytes : In(stream.Signature(8))
+    frames : Out(stream.Signature(frame_byte_layout))
+        INFER payload bytes, frame by frame; a frame cut short (timeout, wrong length) is padded
+        with zeros, so that the engine always sees whole frames.
+    frame_fed : Out(1)
+        Pulses when a frame's last byte is taken by ``frames``.
+    load : Out(hw.loadable.load_signature())
+        Engine memory writes (every target but MODEL_ID, which is ``model_id``), checked
+        against ``memories``.
+    tokens : Out(stream.Signature(token_layout))
+    frame_bytes : In
+        Bytes of a frame of the loaded model.
+    idle : In(1)
+        No frame is in the engine: LOAD and RESET may go ahead.
+    model_id : Out(128), model_loaded : Out(1)
+    clear : Out(1)
+        Pulses after a LOAD or RESET: resets the engine.
+    reset_counters : Out(1)
+    events : Out(StructLayout of event_names)
+        One-cycle pulses for the status counters.
+    """
+
+    def __init__(self, memories, *, max_frame_bytes, timeout_cycles, model_id, model_loaded):
+        if timeout_cycles < 1:
+            raise ValueError(f"timeout_cycles must be at least 1, not {timeout_cycles!r}")
+        self._memories = memories
+        self._max_frame_bytes = max_frame_bytes
+        self._timeout = timeout_cycles
+        self._model_id = int.from_bytes(model_id, "little")
+        self._model_loaded = model_loaded
+        self._lanes = max(byte_lanes(mem.width) for mem in memories.values())
+        super().__init__({
+            "bytes": In(stream.Signature(8)),
+            "frames": Out(stream.Signature(frame_byte_layout)),
+            "frame_fed": Out(1),
+            "load": Out(load_signature()),
+            "tokens": Out(stream.Signature(token_layout)),
+            "frame_bytes": In(range(max_frame_bytes + 1)),
+            "idle": In(1),
+            "model_id": Out(MODEL_ID_BITS, init=self._model_id),
+            "model_loaded": Out(1, init=int(model_loaded)),
+            "clear": Out(1),
+            "reset_counters": Out(1),
+            "events": Out(data.StructLayout({name: 1 for name in event_names})),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        byte = self.bytes.payload
+        take = self.bytes.valid & self.bytes.ready
+
+        command, seq, status = Signal(8), Signal(8), Signal(8)
+        length_low = Signal(8)
+        remaining = Signal(16)
+        crc, crc_low = Signal(16), Signal(8)
+        frames = Signal(range(MAX_INFER_FRAMES + 1))
+        in_frame = Signal(range(self._max_frame_bytes + 1))
+        feeding = Signal()                  # this INFER's bytes go to the engine
+        header = Signal(range(LOAD_HEADER_BYTES + 1))   # LOAD header bytes seen
+        target = Signal(range(8))
+        addr = Signal(16)
+        lane = Signal(range(max(self._lanes, 2)))
+        timer = Signal(range(self._timeout + 1))
+
+        length = Cat(length_low, byte)
+        most_infer = MAX_INFER_FRAMES * self._max_frame_bytes
+        most_load = LOAD_HEADER_BYTES + MAX_LOAD_DATA
+        limit = Signal(16)
+        with m.Switch(command):
+            with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
+                m.d.comb += limit.eq(0)
+            with m.Case(Command.INFER):
+                m.d.comb += limit.eq(most_infer)
+            with m.Case(Command.LOAD):
+                m.d.comb += limit.eq(most_load)
+            with m.Default():
+                m.d.comb += limit.eq(max(most_infer, most_load))
+
+        # a LOAD's target: is it one, is the address inside it, and its word's last lane
+        known_target = target < len(LoadTarget)
+        depth_ok, last_lane = Signal(), Signal()
+        with m.Switch(target):
+            for t, memory in self._memories.items():
+                with m.Case(t):
+                    m.d.comb += [depth_ok.eq(addr < memory.depth), last_lane.eq(lane == byte_lanes(memory.width) - 1)]
+        frame_last = in_frame == self.frame_bytes - 1
+        m.d.comb += [
+            self.frames.payload.data.eq(byte),
+            self.frames.payload.last.eq(frame_last),
+            self.load.target.eq(target),
+            self.load.addr.eq(addr),
+            self.load.lane.eq(lane),
+            self.load.data.eq(byte),
+            self.tokens.payload.command.eq(command),
+            self.tokens.payload.status.eq(status),
+            self.tokens.payload.seq.eq(seq),
+            self.tokens.payload.frames.eq(frames),
+        ]
+
+        def fail(code):
+            """Record ``code`` unless an earlier error was recorded."""
+            with m.If(status == Status.OK):
+                m.d.sync += status.eq(code)
+
+        with m.If(take):
+            m.d.sync += timer.eq(0)
+        with m.If(self.frames.valid & self.frames.ready):
+            m.d.sync += in_frame.eq(Mux(frame_last, 0, in_frame + 1))
+            with m.If(frame_last):
+                m.d.sync += frames.eq(frames + 1)
+                m.d.comb += self.frame_fed.eq(1)
+
+        # inside a frame, a byte later than the timeout ends it
+        late = Signal()
+        m.d.comb += late.eq(self.bytes.ready & ~self.bytes.valid & (timer == self._timeout - 1))
+
+        def expire():
+            with m.If(late):
+                m.d.sync += status.eq(Status.TIMEOUT)
+                m.next = "PAD"
+
+        with m.FSM() as fsm:
+            with m.State("HUNT"):
+                m.d.comb += self.bytes.ready.eq(1)
+                with m.If(take):
+                    with m.If(byte == SYNC):
+                        m.d.sync += [crc.eq(0xFFFF), status.eq(Status.OK), frames.eq(0), in_frame.eq(0),
+                                     header.eq(0), lane.eq(0), feeding.eq(0)]
+                        m.next = "CODE"
+                    with m.Else():
+                        m.d.comb += self.events.skipped_bytes.eq(1)
+            with m.State("CODE"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    m.d.sync += command.eq(byte)
+                    m.next = "SEQ"
+            with m.State("SEQ"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    m.d.sync += seq.eq(byte)
+                    m.next = "LENGTH_LOW"
+            with m.State("LENGTH_LOW"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    m.d.sync += length_low.eq(byte)
+                    m.next = "LENGTH_HIGH"
+            with m.State("LENGTH_HIGH"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    m.d.sync += remaining.eq(length)
+                    with m.If(length > limit):
+                        # answered at once: a false SYNC in noise must not swallow what follows
+                        m.d.sync += status.eq(Status.BAD_LENGTH)
+                        m.next = "ANSWER"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                        with m.If(length == 0):
+                            m.next = "CRC_LOW"
+                        with m.Switch(command):
+                            with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
+                                pass
+                            with m.Case(Command.INFER):
+                                with m.If(length == 0):
+                                    m.d.sync += status.eq(Status.BAD_LENGTH)
+                                with m.Elif(~self.model_loaded):
+                                    m.d.sync += status.eq(Status.NO_MODEL)
+                                with m.Else():
+                                    m.d.sync += feeding.eq(1)
+                            with m.Case(Command.LOAD):
+                                with m.If(length < LOAD_HEADER_BYTES):
+                                    m.d.sync += status.eq(Status.BAD_LENGTH)
+                                with m.Elif(~self.idle):
+                                    m.d.sync += status.eq(Status.BUSY)
+                                with m.Else():
+                                    # whatever the load turns out to be, the model is no longer whole
+                                    m.d.sync += self.model_loaded.eq(0)
+                            with m.Default():
+                                m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
+            with m.State("PAYLOAD"):
+                m.d.comb += [self.bytes.ready.eq(~feeding | self.frames.ready),
+                             self.frames.valid.eq(feeding & self.bytes.valid)]
+                expire()
+                with m.If(take):
+                    m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 1):
+                        m.next = "CRC_LOW"
+                    with m.If(command == Command.LOAD):
+                        with m.If(header == 0):
+                            m.d.sync += target.eq(byte)
+                        with m.If(header == 1):
+                            m.d.sync += addr[:8].eq(byte)
+                        with m.If(header == 2):
+                            m.d.sync += addr[8:].eq(byte)
+                        with m.If(header != LOAD_HEADER_BYTES):
+                            m.d.sync += header.eq(header + 1)
+                        with m.Elif(status == Status.OK):
+                            with m.If(~known_target | ~depth_ok):
+                                m.d.sync += status.eq(Status.BAD_ADDRESS)
+                            with m.Else():
+                                m.d.comb += self.load.en.eq(target != LoadTarget.MODEL_ID)
+                                with m.If(target == LoadTarget.MODEL_ID):
+                                    m.d.sync += self.model_id.word_select(lane, 8).eq(byte)
+                                m.d.sync += [lane.eq(Mux(last_lane, 0, lane + 1)), addr.eq(addr + last_lane)]
+            with m.State("CRC_LOW"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    m.d.sync += crc_low.eq(byte)
+                    m.next = "CRC_HIGH"
+            with m.State("CRC_HIGH"):
+                m.d.comb += self.bytes.ready.eq(1)
+                expire()
+                with m.If(take):
+                    with m.If(Cat(crc_low, byte) != crc):
+                        m.d.sync += status.eq(Status.BAD_CRC)
+                    with m.Elif((command == Command.INFER) & (in_frame != 0)):
+                        fail(Status.BAD_LENGTH)
+                    with m.Elif((command == Command.LOAD) & ((header != LOAD_HEADER_BYTES) | (lane != 0))):
+                        fail(Status.BAD_LENGTH)
+                    with m.Elif((command == Command.RESET) & ~self.idle):
+                        fail(Status.BUSY)
+                    m.next = "PAD"
+            with m.State("PAD"):
+                # a frame cut short is completed with zeros; its result is dropped
+                m.d.comb += [self.frames.valid.eq(feeding & (in_frame != 0)),
+                             self.frames.payload.data.eq(0)]
+                with m.If(~feeding | (in_frame == 0)):
+                    m.next = "ANSWER"
+            with m.State("ANSWER"):
+                m.d.comb += self.tokens.valid.eq(1)
+                with m.If(self.tokens.ready):
+                    m.d.comb += [
+                        self.events.bad_crc.eq(status == Status.BAD_CRC),
+                        self.events.bad_length.eq(status == Status.BAD_LENGTH),
+                        self.events.unknown_command.eq(status == Status.UNKNOWN_COMMAND),
+                        self.events.timeouts.eq(status == Status.TIMEOUT),
+                    ]
+                    with m.If(command == Command.LOAD):
+                        with m.If(status != Status.BUSY):
+                            m.d.comb += self.clear.eq(1)
+                        with m.If((status == Status.OK) & (target == LoadTarget.MODEL_ID)):
+                            m.d.sync += self.model_loaded.eq(1)
+                    with m.If((command == Command.RESET) & (status == Status.OK)):
+                        m.d.comb += [self.clear.eq(1), self.reset_counters.eq(1)]
+                    m.next = "HUNT"
+        # the CRC covers the bytes from the code to the payload's last (SYNC resets it in HUNT)
+        with m.If(take & ~fsm.ongoing("HUNT") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
+            m.d.sync += crc.eq(crc16_update(crc, byte))
+        with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("PAD") & ~fsm.ongoing("ANSWER")
+                  & self.bytes.ready & ~self.bytes.valid):
+            m.d.sync += timer.eq(Mux(late, 0, timer + 1))
+        return m
+
+
+class ResponseSender(wiring.Component):
+    """Sends one response per token: ``SYNC``, status, seq, length, payload, CRC.
+
+    An OK INFER's payload is its frames' classes, taken from ``results`` as they come; any other
+    INFER outcome drops its frames' results first. IDENTIFY sends ``identity``'s fixed bytes, the
+    model-loaded byte and the model id; STATUS the counters.
+
+    Members
+    -------
+    tokens : In(stream.Signature(token_layout))
+    results : In(stream.Signature(8))
+        Each frame's class, in order.
+    bytes : Out(stream.Signature(8))
+    model_id : In(128), model_loaded : In(1)
+    counters : In(8 * sum of COUNTERS' sizes)
+        The counters' bytes, as STATUS sends them.
+    """
+
+    def __init__(self, identity_bytes):
+        self._identity = bytes(identity_bytes)
+        self._counter_bytes = sum(n for _, n in COUNTERS)
+        super().__init__({
+            "tokens": In(stream.Signature(token_layout)),
+            "results": In(stream.Signature(8)),
+            "bytes": Out(stream.Signature(8)),
+            "model_id": In(MODEL_ID_BITS),
+            "model_loaded": In(1),
+            "counters": In(8 * self._counter_bytes),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        identity_bytes = len(self._identity) + 1 + MODEL_ID_BYTES
+        # sized to the longest payload: a register bit that is always 0 would become a constant
+        # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
+        token = Signal(token_layout)
+        length = Signal(range(max(identity_bytes, self._counter_bytes, MAX_INFER_FRAMES) + 1))
+        index = Signal.like(length)
+        left = Signal.like(token.frames)     # results still to drop
+        crc = Signal(16)
+        out = self.bytes
+        sent = out.valid & out.ready
+        identity = Cat(Const(int.from_bytes(self._identity, "little"), 8 * len(self._identity)),
+                       self.model_loaded, Const(0, 7), self.model_id)
+        infer = token.command == Command.INFER
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.tokens.ready.eq(1)
+                with m.If(self.tokens.valid):
+                    t = self.tokens.payload
+                    m.d.sync += [token.eq(t), left.eq(t.frames), index.eq(0), length.eq(0)]
+                    with m.If(t.status == Status.OK):
+                        with m.Switch(t.command):
+                            with m.Case(Command.INFER):
+                                m.d.sync += [length.eq(t.frames), left.eq(0)]
+                            with m.Case(Command.IDENTIFY):
+                                m.d.sync += length.eq(identity_bytes)
+                            with m.Case(Command.STATUS):
+                                m.d.sync += length.eq(self._counter_bytes)
+                    m.next = "DROP"
+            with m.State("DROP"):
+                m.d.comb += self.results.ready.eq(left != 0)
+                with m.If(left == 0):
+                    m.next = "SYNC"
+                with m.Elif(self.results.valid):
+                    m.d.sync += left.eq(left - 1)
+            with m.State("SYNC"):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(SYNC)]
+                with m.If(out.ready):
+                    m.d.sync += crc.eq(0xFFFF)
+                    m.next = "STATUS"
+            for state, value, following in [("STATUS", token.status, "SEQ"), ("SEQ", token.seq, "LENGTH_LOW"),
+                                             ("LENGTH_LOW", length[:8], "LENGTH_HIGH")]:
+                with m.State(state):
+                    m.d.comb += [out.valid.eq(1), out.payload.eq(value)]
+                    with m.If(out.ready):
+                        m.next = following
+            with m.State("LENGTH_HIGH"):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(length >> 8)]
+                with m.If(out.ready):
+                    m.next = "PAYLOAD"
+                    with m.If(length == 0):
+                        m.next = "CRC_LOW"
+            with m.State("PAYLOAD"):
+                with m.If(infer):
+                    m.d.comb += [out.valid.eq(self.results.valid), out.payload.eq(self.results.payload),
+                                 self.results.ready.eq(out.ready)]
+                with m.Elif(token.command == Command.IDENTIFY):
+                    m.d.comb += [out.valid.eq(1), out.payload.eq(identity.word_select(index, 8))]
+                with m.Else():
+                    m.d.comb += [out.valid.eq(1), out.payload.eq(self.counters.word_select(index, 8))]
+                with m.If(sent):
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(index == length - 1):
+                        m.next = "CRC_LOW"
+            with m.State("CRC_LOW"):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(crc[:8])]
+                with m.If(out.ready):
+                    m.next = "CRC_HIGH"
+            with m.State("CRC_HIGH"):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(crc[8:])]
+                with m.If(out.ready):
+                    m.next = "IDLE"
+        # the CRC covers the bytes from the status to the payload's last (SYNC resets it)
+        with m.If(sent & ~fsm.ongoing("SYNC") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
+            m.d.sync += crc.eq(crc16_update(crc, out.payload))
+        return m
+
+
+class PixelPacker(wiring.Component):
+    """Groups a frame's pixel bytes into the engine's input beats of K pixels; a frame's last
+    beat is sent with the bytes it has (the engine ignores lanes past the frame's end).
+
+    Members
+    -------
+    bytes : In(stream.Signature(frame_byte_layout))
+    beats : Out(stream.Signature(ArrayLayout(8, pixels_per_beat)))
+    """
+
+    def __init__(self, pixels_per_beat):
+        self._per_beat = pixels_per_beat
+        super().__init__({"bytes": In(stream.Signature(frame_byte_layout)),
+                          "beats": Out(stream.Signature(pixel_layout(pixels_per_beat)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lane = Signal(range(max(self._per_beat, 2)))
+        m.d.comb += self.bytes.ready.eq(~self.beats.valid | self.beats.ready)
+        with m.If(self.beats.valid & self.beats.ready):
+            m.d.sync += self.beats.valid.eq(0)
+        with m.If(self.bytes.valid & self.bytes.ready):
+            for k in range(self._per_beat):
+                with m.If(lane == k):
+                    m.d.sync += self.beats.payload[k].eq(self.bytes.payload.data)
+            with m.If((lane == self._per_beat - 1) | self.bytes.payload.last):
+                m.d.sync += [self.beats.valid.eq(1), lane.eq(0)]
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        return m
+
+
+class BitExpander(wiring.Component):
+    """A byte of 8 binarized pixels (pixel ``k`` in bit ``k``, :mod:`model.bits` order) to one
+    input beat of 8 pixels, 255 for a 1 bit and 0 for a 0 bit: the engine's threshold (any value
+    0..256 a model file allows) then gives back the same bit. Combinational.
+
+    Members
+    -------
+    bytes : In(stream.Signature(frame_byte_layout))
+    beats : Out(stream.Signature(ArrayLayout(8, 8)))
+    """
+
+    def __init__(self):
+        super().__init__({"bytes": In(stream.Signature(frame_byte_layout)),
+                          "beats": Out(stream.Signature(pixel_layout(8)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.beats.valid.eq(self.bytes.valid), self.bytes.ready.eq(self.beats.ready),
+                     *[self.beats.payload[k].eq(self.bytes.payload.data[k].replicate(8)) for k in range(8)]]
+        return m
+
+
+class LinkCore(wiring.Component):
+    """A board's logic behind its serial pins: UART, protocol, loadable engine.
+
+    Parameters
+    ----------
+    compiled : hw.compiler.CompiledModel
+        Sizes the engine; its network is the memories' initial contents (the model the
+        bitstream holds).
+    clock_hz, baud : int
+        The ``sync`` clock and the serial line's rate (8N1).
+    timeout_cycles : int or None
+        A frame whose next byte is this late is answered TIMEOUT; default 10 ms.
+    logic_memory_bits : int
+        Passed to :class:`hw.engine.Engine`.
+
+    Members
+    -------
+    rx : In(1)
+        The serial line from the host (asynchronous; synchronised here), 1 when idle.
+    tx : Out(1)
+        The serial line to the host, 1 when idle.
+    """
+
+    def __init__(self, compiled, *, clock_hz, baud, timeout_cycles=None, logic_memory_bits=512):
+        params = compiled.params
+        if params.input_bits == 1 and params.pixels_per_beat != 8:
+            raise ValueError(f"a 1-bit model on the link needs 8 pixels per beat (S a multiple of 8), "
+                             f"not {params.pixels_per_beat}")
+        self._compiled = compiled
+        self._clock_hz = clock_hz
+        self._divisor, _ = uart_divisor(clock_hz, baud)
+        self._timeout = clock_hz // 100 if timeout_cycles is None else timeout_cycles
+        self._logic_memory_bits = logic_memory_bits
+        self._identity = board_identity(compiled, clock_hz=clock_hz, baud=baud, timeout_cycles=self._timeout,
+                                        weights_in_spram=False, model_loaded=True)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    @property
+    def identity(self):
+        """The :class:`host.protocol.Identity` this core answers IDENTIFY with, at power-up."""
+        return self._identity
+
+    @property
+    def divisor(self):
+        """Clock cycles per bit on the serial line."""
+        return self._divisor
+
+    def elaborate(self, platform):
+        m = Module()
+        compiled, params, identity = self._compiled, self._compiled.params, self._identity
+        m.submodules.uart_rx = uart_rx = UartRx(self._divisor)
+        m.submodules.uart_tx = uart_tx = UartTx(self._divisor)
+        m.submodules.rx_sync = FFSynchronizer(self.rx, uart_rx.rx, init=1)
+        m.d.comb += self.tx.eq(uart_tx.tx)
+
+        m.submodules.engine = engine = Engine(compiled, logic_memory_bits=self._logic_memory_bits, loadable=True)
+        max_frame = frame_bytes(params.input_bits, params.input_words * params.simd)
+        m.submodules.receiver = receiver = RequestReceiver(
+            link_memories(params), max_frame_bytes=max_frame, timeout_cycles=self._timeout,
+            model_id=identity.model_id, model_loaded=identity.model_loaded)
+        m.submodules.sender = sender = ResponseSender(identity.fixed_bytes())
+        wiring.connect(m, uart_rx.data, receiver.bytes)
+        wiring.connect(m, sender.bytes, uart_tx.data)
+        wiring.connect(m, receiver.load, engine.load)
+        m.d.comb += [receiver.frame_bytes.eq(engine.network.frame_bytes), engine.clear.eq(receiver.clear),
+                     sender.model_id.eq(receiver.model_id), sender.model_loaded.eq(receiver.model_loaded)]
+
+        m.submodules.pixels = pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
+        wiring.connect(m, receiver.frames, pixels.bytes)
+        wiring.connect(m, pixels.beats, engine.pixels)
+
+        m.submodules.tokens = tokens = SyncFIFOBuffered(width=token_layout.size, depth=4)
+        m.submodules.results = results = SyncFIFOBuffered(width=8, depth=MAX_INFER_FRAMES)
+        m.d.comb += [
+            tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
+            receiver.tokens.ready.eq(tokens.w_rdy),
+            sender.tokens.payload.eq(tokens.r_data), sender.tokens.valid.eq(tokens.r_rdy),
+            tokens.r_en.eq(sender.tokens.ready),
+            results.w_data.eq(engine.results.payload.cls), results.w_en.eq(engine.results.valid),
+            engine.results.ready.eq(results.w_rdy),
+            sender.results.payload.eq(results.r_data), sender.results.valid.eq(results.r_rdy),
+            results.r_en.eq(sender.results.ready),
+        ]
+
+        # frames in the engine or its results queue: fed, and not yet taken by the sender
+        in_flight = Signal(range(MAX_INFER_FRAMES + FRAMES_IN_FLIGHT + 2))
+        taken = results.r_rdy & results.r_en
+        m.d.sync += in_flight.eq(in_flight + receiver.frame_fed - taken)
+        m.d.comb += receiver.idle.eq(in_flight == 0)
+
+        # the status counters, in host.protocol.COUNTERS order
+        pulses = {"frames": engine.results.valid & engine.results.ready,
+                  "framing_errors": uart_rx.framing_error, "overruns": uart_rx.overrun,
+                  **{name: receiver.events[name] for name in event_names}}
+        counters = []
+        for name, size in COUNTERS:
+            counter = Signal(8 * size, name=f"count_{name}")
+            with m.If(receiver.reset_counters):
+                m.d.sync += counter.eq(0)
+            with m.Elif(pulses[name]):
+                m.d.sync += counter.eq(counter + 1)
+            counters.append(counter)
+        m.d.comb += sender.counters.eq(Cat(*counters))
+        return m

@@ -1,0 +1,294 @@
+"""A simulated board's serial line on a TCP socket.
+
+:class:`BoardServer` listens on a TCP address and runs a byte-stream design (a
+:class:`sim.board.SerialLine` around a board's core, compiled with CXXRTL) for one client at a
+time: bytes from the socket go into the design's input stream, bytes from its output stream go
+back to the socket. A client opens it like a serial port, e.g. with pyserial's
+``serial.serial_for_url("socket://127.0.0.1:PORT")``.
+
+Simulated time
+--------------
+The simulation advances, in chunks of ``chunk_cycles`` cycles, only while there is work: while
+bytes from a client wait to go onto the line, and for ``idle_cycles`` cycles after the last byte
+went onto it or came back from the board (the caller makes that window cover the board's receive
+timeout plus its longest computation, so that a frame cut off half-way still times out, and every
+answer is sent, in simulated time). Otherwise the server sleeps in ``select`` until a client
+sends. Simulated time runs as fast as the simulator can: for a board's design that is slower than
+the board's clock, so a pause in a client's bytes looks shorter to the simulated board than to a
+real one, never longer. The client's reaction time is not simulated: each byte the board sends
+reaches the client as soon as it is out, and when the line has sent every byte the client gave,
+simulated time waits a moment (wall time) for more before it goes on with the line idle. Frames
+per simulated second therefore measure the link and the board, as if the host answered at once.
+
+Clients
+-------
+One client at a time; further connections wait in the listening socket's queue and are served,
+in order, once the current client leaves. The board keeps its state from client to client, as a
+real board does when its serial port is closed and opened again. Bytes a client sent before it
+left still go onto the line (a half-sent frame then times out on the board); what the board sends
+after its client left is lost and counted in :attr:`ServeStats.bytes_dropped`. The next client
+is accepted once the board is quiet (no byte waiting, the idle window passed), so that it never
+receives answers meant for the one before.
+"""
+
+import select
+import socket
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from model.errors import BnnError
+
+__all__ = ["ServeError", "ServeStats", "BoardServer", "serve", "DEFAULT_CHUNK_CYCLES"]
+
+# Cycles per call into the simulator while busy: small enough that a chunk takes milliseconds
+# (a client's bytes and a stop request are looked at between chunks), large enough that the
+# per-call overhead does not count.
+DEFAULT_CHUNK_CYCLES = 20_000
+# How often an idle server looks at its stop event.
+_POLL_SECONDS = 0.1
+# How long simulated time waits for a client's next bytes once the line has sent all it had.
+_GRACE_SECONDS = 0.02
+# Bytes read from a client ahead of the simulated line, and board output held for a client that
+# does not read: beyond these the server stops reading the client's socket (TCP back-pressure).
+_MAX_PENDING = 1 << 16
+_MAX_OUTGOING = 1 << 20
+_BACKLOG = 8
+
+
+class ServeError(BnnError):
+    """The server cannot listen on the address asked for."""
+
+
+@dataclass
+class ServeStats:
+    """What a server did; updated as it runs.
+
+    ``bytes_in``: bytes received from clients. ``bytes_out``: bytes the board sent that reached
+    a client. ``bytes_dropped``: bytes the board sent while no client was connected, or to a
+    client that left before reading them. ``cycles``: cycles simulated while serving.
+    ``clients``: connections accepted.
+    """
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bytes_dropped: int = 0
+    cycles: int = 0
+    clients: int = 0
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _format_address(address):
+    host, port = address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class BoardServer:
+    """A listening TCP socket that serves a simulated board's serial line (see the module).
+
+    Binding happens here, so that an address in use is reported before a long build; serving
+    happens in :meth:`run`.
+
+    Parameters
+    ----------
+    host : str
+        Address or name to listen on (``"127.0.0.1"``, ``"::1"``, ``"localhost"``).
+    port : int
+        TCP port; 0 picks a free one (:attr:`address` says which).
+
+    Raises
+    ------
+    ServeError
+        If the address does not resolve or cannot be bound (in use, no permission).
+    """
+
+    def __init__(self, host, port):
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer in 0..65535, not {port!r}")
+        try:
+            family, _, _, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            self._listener = socket.create_server(address, family=family, backlog=_BACKLOG)
+        except OSError as e:
+            raise ServeError(f"cannot listen on {_format_address((host, port))}: "
+                             f"{e.strerror or e}") from None
+        self._stats = ServeStats()
+
+    @property
+    def address(self):
+        """``(host, port)`` the server listens on."""
+        return self._listener.getsockname()[:2]
+
+    @property
+    def address_text(self):
+        """:attr:`address` as ``HOST:PORT`` (``[HOST]:PORT`` for IPv6)."""
+        return _format_address(self.address)
+
+    @property
+    def stats(self):
+        """The :class:`ServeStats`, live."""
+        return self._stats
+
+    def close(self):
+        """Stop listening (:meth:`run` does this when it returns)."""
+        self._listener.close()
+
+    def run(self, simulator, *, idle_cycles, chunk_cycles=DEFAULT_CHUNK_CYCLES, stop=None,
+            on_listening=None, log=None):
+        """Serve clients until ``stop`` (a :class:`threading.Event`) is set; return the stats.
+
+        ``simulator`` is a :class:`sim.cxxrtl.StreamSimulator` of a design with 8-bit input and
+        output streams, whose output is always taken. ``idle_cycles`` and ``chunk_cycles`` are
+        described in the module. ``on_listening(address)`` is called once, as serving starts;
+        ``log(message)`` once per client arriving or leaving. Closes the listening socket when
+        it returns (also on an error of the simulator, which propagates).
+        """
+        for name, value in (("idle_cycles", idle_cycles), ("chunk_cycles", chunk_cycles)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if (simulator.model.input_width, simulator.model.output_width) != (8, 8):
+            raise ValueError(f"the simulated design must have 8-bit streams, not "
+                             f"{simulator.model.input_width} and {simulator.model.output_width} bits")
+        stop = threading.Event() if stop is None else stop
+        log = log or (lambda message: None)
+        session = _Session(simulator, self._stats, idle_cycles, chunk_cycles, log)
+        try:
+            if on_listening is not None:
+                on_listening(self.address)
+            while not stop.is_set():
+                session.step(self._listener, session.wait_seconds())
+        finally:
+            session.disconnect("closed: the server is stopping")
+            self.close()
+        return self._stats
+
+
+class _Session:
+    """The state of one :meth:`BoardServer.run`: the client, the bytes in flight, simulated time."""
+
+    def __init__(self, simulator, stats, idle_cycles, chunk_cycles, log):
+        self.simulator = simulator
+        self.stats = stats
+        self.idle_cycles = idle_cycles
+        self.chunk_cycles = chunk_cycles
+        self.log = log
+        self.client = None
+        self.peer = None
+        self.pending = bytearray()    # from clients, not yet taken by the host's UART
+        self.outgoing = bytearray()   # from the board, not yet sent to the client
+        self.busy_until = simulator.cycle   # the cycle at which the idle window closes
+        self.starved = False                # the line just ran out of the client's bytes
+
+    @property
+    def busy(self):
+        return bool(self.pending) or self.simulator.cycle < self.busy_until
+
+    def wait_seconds(self):
+        """How long to wait for the sockets before the next chunk: the client's reaction time
+        is not simulated, so once the line runs out of its bytes, simulated time waits (up to
+        _GRACE_SECONDS) for more before it goes on with the line idle."""
+        if self.starved and self.client is not None:
+            self.starved = False
+            return _GRACE_SECONDS
+        return 0 if self.busy else _POLL_SECONDS
+
+    def step(self, listener, timeout):
+        """Wait up to ``timeout`` seconds for the sockets, move bytes, then simulate one chunk if busy."""
+        readers, writers = [], []
+        if self.client is None:
+            if not self.busy:
+                readers.append(listener)
+        else:
+            if len(self.pending) < _MAX_PENDING and len(self.outgoing) < _MAX_OUTGOING:
+                readers.append(self.client)
+            if self.outgoing:
+                writers.append(self.client)
+        readable, writable, _ = select.select(readers, writers, [], timeout)
+        if listener in readable:
+            self.accept(listener)
+        elif readable:
+            self.receive()
+        if writable and self.client is not None:
+            self.send()
+        if self.busy:
+            self.simulate()
+
+    def accept(self, listener):
+        try:
+            client, peer = listener.accept()
+        except OSError:
+            return  # the connection went away while queued
+        client.setblocking(False)
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client, self.peer = client, _format_address(peer)
+        self.stats.clients += 1
+        self.log(f"client {self.peer} connected")
+
+    def receive(self):
+        try:
+            data = self.client.recv(_MAX_PENDING - len(self.pending))
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.disconnect(f"connection error: {e.strerror or e}")
+            return
+        if not data:
+            self.disconnect("disconnected")
+            return
+        self.pending += data
+        self.stats.bytes_in += len(data)
+
+    def send(self):
+        try:
+            sent = self.client.send(self.outgoing)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.disconnect(f"connection error: {e.strerror or e}")
+            return
+        del self.outgoing[:sent]
+        self.stats.bytes_out += sent
+
+    def disconnect(self, why):
+        if self.client is None:
+            return
+        self.client.close()
+        self.stats.bytes_dropped += len(self.outgoing)
+        self.outgoing.clear()
+        self.log(f"client {self.peer} {why}")
+        self.client = self.peer = None
+
+    def simulate(self):
+        """One chunk of simulated time: at most ``chunk_cycles``, and no further than the idle
+        window once no byte waits to go onto the line."""
+        simulator = self.simulator
+        budget = self.chunk_cycles if self.pending else min(self.chunk_cycles, self.busy_until - simulator.cycle)
+        start = simulator.cycle
+        # stopping once the pending bytes are taken lets the idle window bound the next chunk
+        # stopping at the first byte out sends it to the client at once, in simulated time
+        batch = simulator.run(np.frombuffer(bytes(self.pending), dtype=np.uint8), max_cycles=budget,
+                              stop_consumed=len(self.pending) or None, max_outputs=1)
+        self.stats.cycles += simulator.cycle - start
+        if batch.consumed:
+            del self.pending[:batch.consumed]
+            self.starved = not self.pending
+            self.busy_until = max(self.busy_until, int(batch.in_cycles[-1]) + 1 + self.idle_cycles)
+        if len(batch.out_payloads):
+            self.busy_until = max(self.busy_until, int(batch.out_cycles[-1]) + 1 + self.idle_cycles)
+            if self.client is None:
+                self.stats.bytes_dropped += len(batch.out_payloads)
+            else:
+                self.outgoing += batch.out_payloads.astype(np.uint8).tobytes()
+                self.send()
+
+
+def serve(simulator, *, host, port, idle_cycles, chunk_cycles=DEFAULT_CHUNK_CYCLES, stop=None,
+          on_listening=None, log=None):
+    """Listen on ``host:port`` and serve ``simulator`` until ``stop`` is set: a
+    :class:`BoardServer` and its :meth:`~BoardServer.run` in one call. Returns the
+    :class:`ServeStats`."""
+    return BoardServer(host, port).run(simulator, idle_cycles=idle_cycles, chunk_cycles=chunk_cycles,
+                                       stop=stop, on_listening=on_listening, log=log)

@@ -1,0 +1,229 @@
+import time
+
+import numpy as np
+import pytest
+
+from host import board
+from host.board import compile_for_board
+from host.link import Link, LinkError, counters_delta, input_frame, load_requests
+from host.protocol import (FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_LOAD_DATA, MODEL_ID_BYTES, Command, Frame,
+                           FrameDecoder, LoadTarget, Memory, Status, crc16, encode_frame, frame_bytes, word_bytes)
+from hw.compiler import CompileError, compile_model
+from model.bits import pack_bits
+from model.golden import infer
+from model.random_models import random_images, random_model
+
+from .fake_board import FakeBoard, Faults, board_identity
+
+TIMEOUT = 0.1     # seconds: the fake board answers at once (or after its latency)
+
+
+def _link(fake, **kwargs):
+    return Link(fake, timeout=kwargs.pop("timeout", TIMEOUT), retries=kwargs.pop("retries", 3), **kwargs)
+
+
+def _stream(link, model, images, **kwargs):
+    """The answers of ``link.infer`` in frame order (None: failed), checking each index once."""
+    answers = {}
+    for index, answer in link.infer((input_frame(model, image) for image in images), **kwargs):
+        assert index not in answers
+        answers[index] = answer
+    assert sorted(answers) == list(range(len(images)))
+    return [answers[k] for k in range(len(images))]
+
+
+# -- the protocol
+
+def test_crc_check_value():
+    assert crc16(b"123456789") == 0x29B1
+
+
+def test_frames_round_trip_through_noise():
+    frames = [Frame(Command.INFER, 7, bytes(range(40))), Frame(Status.OK, 255, b""), Frame(Status.BUSY, 0, b"\xa5")]
+    stream = b"\x00\xa5\x13" + b"".join(encode_frame(f.code, f.seq, f.payload) for f in frames)
+    corrupt = bytearray(encode_frame(Command.STATUS, 9, b"xy"))
+    corrupt[-1] ^= 0x10
+    decoder = FrameDecoder(max_length=64)
+    decoded = []
+    for k in range(0, len(stream), 5):                  # split across reads
+        decoded += decoder.feed(stream[k:k + 5])
+    decoded += decoder.feed(bytes(corrupt) + encode_frame(Status.OK, 1, b"z"))
+    assert decoded == frames + [Frame(Status.OK, 1, b"z")]
+    assert decoder.bad_frames >= 1
+
+
+def test_input_frame_binarizes_as_the_golden_model(model1, model8):
+    pixels = np.array([0, 7, 8, 9, 16] + [3] * 59, dtype=np.uint8)
+    frame = input_frame(model1, pixels)
+    assert len(frame) == frame_bytes(1, 64) == 8
+    assert frame == pack_bits(pixels >= model1.input.threshold).tobytes()
+    assert frame[0] == 0b11100
+    assert input_frame(model8, pixels) == pixels.tobytes()
+
+
+# -- identify, status, reset
+
+def test_identify_and_status_decode(model8):
+    identity = board_identity(model8)
+    fake = FakeBoard(identity, [model8])
+    link = _link(fake)
+    assert link.identify() == identity
+    counters = link.status()
+    assert counters["frames"] == 0 and list(counters)[0] == "frames"
+    link.reset()
+    assert [r[0] for r in fake.requests] == [Command.IDENTIFY, Command.STATUS, Command.RESET]
+    assert counters_delta({"frames": 0xFFFFFFFF, "bad_crc": 3}, {"frames": 2, "bad_crc": 5}) == {"frames": 3, "bad_crc": 2}
+
+
+def test_identify_retries_an_error_and_a_lost_answer(model8):
+    fake = FakeBoard(board_identity(model8), faults=Faults({0: "BAD_CRC", 1: "flip", 2: "garbage"}))
+    link = _link(fake)
+    assert link.identify().pe == 4
+    assert link.stats.retries == 2 and link.stats.errors == {"BAD_CRC": 1} and link.stats.timeouts == 1
+
+
+def test_bad_identity_is_a_link_error(model8):
+    fake = FakeBoard(board_identity(model8), faults=Faults({0: "short"}))
+    with pytest.raises(LinkError, match="bad identity from the board: an identity is"):
+        _link(fake).identify()
+
+
+def test_silent_board_fails_within_the_timeout(model8):
+    link = _link(FakeBoard(board_identity(model8), silent=True), timeout=0.2, name="socket://x")
+    start = time.monotonic()
+    with pytest.raises(LinkError, match=r"no answer from socket://x within 0.2 s: is the board / bnn serve-sim running\?"):
+        link.identify()
+    assert time.monotonic() - start < 0.5
+
+
+def test_requests_give_up_after_the_retries(model8):
+    fake = FakeBoard(board_identity(model8), faults=Faults(rate=1.0, kinds=("BUSY",)))
+    with pytest.raises(LinkError, match="RESET to the board failed after 3 attempts \\(last: BUSY\\)"):
+        _link(fake, retries=2).reset()
+
+
+# -- loads
+
+def test_load_requests_split_into_whole_words_model_id_last():
+    memories = (Memory(400, 100), Memory(10, 24), Memory(4, 40), Memory(1, 32), Memory(1, 128))
+    images = {LoadTarget.MODEL_ID: [0x1234], LoadTarget.WEIGHTS: list(range(1, 301)),
+              LoadTarget.STARTS: [5, 6, 7], LoadTarget.NETWORK: [9]}
+    requests = load_requests(images, memories)
+    assert [r[0] for r in requests] == [LoadTarget.WEIGHTS] * 4 + [LoadTarget.STARTS, LoadTarget.NETWORK,
+                                                                  LoadTarget.MODEL_ID]
+    size = word_bytes(100)
+    per_request = MAX_LOAD_DATA // size
+    words, next_address = [], 0
+    for request in requests[:4]:
+        address = int.from_bytes(request[1:LOAD_HEADER_BYTES], "little")
+        data = request[LOAD_HEADER_BYTES:]
+        assert address == next_address and len(data) % size == 0 and len(data) <= MAX_LOAD_DATA
+        words += [int.from_bytes(data[k:k + size], "little") for k in range(0, len(data), size)]
+        next_address += len(data) // size
+    assert words == images[LoadTarget.WEIGHTS]
+    assert len(requests[0]) - LOAD_HEADER_BYTES == per_request * size
+    assert requests[-1] == bytes([LoadTarget.MODEL_ID, 0, 0]) + (0x1234).to_bytes(MODEL_ID_BYTES, "little")
+    with pytest.raises(LinkError, match="needs 401 words of WEIGHTS but the board has 400"):
+        load_requests({LoadTarget.WEIGHTS: [0] * 401}, memories)
+
+
+def test_load_writes_the_images_and_the_board_reports_the_model(model8):
+    identity = board_identity(model8)
+    fake = FakeBoard(identity, [model8], faults=Faults({2: "BUSY", 3: "truncate"}))
+    link = _link(fake)
+    compiled = compile_for_board(model8, identity)
+    progress = []
+    loaded = link.load(compiled, identity, progress=lambda done, total: progress.append((done, total)))
+    assert loaded.model_loaded and loaded.model_id == board.model_id(compiled)
+    for target, words in board.memory_images(compiled).items():
+        assert fake.memories[target][:len(words)] == words
+    assert fake.loads[-1][0] == LoadTarget.MODEL_ID
+    assert progress[-1][0] == progress[-1][1]
+    answers = _stream(link, model8, random_images(5, 64, seed=2))
+    assert answers == list(infer(model8, random_images(5, 64, seed=2)).classes)
+
+
+def test_compile_for_board_refuses_what_does_not_fit(model8, model1):
+    identity = board_identity(model8, spare=1)
+    with pytest.raises(CompileError, match="takes 1-bit input but the board's engine was built for 8-bit"):
+        compile_for_board(model1, identity)
+    wider = random_model([64, 200, 10], input_bits=8)
+    with pytest.raises(CompileError, match="the model needs .* but the engine has"):
+        compile_for_board(wider, identity)
+
+
+# -- infer
+
+@pytest.mark.parametrize("frames_per_request", [1, 2, 3])
+def test_pipelining_keeps_the_window(model8, frames_per_request):
+    images = random_images(40, 64, seed=3)
+    fake = FakeBoard(board_identity(model8), [model8], loaded=model8, latency=0.002)
+    link = _link(fake)
+    answers = _stream(link, model8, images, frames_per_request=frames_per_request)
+    assert answers == list(infer(model8, images).classes)
+    assert fake.max_in_flight == max(FRAMES_IN_FLIGHT, frames_per_request)
+    assert link.stats.retries == 0 and len(link.stats.latencies) == 40
+
+
+def test_one_bit_model_answers_match_the_golden_model(model1):
+    images = random_images(30, 64, seed=4) // 16     # digits-like pixels 0..15 around the threshold
+    fake = FakeBoard(board_identity(model1), [model1], loaded=model1)
+    assert _stream(_link(fake), model1, images) == list(infer(model1, images).classes)
+
+
+@pytest.mark.parametrize("frames_per_request", [1, 2])
+def test_retries_recover_from_faults_with_no_wrong_answer(model8, frames_per_request):
+    images = random_images(150, 64, seed=5)
+    kinds = ("drop", "truncate", "flip", "garbage", "delay", "short", "BAD_CRC", "BUSY", "TIMEOUT")
+    fake = FakeBoard(board_identity(model8), [model8], loaded=model8,
+                     faults=Faults(rate=0.25, kinds=kinds, delay=0.15, seed=1))
+    link = _link(fake, retries=8)
+    answers = _stream(link, model8, images, frames_per_request=frames_per_request)
+    assert answers == list(infer(model8, images).classes)
+    stats = link.stats
+    assert stats.retries > 10 and stats.timeouts and stats.ignored and stats.malformed
+    assert {"BAD_CRC", "BUSY", "TIMEOUT"} <= set(stats.errors) and stats.failed == 0
+    # Two requests in flight: a request's answer lost is found out when the next one is answered.
+    assert stats.lost > 0 if frames_per_request == 1 else stats.lost == 0
+
+
+def test_frames_are_reported_failed_never_guessed(model8):
+    images = random_images(6, 64, seed=6)
+    plan = {n: "flip" for n in range(2, 40)}       # from the third request on, every answer is corrupt
+    fake = FakeBoard(board_identity(model8), [model8], loaded=model8, faults=Faults(plan))
+    link = _link(fake, retries=1, timeout=0.05)
+    answers = _stream(link, model8, images)
+    expected = list(infer(model8, images).classes)
+    assert answers[:2] == expected[:2] and answers[2:] == [None] * 4
+    assert link.stats.failed == 4
+
+
+def test_no_model_is_a_link_error_or_a_reload(model8):
+    identity = board_identity(model8)
+    images = random_images(8, 64, seed=7)
+    fake = FakeBoard(identity, [model8])
+    link = _link(fake)
+    with pytest.raises(LinkError, match="holds no model: pass --model FILE"):
+        _stream(link, model8, images)
+    compiled = compile_for_board(model8, identity)
+    answers = _stream(link, model8, images, reload=lambda: link.load(compiled, identity))
+    assert answers == list(infer(model8, images).classes) and link.stats.reloads == 1
+
+
+def test_open_errors_are_link_errors():
+    with pytest.raises(LinkError, match="could not open socket://127.0.0.1:1: .*refused"):
+        Link.open("socket://127.0.0.1:1", baud=115200, timeout=0.1)
+    with pytest.raises(LinkError, match="could not open foo://x: invalid URL"):
+        Link.open("foo://x", baud=115200)
+
+
+def test_compile_for_board_lays_out_as_the_gateware_was_built(model8, model1):
+    hw_link = pytest.importorskip("hw.link")
+    for model in (model8, model1):
+        built = compile_model(model, pe=4, simd=32, tree_stages=1)
+        identity = hw_link.board_identity(built, clock_hz=36_000_000, baud=3_000_000, timeout_cycles=36_000,
+                                          weights_in_spram=False, model_loaded=True)
+        compiled = compile_for_board(model, identity)
+        assert compiled == built and hw_link.model_id(compiled) == identity.model_id
+        requests = load_requests(hw_link.memory_images(compiled), identity.memories)
+        assert requests[-1] == bytes([LoadTarget.MODEL_ID, 0, 0]) + identity.model_id
