@@ -7,7 +7,7 @@ import time
 from tqdm import tqdm
 
 from hw.boards import BOARDS, board as find_board
-from hw.build import ENGINE_MODULE, build
+from hw.build import ENGINE_MODULE, WEIGHT_STORES, build, plan_engine
 from hw.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
@@ -36,6 +36,9 @@ def add_parser(sub):
     p.add_argument("--clock-mhz", type=positive_float, metavar="F",
                    help="engine clock (default: the board's, where timing is known to close)")
     p.add_argument("--baud", type=positive_int, default=3_000_000, help="serial line rate (default 3000000)")
+    p.add_argument("--weights", choices=WEIGHT_STORES, default="auto",
+                   help="where the weights live: block RAM, or the UP5K's SPRAM (1 Mbit, P x S <= 64, loaded "
+                        "by the host: `bnn load`); auto: block RAM if they fit, else SPRAM (default)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--out", metavar="DIR", help="output folder (default build/<board>-<model name>)")
     p.add_argument("--allow-timing-fail", action="store_true",
@@ -91,6 +94,10 @@ def run(args):
                            f"netlist checks run on iCE40 boards")
         images = dataset_for_model(args, model).test_images[:args.verify]
     pe, simd = folding(args, model, board)
+    _, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=args.weights)
+    if images is not None and in_spram:
+        raise BnnError("--verify: the weights are in SPRAM, which the bitstream cannot fill; check the "
+                       "engine through the link instead (bnn serve-sim, bnn stream)")
     name = os.path.splitext(os.path.basename(args.model))[0]
     out_dir = args.out or os.path.join("build", f"{board.name}-{name}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -104,7 +111,8 @@ def run(args):
             print(f"[{index}/{steps}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
 
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
-                             out_dir=out_dir, baud=args.baud, allow_timing_fail=args.allow_timing_fail,
+                             out_dir=out_dir, baud=args.baud, weights=args.weights,
+                             allow_timing_fail=args.allow_timing_fail,
                              progress=progress)
     result = report.as_dict()
     result.update(model=str(args.model), arch=model.arch)
@@ -144,6 +152,9 @@ def run(args):
     print(f"  {report.cycles_per_frame} cycles per frame (ideal {report.ideal_cycles}): "
           f"{report.frames_per_second:.0f} frames/s at {report.clock_mhz:.2f} MHz; "
           f"UART {report.baud} baud ({report.baud_error:+.1%})")
+    if report.weights_in_spram:
+        print("  the weights are in SPRAM, which the bitstream cannot fill: load the model after "
+              "programming (bnn load, or bnn stream --model)")
     print(f"  bitstream {report.bitstream} (logs and report in {report.out_dir})")
     if verified is not None:
         cycles = verified["cycles_per_frame"]

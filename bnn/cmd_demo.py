@@ -8,13 +8,21 @@ append their steps to :data:`STEPS`.
 import os
 import time
 
+from host.link import Link
+from host.stream import stream_images
+from hw.boards import BOARDS
+from hw.build import fitting_folding
+from sim.board import simulated_board
+from sim.cxxrtl import CxxrtlError, StreamSimulator
 from sim.engine_run import DEFAULT_CLOCK_MHZ, backend_runner, default_backend_name, run_engine
+from sim.serve import serving_in_background
 
 from .cmd_train import TrainRequest, summary_lines, train_and_save
 from .common import emit_json
 
 DEMO_DIR = os.path.join("runs", "demo")
 ENGINE_FOLDING = (8, 32)  # P x S of the demo's engine
+LINK_BOARD = "icebreaker"  # the simulated board the demo streams through
 
 
 def train_step(results, out_dir):
@@ -52,7 +60,42 @@ def engine_step(results, out_dir):
     return figures, lines
 
 
-STEPS = [("training", train_step), ("engine", engine_step)]
+def link_step(results, out_dir):
+    """Serve the trained model on a simulated iCEBreaker (``bnn serve-sim``: the board's link and
+    engine, UART bit timing included, compiled with CXXRTL) and stream the test split through its
+    serial line with the real host code (``bnn stream``), over a local TCP socket."""
+    outcome = results["training"]
+    model, data = outcome.model, outcome.dataset
+    board = BOARDS[LINK_BOARD]
+    pe, simd = fitting_folding(model, board, tree_stages=board.tree_stages)
+    simulated = simulated_board(model, board, pe=pe, simd=simd)
+    try:
+        library = simulated.compile()
+    except CxxrtlError as e:
+        return {"skipped": str(e)}, [f"streamed run over a simulated board: skipped ({e})"]
+    with StreamSimulator(library) as simulator, \
+            serving_in_background(simulator, idle_cycles=simulated.idle_cycles) as (server, _):
+        with Link.open(f"socket://{server.address_text}", baud=simulated.baud) as link:
+            start_cycles = server.stats.cycles
+            report = stream_images(link, model, data.test_images, data.test_labels)
+            board_seconds = (server.stats.cycles - start_cycles) / simulated.clock_hz
+    del report["identity"]
+    report.update(board=board.name, pe=pe, simd=simd, clock_hz=simulated.clock_hz, baud=simulated.baud,
+                  board_seconds=board_seconds, board_frames_per_second=report["answered"] / board_seconds)
+    fraction = report["board_frames_per_second"] / report["link_bound_frames_per_second"]
+    lines = [
+        f"streamed over a simulated {board.name} (bnn serve-sim: P x S = {pe} x {simd}, "
+        f"{simulated.clock_hz / 1e6:.2f} MHz, {simulated.baud} baud) with the host code of bnn stream: "
+        f"{report['frames']} test images, accuracy {100 * report['accuracy']:.2f}%, "
+        f"{report['mismatches']} mismatches with the golden model, {report['failed']} failed",
+        f"  {report['board_frames_per_second']:.0f} frames per second of board time, {100 * fraction:.0f}% of "
+        f"the serial line's bound ({report['link_bound_frames_per_second']:.0f}); "
+        f"{report['frames_per_second']:.0f} frames/s of wall time in simulation",
+    ]
+    return report, lines
+
+
+STEPS = [("training", train_step), ("engine", engine_step), ("link", link_step)]
 
 
 def run_demo(out_dir=DEMO_DIR):
@@ -67,11 +110,13 @@ def run_demo(out_dir=DEMO_DIR):
 
 def add_parser(subparsers):
     p = subparsers.add_parser("demo", help="train, fold and verify a model on the embedded digits set, "
-                                           "then run it on the simulated engine",
+                                           "then run it on the simulated engine and a simulated board",
                               description="Train a binary network on the embedded 8x8 digits with the "
                                           f"default settings, write it to {DEMO_DIR}/, check the "
-                                          "folded integer model against the float network, then run the "
-                                          "test split through the simulated engine cycle by cycle.")
+                                          "folded integer model against the float network, run the "
+                                          "test split through the simulated engine cycle by cycle, then "
+                                          "stream it over the serial line of a simulated iCEBreaker "
+                                          "(bnn serve-sim + bnn stream).")
     p.add_argument("--out-dir", default=DEMO_DIR, metavar="DIR", help=f"where to write (default {DEMO_DIR})")
     p.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout")
     p.set_defaults(func=run)

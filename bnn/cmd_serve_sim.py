@@ -5,22 +5,14 @@ import sys
 import threading
 
 from hw.boards import board as find_board
-from hw.build import MAX_BAUD_ERROR, MIN_BAUD, check_fit, fitting_folding
-from hw.compiler import compile_model
-from hw.pll import pll_settings
-from hw.uart import uart_divisor
+from hw.build import WEIGHT_STORES, fitting_folding
 from model.errors import BnnError
 from model.modelfile import load_model
-from sim.board import SerialLine
-from sim.cxxrtl import StreamSimulator, compile_model as compile_cxxrtl, convert_stream_design
+from sim.board import simulated_board
+from sim.cxxrtl import StreamSimulator
 from sim.serve import BoardServer
 
 from .common import emit_json, positive_float, positive_int
-
-# Byte times of slack in the idle window, beyond the board's timeout and computation: the
-# response's first byte on the line, and the bytes still in the host's UART when the last was taken.
-_SLACK_BYTES = 20
-
 
 def add_parser(sub):
     p = sub.add_parser("serve-sim", help="simulate a board with CXXRTL and serve its serial line on TCP",
@@ -42,6 +34,8 @@ def add_parser(sub):
     p.add_argument("--clock-mhz", type=positive_float, metavar="F",
                    help="engine clock (default: the board's); the simulated board runs at what its PLL makes of it")
     p.add_argument("--baud", type=positive_int, default=3_000_000, help="serial line rate (default 3000000)")
+    p.add_argument("--weights", choices=WEIGHT_STORES, default="auto",
+                   help="where the weights live, as for bnn build (SPRAM: the board starts with no model)")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object ({"listening": "HOST:PORT", ...}) instead of the listening line')
     p.set_defaults(func=run)
@@ -62,34 +56,11 @@ def folding(args, model, board):
     if (args.pe is None) != (args.simd is None):
         raise BnnError("give both --pe and --simd, or neither (the fastest folding that fits the board)")
     if args.pe is None:
-        chosen = fitting_folding(model, board, tree_stages=board.tree_stages)
+        chosen = fitting_folding(model, board, tree_stages=board.tree_stages, weights=args.weights)
         if chosen is None:
             raise BnnError(f"no P x S engine of this model fits {board.name}")
         return chosen
     return args.pe, args.simd
-
-
-def link_clock(board, clock_mhz, baud):
-    """``(clock_hz, divisor, baud_error)``: the clock the board's PLL makes, and the serial line
-    at ``baud`` on it, within the limits `bnn build` sets."""
-    pll = pll_settings(board.device.family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
-    clock_hz = round(pll.output_mhz * 1e6)
-    if not MIN_BAUD <= baud <= clock_hz / 4:
-        raise BnnError(f"--baud must lie in {MIN_BAUD}..{clock_hz // 4} at {pll.output_mhz:.2f} MHz "
-                       f"(4 clock cycles per bit at least), not {baud}")
-    divisor, baud_error = uart_divisor(clock_hz, baud)
-    if abs(baud_error) > MAX_BAUD_ERROR:
-        raise BnnError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
-                       f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
-    return clock_hz, divisor, baud_error
-
-
-def idle_cycles(timeout_cycles, compiled, divisor):
-    """Cycles to keep simulating after the last byte in or out: the board's receive timeout, the
-    computation of the largest request, and a few byte times on the line."""
-    from host.protocol import MAX_INFER_FRAMES  # being written alongside, as hw.link
-    return (timeout_cycles + MAX_INFER_FRAMES * (compiled.cycles_per_frame + compiled.latency)
-            + _SLACK_BYTES * 10 * divisor)
 
 
 def _say(message):
@@ -101,31 +72,27 @@ def run(args):
     board = find_board(args.board)
     model = load_model(args.model)
     pe, simd = folding(args, model, board)
-    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
-    problems = check_fit(compiled, board)
-    if problems:
-        raise BnnError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}")
-    clock_hz, divisor, baud_error = link_clock(board, args.clock_mhz, args.baud)
+    simulated = simulated_board(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, baud=args.baud,
+                                weights=args.weights)
+    clock_hz, divisor = simulated.clock_hz, simulated.divisor
     server = BoardServer(host, port)  # before the build: an address in use fails at once
     try:
-        from hw.link import LinkCore  # being written alongside; nothing else here needs it
-        core = LinkCore(compiled, clock_hz=clock_hz, baud=args.baud, logic_memory_bits=board.logic_memory_bits)
-        timeout_cycles = core.identity.timeout_cycles
-        window = idle_cycles(timeout_cycles, compiled, divisor)
         facts = {"board": board.name, "device": board.device.name, "model": str(args.model), "arch": model.arch,
                  "pe": pe, "simd": simd, "tree_stages": board.tree_stages, "clock_hz": clock_hz,
-                 "baud": args.baud, "baud_error": baud_error, "uart_divisor": divisor,
-                 "timeout_cycles": timeout_cycles, "idle_cycles": window,
-                 "cycles_per_frame": compiled.cycles_per_frame}
+                 "baud": args.baud, "baud_error": simulated.baud_error, "uart_divisor": divisor,
+                 "timeout_cycles": simulated.core.identity.timeout_cycles, "idle_cycles": simulated.idle_cycles,
+                 "cycles_per_frame": simulated.compiled.cycles_per_frame,
+                 "weights_in_spram": simulated.weights_in_spram}
         _say(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
-             f"{clock_hz / 1e6:.2f} MHz, UART {args.baud} baud ({baud_error:+.1%}, {divisor} cycles per bit)")
+             f"{clock_hz / 1e6:.2f} MHz, UART {args.baud} baud ({simulated.baud_error:+.1%}, {divisor} cycles "
+             f"per bit)" + (", weights in SPRAM (load a model first)" if simulated.weights_in_spram else ""))
         _say("building the simulated board (first time only, about a minute)...")
-        simulated = compile_cxxrtl(convert_stream_design(SerialLine(core, divisor)))
-        _say(f"simulated board {'built' if simulated.built else 'loaded from the cache'} "
-             f"in {simulated.build_seconds:.1f} s")
-        facts.update(build_seconds=simulated.build_seconds, built=simulated.built)
-        with StreamSimulator(simulated) as simulator:
-            stats = _serve(server, simulator, window, facts, args.json)
+        library = simulated.compile()
+        _say(f"simulated board {'built' if library.built else 'loaded from the cache'} "
+             f"in {library.build_seconds:.1f} s")
+        facts.update(build_seconds=library.build_seconds, built=library.built)
+        with StreamSimulator(library) as simulator:
+            stats = _serve(server, simulator, simulated.idle_cycles, facts, args.json)
     finally:
         server.close()
     seconds = stats.cycles / clock_hz

@@ -2,19 +2,14 @@
 
 import argparse
 import sys
-import time
 
-import numpy as np
 from tqdm import tqdm
 
-from host import board
-from host.board import compile_for_board
-from host.link import counters_delta, input_frame
-from host.protocol import MAX_INFER_FRAMES, frame_bytes, link_bound_fps
-from model.golden import infer
+from host.protocol import MAX_INFER_FRAMES
+from host.stream import stream_images
 from model.modelfile import load_model
 
-from .cmd_load import add_link_arguments, board_summary, describe_board, load_onto_board, open_link
+from .cmd_load import add_link_arguments, board_summary, describe_board, open_link
 from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
 
 
@@ -44,13 +39,6 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def percentiles_ms(latencies):
-    if not latencies:
-        return {"p50": None, "p95": None, "p99": None}
-    p50, p95, p99 = np.percentile(np.asarray(latencies) * 1e3, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
-
-
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
@@ -58,50 +46,23 @@ def run(args):
     labels = data.test_labels if args.split == "test" else data.train_labels
     if args.count is not None:
         images, labels = images[:args.count], labels[:args.count]
-    expected = infer(model, images).classes
-    frames = [input_frame(model, image) for image in images]
-    answers = np.full(len(images), -1, dtype=np.int64)   # -1: failed
     with open_link(args) as link:
-        identity = link.identify()
         if not args.json:
-            print(board_summary(args.port, identity))
-        compiled = compile_for_board(model, identity)
-        loaded = None
-        if not (identity.model_loaded and identity.model_id == board.model_id(compiled)):
-            identity, size, seconds = load_onto_board(link, compiled, identity)
-            loaded = {"bytes": size, "seconds": seconds}
-            if not args.json:
-                print(f"loaded {args.model} ({model.arch}): {size} bytes in {seconds:.2f} s")
-        before = link.status()
-        start = time.perf_counter()
-        with tqdm(total=len(frames), desc="bnn stream", unit="frame", file=sys.stderr, disable=None) as bar:
-            for index, answer in link.infer(frames, frames_per_request=args.frames_per_request,
-                                            reload=lambda: link.load(compiled, identity)):
-                answers[index] = -1 if answer is None else answer
-                bar.update(1)
-        seconds = time.perf_counter() - start
-        after = link.status()
-        stats = link.stats
-
-    failed = answers < 0
-    mismatched = np.flatnonzero(~failed & (answers != expected))
-    correct = int(np.sum(answers == labels))
-    answered = int(np.sum(~failed))
-    bound = link_bound_fps(identity.baud, frame_bytes(model.input.bits, model.input.size), args.frames_per_request)
-    fps = answered / seconds if seconds > 0 else 0.0
-    report = {
-        "port": args.port, "model": str(args.model), "arch": model.arch, "input_bits": model.input.bits,
-        "dataset": data.name, "split": args.split, "board": describe_board(identity), "loaded": loaded,
-        "frames": len(frames), "answered": answered, "correct": correct,
-        "accuracy": correct / len(frames) if len(frames) else 0.0,
-        "mismatches": len(mismatched), "mismatched_frames": mismatched[:10].tolist(),
-        "failed": int(failed.sum()), "failed_frames": np.flatnonzero(failed)[:10].tolist(),
-        "seconds": seconds, "frames_per_second": fps, "frames_per_request": args.frames_per_request,
-        "link_bound_frames_per_second": bound, "link_fraction": fps / bound,
-        "latency_ms": percentiles_ms(stats.latencies),
-        **stats.as_dict(),
-        "counters": {"before": before, "after": after, "delta": counters_delta(before, after)},
-    }
+            print(board_summary(args.port, link.identify()))
+        with tqdm(total=len(images), desc="bnn stream", unit="frame", file=sys.stderr, disable=None) as bar, \
+                tqdm(desc="load", unit="B", unit_scale=True, file=sys.stderr, disable=None, leave=False) as load_bar:
+            def load_progress(done, total):
+                load_bar.total = total
+                load_bar.update(done - load_bar.n)
+            report = stream_images(link, model, images, labels, frames_per_request=args.frames_per_request,
+                                   progress=lambda: bar.update(1), load_progress=load_progress)
+    identity = report.pop("identity")
+    report = {"port": args.port, "model": str(args.model), "arch": model.arch, "input_bits": model.input.bits,
+              "dataset": data.name, "split": args.split, "board": describe_board(identity), **report}
+    loaded, fps, bound = report["loaded"], report["frames_per_second"], report["link_bound_frames_per_second"]
+    correct, frames = report["correct"], report["frames"]
+    if loaded and not args.json:
+        print(f"loaded {args.model} ({model.arch}): {loaded['bytes']} bytes in {loaded['seconds']:.2f} s")
     if args.json:
         emit_json(report)
     else:
@@ -109,8 +70,8 @@ def run(args):
         errors = ", ".join(f"{name} {n}" for name, n in sorted(report["errors"].items())) or "none"
         delta = ", ".join(f"{name} +{n}" for name, n in report["counters"]["delta"].items())
         print(f"{args.model}: {model.arch}, {model.input.bits}-bit input, {data.name} {args.split} split, "
-              f"{len(frames)} frames")
-        print(f"accuracy {100 * report['accuracy']:.2f}% ({correct}/{len(frames)}), "
+              f"{frames} frames")
+        print(f"accuracy {100 * report['accuracy']:.2f}% ({correct}/{frames}), "
               f"{report['mismatches']} mismatches with the golden model, {report['failed']} failed frames")
         print(f"{fps:.0f} frames/s, {100 * report['link_fraction']:.1f}% of the link's bound of {bound:.0f} "
               f"frames/s at {identity.baud} baud ({args.frames_per_request} frame(s) per request)")

@@ -2,6 +2,7 @@
 memory images and id a load writes (defined by the gateware, :mod:`hw.link`)."""
 
 from hw.compiler import CAPACITY_KEYS, CompileError, compile_model
+from hw.link import memory_images, model_id  # noqa: F401  (the gateware defines what a load writes)
 from host.protocol import LoadTarget
 
 
@@ -24,17 +25,3 @@ def compile_for_board(model, identity):
     capacity = {key: depths[key] if key in depths else getattr(identity, key) for key in CAPACITY_KEYS}
     return compile_model(model, pe=identity.pe, simd=identity.simd, tree_stages=identity.tree_stages,
                          pixels_per_beat=identity.pixels_per_beat, capacity=capacity)
-
-
-# The gateware defines what each memory holds; imported on first use so that the host side loads
-# without elaborating anything (and before hw/link.py exists).
-def memory_images(compiled):
-    """``{LoadTarget: [word, ...]}``: the words a load writes, word ``a`` at address ``a``."""
-    from hw.link import memory_images
-    return memory_images(compiled)
-
-
-def model_id(compiled):
-    """The 16-byte id a board reports while it holds ``compiled``."""
-    from hw.link import model_id
-    return model_id(compiled)

@@ -45,7 +45,7 @@ class Command(enum.IntEnum):
     IDENTIFY = 0x01     # payload: none; response: an Identity
     STATUS = 0x02       # payload: none; response: the Counters
     RESET = 0x03        # payload: none; resets the engine and the counters, keeps the model
-    LOAD = 0x04         # payload: target, address, words (see LoadTarget)
+    LOAD = 0x04         # payload: target, address, at least one byte of words (see LoadTarget)
     INFER = 0x05        # payload: 1..MAX_INFER_FRAMES frames; response: one class byte per frame
 
 
@@ -54,7 +54,7 @@ class Status(enum.IntEnum):
     OK = 0x00
     BAD_CRC = 0x01           # the frame's CRC does not match (its seq may be corrupt too)
     UNKNOWN_COMMAND = 0x02
-    BAD_LENGTH = 0x03        # wrong length for the command, or above its limit
+    BAD_LENGTH = 0x03        # wrong length for the command, above its limit, or over MAX_INFER_FRAMES frames
     TIMEOUT = 0x04           # the frame stopped mid-way
     BAD_ADDRESS = 0x05       # a load outside the target memory, or an unknown target
     BUSY = 0x06              # LOAD or RESET while frames are still being computed
@@ -230,7 +230,7 @@ class Identity:
 
 # STATUS's payload: the counters, in order, each little-endian and wrapping at its width.
 COUNTERS = (
-    ("frames", 4),            # frames inferred since the last RESET (or power-up)
+    ("frames", 4),            # frames computed since the last RESET (or power-up), dropped answers included
     ("bad_crc", 2),
     ("bad_length", 2),
     ("unknown_command", 2),

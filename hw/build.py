@@ -21,10 +21,12 @@ from .boards import Board
 from .compiler import compile_model, foldings
 from .engine import memory_attrs, memory_shapes
 from .pll import pll_settings
+from .spram import check_spram_fit
 from .top import BoardTop
 from .uart import uart_divisor
 
-ENGINE_MODULE = "top.engine"     # the engine's module in the top level's netlist
+ENGINE_MODULE = "top.link.engine"   # the engine's module in the top level's netlist
+WEIGHT_STORES = ("auto", "bram", "spram")
 MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
 MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
 # Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
@@ -43,14 +45,15 @@ def block_rams(family, depth, width):
     return min(-(-depth // d) * -(-width // w) for d, w in BLOCK_RAM_SHAPES[family])
 
 
-def block_ram_estimate(board, params):
+def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
     holds in flip-flops)."""
     def rams(depth, width):
         if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
             return 0
         return block_rams(board.device.family, depth, width)
-    return {name: rams(depth, width) for name, (depth, width) in memory_shapes(params).items()}
+    return {name: rams(depth, width)
+            for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
 
 
 def logic_estimate(board, params):
@@ -63,12 +66,20 @@ def logic_estimate(board, params):
     return int(4.2 * params.pe * params.simd + 2 * flops + 1800)
 
 
-def check_fit(compiled, board):
+def check_fit(compiled, board, *, weights_in_spram=False):
     """Why ``compiled`` cannot fit ``board``'s FPGA, each reason with both numbers (empty if it fits)."""
     params, device = compiled.params, board.device
-    rams = sum(block_ram_estimate(board, params).values())
+    rams = sum(block_ram_estimate(board, params, weights_in_spram=weights_in_spram).values())
     luts = logic_estimate(board, params)
     problems = []
+    if weights_in_spram:
+        if not device.sprams:
+            problems.append(f"the {device.name} has no SPRAM for the weights")
+        else:
+            try:
+                check_spram_fit(params.weight_depth, params.pe * params.simd)
+            except ValueError as e:
+                problems.append(str(e))
     if rams > device.block_rams:
         problems.append(f"needs {rams} block RAMs, the {device.name} has {device.block_rams}")
     if luts > device.luts:
@@ -76,15 +87,45 @@ def check_fit(compiled, board):
     return problems
 
 
-def fitting_folding(model, board, *, tree_stages):
-    """The fastest P x S (:func:`hw.compiler.foldings`) whose engine fits ``board``, or None; ties
-    go to fewer lanes."""
+def place_weights(compiled, board, weights="auto"):
+    """``(weights_in_spram, problems)``: where the weights go (``weights`` is one of
+    :data:`WEIGHT_STORES`; "auto" takes block RAM if the engine fits that way, else SPRAM if the
+    board has it and the engine fits that way), and why the engine does not fit (empty if it does)."""
+    if weights not in WEIGHT_STORES:
+        raise BuildError(f"weights go to one of {', '.join(WEIGHT_STORES)}, not {weights!r}")
+    if weights != "auto":
+        in_spram = weights == "spram"
+        return in_spram, check_fit(compiled, board, weights_in_spram=in_spram)
+    in_block_ram = check_fit(compiled, board)
+    if in_block_ram and board.device.sprams and not check_fit(compiled, board, weights_in_spram=True):
+        return True, []
+    return False, in_block_ram
+
+
+def fitting_folding(model, board, *, tree_stages, weights="auto"):
+    """The fastest P x S (:func:`hw.compiler.foldings`) whose engine fits ``board`` with its
+    weights placed as :func:`place_weights` does, or None; ties go to fewer lanes."""
     fitting = []
     for pe, simd in foldings():
         compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages)
-        if not check_fit(compiled, board):
+        if not place_weights(compiled, board, weights)[1]:
             fitting.append((compiled.cycles_per_frame, pe * simd, pe, simd))
     return min(fitting)[2:] if fitting else None
+
+
+def link_clock(board, clock_mhz, baud):
+    """``(pll, divisor, baud_error)``: the PLL settings for ``clock_mhz`` (default: the board's
+    clock) and the serial line at ``baud`` on that clock. Raises :class:`BuildError` for a baud
+    rate outside ``MIN_BAUD``..clock / 4 or more than ``MAX_BAUD_ERROR`` off."""
+    pll = pll_settings(board.device.family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
+    if not MIN_BAUD <= baud <= pll.output_mhz * 1e6 / 4:
+        raise BuildError(f"--baud must lie in {MIN_BAUD}..{int(pll.output_mhz * 1e6 / 4)} at "
+                         f"{pll.output_mhz:.2f} MHz (4 clock cycles per bit at least), not {baud}")
+    divisor, baud_error = uart_divisor(pll.clock_hz, baud)
+    if abs(baud_error) > MAX_BAUD_ERROR:
+        raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
+                         f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
+    return pll, divisor, baud_error
 
 
 def tool(name):
@@ -112,6 +153,7 @@ class BuildReport:
     utilisation: dict        # {resource: {"used": n, "available": n}}
     engine_cells: dict       # Yosys' cell counts of the engine module alone
     block_ram_estimate: dict
+    weights_in_spram: bool
     cycles_per_frame: int
     ideal_cycles: int
     latency_cycles: int
@@ -224,7 +266,19 @@ def _critical_path(report, clock):
             f"{total:.1f} ns ({routing:.1f} ns routing)")
 
 
-def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, baud=3_000_000,
+def plan_engine(model, board, *, pe, simd, weights="auto"):
+    """``(compiled, weights_in_spram)`` of ``model`` for ``board``'s engine at P x S; raises
+    :class:`BuildError` with the numbers and a folding that would fit if it does not fit."""
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
+    in_spram, problems = place_weights(compiled, board, weights)
+    if problems:
+        hint = fitting_folding(model, board, tree_stages=board.tree_stages, weights=weights)
+        advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
+        raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
+    return compiled, in_spram
+
+
+def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, baud=3_000_000, weights="auto",
           allow_timing_fail=False, progress=lambda step, index, total: None):
     """Build a bitstream of ``model`` for ``board``; return a :class:`BuildReport`.
 
@@ -234,20 +288,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
     starts.
     """
     family = board.device.family
-    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
-    problems = check_fit(compiled, board)
-    if problems:
-        hint = fitting_folding(model, board, tree_stages=board.tree_stages)
-        advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
-        raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
-    pll = pll_settings(family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
-    if not MIN_BAUD <= baud <= pll.output_mhz * 1e6 / 4:
-        raise BuildError(f"--baud must lie in {MIN_BAUD}..{int(pll.output_mhz * 1e6 / 4)} at "
-                         f"{pll.output_mhz:.2f} MHz (4 clock cycles per bit at least), not {baud}")
-    divisor, baud_error = uart_divisor(pll.output_mhz * 1e6, baud)
-    if abs(baud_error) > MAX_BAUD_ERROR:
-        raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
-                         f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
+    compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
+    pll, divisor, baud_error = link_clock(board, clock_mhz, baud)
 
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -265,7 +307,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
 
     start = step(0)
     platform = board.make_platform()
-    plan = platform.prepare(BoardTop(compiled, board=board, pll=pll, uart_divisor=divisor), name="top")
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=pll, baud=baud, weights_in_spram=in_spram),
+                            name="top")
     constraints = "top.pcf" if family == "ice40" else "top.lpf"
     for name in ("top.il", constraints):
         with open(os.path.join(out_dir, name), "w") as f:
@@ -302,7 +345,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         critical_path=_critical_path(report, clock),
         utilisation={k: {"used": v["used"], "available": v["available"]}
                      for k, v in report.get("utilization", {}).items() if v.get("available")},
-        block_ram_estimate=block_ram_estimate(board, compiled.params),
+        block_ram_estimate=block_ram_estimate(board, compiled.params, weights_in_spram=in_spram),
+        weights_in_spram=in_spram,
         engine_cells=engine_cells(out_dir),
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
         latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,

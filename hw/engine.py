@@ -18,6 +18,7 @@ from .loader import (InputLoader, input_address, input_config, input_config_layo
                      pixel_layout)
 from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout, descriptor_layout
+from .spram import WeightSpram, check_spram_fit
 
 
 # Yosys attributes of the engine's memories (see docs/engine.md, "Memory layout"). Block RAM
@@ -35,16 +36,20 @@ def memory_attrs(depth, width, logic_memory_bits=LOGIC_MEMORY_BITS):
     return {"ram_style": "logic" if depth * width <= logic_memory_bits else "block", "no_rw_check": 1}
 
 
-def memory_shapes(params):
-    """``{name: (depth, width)}`` of the engine's four big memories, for ``params``. The weight
+def memory_shapes(params, *, weights_in_spram=False):
+    """``{name: (depth, width)}`` of the engine's big memories in block RAM (or flip-flops), for
+    ``params``: the weights (unless in SPRAM), start values, input and activations. The weight
     and start memories are loadable: whole bytes wide (see :mod:`hw.loadable`)."""
     input_depth = 2 << (input_word_bits(params) + ceil_log2(input_planes(params.input_bits)))
-    return {
+    shapes = {
         "weight_memory": (params.weight_depth, byte_lanes(params.pe * params.simd) * 8),
         "start_memory": (params.start_depth, byte_lanes(params.pe * params.start_width) * 8),
         "input_memory": (input_depth, params.simd),
         "activation_memory": (2 << bank_bits(params.act_words), params.simd),
     }
+    if weights_in_spram:
+        del shapes["weight_memory"]
+    return shapes
 
 
 def registered_read(m, memory, name):
@@ -119,15 +124,23 @@ class Engine(wiring.Component):
         Synchronous reset of the whole engine, after a load: the sequencer reads the new table.
     network : Out(network_layout(params))
         The network row, for the link (a frame's size in bytes).
+
+    With ``weights_in_spram`` (and ``loadable``), the weights live in the UP5K's SPRAMs
+    (:class:`hw.spram.WeightSpram`, P * S <= 64): not initialised, they must be loaded.
     """
 
-    def __init__(self, compiled, *, logic_memory_bits=LOGIC_MEMORY_BITS, loadable=False):
+    def __init__(self, compiled, *, logic_memory_bits=LOGIC_MEMORY_BITS, loadable=False, weights_in_spram=False):
         self._params = params = compiled.params
         self._image = compiled.image
         self._logic_memory_bits = logic_memory_bits
         self._loadable = loadable
+        self._weights_in_spram = weights_in_spram
         if params.score_count % params.pe:
             raise ValueError(f"score_count ({params.score_count}) must be a multiple of pe ({params.pe})")
+        if weights_in_spram:
+            if not loadable:
+                raise ValueError("weights in SPRAM must be loadable: the bitstream cannot initialise them")
+            check_spram_fit(params.weight_depth, params.pe * params.simd)
         members = {
             "pixels": In(stream.Signature(pixel_layout(params.pixels_per_beat))),
             "results": Out(stream.Signature(result_layout(params))),
@@ -155,19 +168,27 @@ class Engine(wiring.Component):
         contents = {"weight_memory": image.weight_words, "start_memory": image.start_words}
         memories = {name: Memory(shape=width, depth=depth, init=contents.get(name, []),
                                  attrs=memory_attrs(depth, width, self._logic_memory_bits))
-                    for name, (depth, width) in memory_shapes(params).items()}
+                    for name, (depth, width) in memory_shapes(
+                        params, weights_in_spram=self._weights_in_spram).items()}
         for name, memory in memories.items():
             m.submodules[name] = memory
-        weights, starts = memories["weight_memory"], memories["start_memory"]
+        starts = memories["start_memory"]
         inputs, activations = memories["input_memory"], memories["activation_memory"]
-        weight_addr, weight_data = registered_read(m, weights, "weight")
+        if self._weights_in_spram:
+            m.submodules.weight_spram = weights = WeightSpram(params.weight_depth, pe * simd)
+            weight_addr, weight_data = weights.addr, weights.data
+            wiring.connect(m, wiring.flipped(self.load), weights.load)
+        else:
+            weights = memories["weight_memory"]
+            weight_addr, weight_data = registered_read(m, weights, "weight")
+            if self._loadable:
+                drive_write_port(m, weights.write_port(granularity=8), self.load, LoadTarget.WEIGHTS)
         start_addr, start_data = registered_read(m, starts, "start")
         input_addr, input_data = registered_read(m, inputs, "input")
         act_addr, act_data = registered_read(m, activations, "act")
         input_write = inputs.write_port()
         act_write = activations.write_port(granularity=pe)
         if self._loadable:
-            drive_write_port(m, weights.write_port(granularity=8), self.load, LoadTarget.WEIGHTS)
             drive_write_port(m, starts.write_port(granularity=8), self.load, LoadTarget.STARTS)
             wiring.connect(m, wiring.flipped(self.load), sequencer.load)
 

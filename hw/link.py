@@ -128,7 +128,7 @@ class RequestReceiver(wiring.Component):
         Pulses when a frame's last byte is taken by ``frames``.
     load : Out(hw.loadable.load_signature())
         Engine memory writes (every target but MODEL_ID, which is ``model_id``), checked
-        against ``memories``.
+        against ``memories``; registered: a write comes the cycle after its byte.
     tokens : Out(stream.Signature(token_layout))
     frame_bytes : In
         Bytes of a frame of the loaded model.
@@ -136,7 +136,8 @@ class RequestReceiver(wiring.Component):
         No frame is in the engine: LOAD and RESET may go ahead.
     model_id : Out(128), model_loaded : Out(1)
     clear : Out(1)
-        Pulses after a LOAD or RESET: resets the engine.
+        Pulses after a LOAD or RESET (a registered pulse, the cycle after the answer is queued):
+        resets the engine.
     reset_counters : Out(1)
     events : Out(StructLayout of event_names)
         One-cycle pulses for the status counters.
@@ -178,8 +179,9 @@ class RequestReceiver(wiring.Component):
         frames = Signal(range(MAX_INFER_FRAMES + 1))
         in_frame = Signal(range(self._max_frame_bytes + 1))
         feeding = Signal()                  # this INFER's bytes go to the engine
+        writing = Signal()                  # this LOAD writes (the engine was idle at its header)
         header = Signal(range(LOAD_HEADER_BYTES + 1))   # LOAD header bytes seen
-        target = Signal(range(8))
+        target = Signal(8)
         addr = Signal(16)
         lane = Signal(range(max(self._lanes, 2)))
         timer = Signal(range(self._timeout + 1))
@@ -209,15 +211,16 @@ class RequestReceiver(wiring.Component):
         m.d.comb += [
             self.frames.payload.data.eq(byte),
             self.frames.payload.last.eq(frame_last),
-            self.load.target.eq(target),
-            self.load.addr.eq(addr),
-            self.load.lane.eq(lane),
-            self.load.data.eq(byte),
             self.tokens.payload.command.eq(command),
             self.tokens.payload.status.eq(status),
             self.tokens.payload.seq.eq(seq),
             self.tokens.payload.frames.eq(frames),
         ]
+
+        # the write and the engine's reset are registered: the decisions behind them stay off the
+        # paths into the engine (the reset reaches every register in it)
+        m.d.sync += [self.load.target.eq(target), self.load.addr.eq(addr), self.load.lane.eq(lane),
+                     self.load.data.eq(byte), self.load.en.eq(0), self.clear.eq(0)]
 
         def fail(code):
             """Record ``code`` unless an earlier error was recorded."""
@@ -246,8 +249,10 @@ class RequestReceiver(wiring.Component):
                 m.d.comb += self.bytes.ready.eq(1)
                 with m.If(take):
                     with m.If(byte == SYNC):
+                        # code 0 is no command: a frame cut off before its code is no LOAD or RESET
                         m.d.sync += [crc.eq(0xFFFF), status.eq(Status.OK), frames.eq(0), in_frame.eq(0),
-                                     header.eq(0), lane.eq(0), feeding.eq(0)]
+                                     header.eq(0), lane.eq(0), feeding.eq(0), writing.eq(0),
+                                     command.eq(0), seq.eq(0)]
                         m.next = "CODE"
                     with m.Else():
                         m.d.comb += self.events.skipped_bytes.eq(1)
@@ -293,18 +298,22 @@ class RequestReceiver(wiring.Component):
                                 with m.Else():
                                     m.d.sync += feeding.eq(1)
                             with m.Case(Command.LOAD):
-                                with m.If(length < LOAD_HEADER_BYTES):
+                                with m.If(length <= LOAD_HEADER_BYTES):    # no data: nothing to load
                                     m.d.sync += status.eq(Status.BAD_LENGTH)
                                 with m.Elif(~self.idle):
                                     m.d.sync += status.eq(Status.BUSY)
                                 with m.Else():
                                     # whatever the load turns out to be, the model is no longer whole
-                                    m.d.sync += self.model_loaded.eq(0)
+                                    m.d.sync += [self.model_loaded.eq(0), self.model_id.eq(0), writing.eq(1)]
                             with m.Default():
                                 m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
             with m.State("PAYLOAD"):
-                m.d.comb += [self.bytes.ready.eq(~feeding | self.frames.ready),
-                             self.frames.valid.eq(feeding & self.bytes.valid)]
+                # an INFER of more frames than the board answers at once: the rest is not fed
+                full = frames == MAX_INFER_FRAMES
+                m.d.comb += [self.bytes.ready.eq(~feeding | full | self.frames.ready),
+                             self.frames.valid.eq(feeding & ~full & self.bytes.valid)]
+                with m.If(take & feeding & full):
+                    m.d.sync += [feeding.eq(0), status.eq(Status.BAD_LENGTH)]
                 expire()
                 with m.If(take):
                     m.d.sync += remaining.eq(remaining - 1)
@@ -323,7 +332,7 @@ class RequestReceiver(wiring.Component):
                             with m.If(~known_target | ~depth_ok):
                                 m.d.sync += status.eq(Status.BAD_ADDRESS)
                             with m.Else():
-                                m.d.comb += self.load.en.eq(target != LoadTarget.MODEL_ID)
+                                m.d.sync += self.load.en.eq(target != LoadTarget.MODEL_ID)
                                 with m.If(target == LoadTarget.MODEL_ID):
                                     m.d.sync += self.model_id.word_select(lane, 8).eq(byte)
                                 m.d.sync += [lane.eq(Mux(last_lane, 0, lane + 1)), addr.eq(addr + last_lane)]
@@ -362,12 +371,13 @@ class RequestReceiver(wiring.Component):
                         self.events.timeouts.eq(status == Status.TIMEOUT),
                     ]
                     with m.If(command == Command.LOAD):
-                        with m.If(status != Status.BUSY):
-                            m.d.comb += self.clear.eq(1)
+                        with m.If(writing):
+                            m.d.sync += self.clear.eq(1)
                         with m.If((status == Status.OK) & (target == LoadTarget.MODEL_ID)):
                             m.d.sync += self.model_loaded.eq(1)
                     with m.If((command == Command.RESET) & (status == Status.OK)):
-                        m.d.comb += [self.clear.eq(1), self.reset_counters.eq(1)]
+                        m.d.sync += self.clear.eq(1)
+                        m.d.comb += self.reset_counters.eq(1)
                     m.next = "HUNT"
         # the CRC covers the bytes from the code to the payload's last (SYNC resets it in HUNT)
         with m.If(take & ~fsm.ongoing("HUNT") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
@@ -488,6 +498,30 @@ class ResponseSender(wiring.Component):
         return m
 
 
+class ByteBuffer(wiring.Component):
+    """A one-byte register between the receiver and the engine's input: ``i.ready`` is a register
+    (the buffer is empty), so the engine's ready does not reach the receiver's decisions in the
+    same cycle. One byte per two cycles at most, far above the serial line's rate.
+
+    Members
+    -------
+    i : In(stream.Signature(frame_byte_layout))
+    o : Out(stream.Signature(frame_byte_layout))
+    """
+
+    i: In(stream.Signature(frame_byte_layout))
+    o: Out(stream.Signature(frame_byte_layout))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+        return m
+
+
 class PixelPacker(wiring.Component):
     """Groups a frame's pixel bytes into the engine's input beats of K pixels; a frame's last
     beat is sent with the bytes it has (the engine ignores lanes past the frame's end).
@@ -554,8 +588,9 @@ class LinkCore(wiring.Component):
         The ``sync`` clock and the serial line's rate (8N1).
     timeout_cycles : int or None
         A frame whose next byte is this late is answered TIMEOUT; default 10 ms.
-    logic_memory_bits : int
-        Passed to :class:`hw.engine.Engine`.
+    logic_memory_bits, weights_in_spram :
+        Passed to :class:`hw.engine.Engine`. With the weights in SPRAM, the board holds no
+        model at power-up.
 
     Members
     -------
@@ -565,7 +600,8 @@ class LinkCore(wiring.Component):
         The serial line to the host, 1 when idle.
     """
 
-    def __init__(self, compiled, *, clock_hz, baud, timeout_cycles=None, logic_memory_bits=512):
+    def __init__(self, compiled, *, clock_hz, baud, timeout_cycles=None, logic_memory_bits=512,
+                 weights_in_spram=False):
         params = compiled.params
         if params.input_bits == 1 and params.pixels_per_beat != 8:
             raise ValueError(f"a 1-bit model on the link needs 8 pixels per beat (S a multiple of 8), "
@@ -575,8 +611,9 @@ class LinkCore(wiring.Component):
         self._divisor, _ = uart_divisor(clock_hz, baud)
         self._timeout = clock_hz // 100 if timeout_cycles is None else timeout_cycles
         self._logic_memory_bits = logic_memory_bits
+        self._weights_in_spram = weights_in_spram
         self._identity = board_identity(compiled, clock_hz=clock_hz, baud=baud, timeout_cycles=self._timeout,
-                                        weights_in_spram=False, model_loaded=True)
+                                        weights_in_spram=weights_in_spram, model_loaded=not weights_in_spram)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
     @property
@@ -597,7 +634,8 @@ class LinkCore(wiring.Component):
         m.submodules.rx_sync = FFSynchronizer(self.rx, uart_rx.rx, init=1)
         m.d.comb += self.tx.eq(uart_tx.tx)
 
-        m.submodules.engine = engine = Engine(compiled, logic_memory_bits=self._logic_memory_bits, loadable=True)
+        m.submodules.engine = engine = Engine(compiled, logic_memory_bits=self._logic_memory_bits, loadable=True,
+                                              weights_in_spram=self._weights_in_spram)
         max_frame = frame_bytes(params.input_bits, params.input_words * params.simd)
         m.submodules.receiver = receiver = RequestReceiver(
             link_memories(params), max_frame_bytes=max_frame, timeout_cycles=self._timeout,
@@ -610,7 +648,9 @@ class LinkCore(wiring.Component):
                      sender.model_id.eq(receiver.model_id), sender.model_loaded.eq(receiver.model_loaded)]
 
         m.submodules.pixels = pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
-        wiring.connect(m, receiver.frames, pixels.bytes)
+        m.submodules.frame_buffer = frame_buffer = ByteBuffer()
+        wiring.connect(m, receiver.frames, frame_buffer.i)
+        wiring.connect(m, frame_buffer.o, pixels.bytes)
         wiring.connect(m, pixels.beats, engine.pixels)
 
         m.submodules.tokens = tokens = SyncFIFOBuffered(width=token_layout.size, depth=4)

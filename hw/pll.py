@@ -29,6 +29,11 @@ class PllSettings:
     output_mhz: float
     dividers: tuple      # iCE40: (DIVR, DIVF, DIVQ, FILTER_RANGE); ECP5: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV)
 
+    @property
+    def clock_hz(self):
+        """The output clock in whole hertz (what the gateware's timing is computed from)."""
+        return round(self.output_mhz * 1e6)
+
 
 def _ice40_filter_range(pfd_mhz):
     for limit, value in ((17, 1), (26, 2), (44, 3), (66, 4), (101, 5)):

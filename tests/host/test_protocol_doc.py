@@ -1,0 +1,126 @@
+"""docs/protocol.md against host/protocol.py: the document's numbers cannot drift silently."""
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+import host.protocol as protocol
+from host.protocol import (COUNTERS, IDENTITY_FIELDS, MODEL_ID_BYTES, Command, LoadTarget, Status, crc16,
+                           encode_frame, link_bound_fps)
+from model.bits import pack_bits
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+@pytest.fixture(scope="module")
+def text():
+    return DOC.read_text(encoding="utf-8")
+
+
+def _cell(cell):
+    return cell.strip().strip("`").strip()
+
+
+def _tables(text):
+    """Every markdown table: (header cells, [row cells]), cells stripped of spaces and backticks."""
+    tables, current = [], None
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [_cell(c) for c in line.strip().strip("|").split("|")]
+            if current is None:
+                current = (cells, [])
+            elif not all(set(c) <= set("-: ") for c in cells):
+                current[1].append(cells)
+        elif current is not None:
+            tables.append(current)
+            current = None
+    return tables
+
+
+def _table(text, *columns):
+    """The rows, as dicts, of the one table whose header has all of ``columns``."""
+    found = [(h, rows) for h, rows in _tables(text) if all(c in h for c in columns)]
+    assert len(found) == 1, f"expected one table with columns {columns}, found {len(found)}"
+    header, rows = found[0]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def _int(cell):
+    return int(cell, 0)
+
+
+def test_crc_check_value(text):
+    match = re.search(r'crc16\(b"123456789"\) == (0x[0-9A-Fa-f]+)', text)
+    assert match and crc16(b"123456789") == int(match.group(1), 16)
+    match = re.search(r"`crc16\(([0-9a-f ]+)\) = (0x[0-9A-Fa-f]+)`", text)
+    assert match and crc16(bytes.fromhex(match.group(1))) == int(match.group(2), 16)
+
+
+def test_constants(text):
+    rows = _table(text, "name", "value", "meaning")
+    assert {r["name"] for r in rows} >= {"SYNC", "MAX_INFER_FRAMES", "MAX_LOAD_DATA", "FRAMES_IN_FLIGHT"}
+    for row in rows:
+        assert _int(row["value"]) == getattr(protocol, row["name"]), row["name"]
+
+
+@pytest.mark.parametrize("enum, name_column, value_column, other_column", [
+    (Command, "command", "code", "request payload"),
+    (Status, "status", "code", "sent when"),
+    (LoadTarget, "target", "value", "content"),
+])
+def test_code_tables(text, enum, name_column, value_column, other_column):
+    rows = _table(text, name_column, value_column, other_column)
+    assert {r[name_column]: _int(r[value_column]) for r in rows} == {m.name: m.value for m in enum}
+
+
+def test_identity_table(text):
+    rows = _table(text, "offset", "size", "format", "field")
+    expected, offset = [], 0
+    for name, fmt in IDENTITY_FIELDS:
+        size = struct.calcsize("<" + fmt)
+        expected.append((offset, size, fmt, name))
+        offset += size
+    for target in LoadTarget:
+        expected.append((offset, 6, "IH", target.name))
+        offset += 6
+    expected += [(offset, 1, "B", "model_loaded"), (offset + 1, MODEL_ID_BYTES, f"{MODEL_ID_BYTES}s", "model_id")]
+    total = offset + 1 + MODEL_ID_BYTES
+    assert [(_int(r["offset"]), _int(r["size"]), r["format"], r["field"]) for r in rows] == expected
+    assert f"{total} bytes" in text
+    # the size Identity.decode insists on
+    with pytest.raises(ValueError, match=f"an identity is {total} bytes"):
+        protocol.Identity.decode(bytes(total + 1))
+
+
+def test_counters_table(text):
+    rows = _table(text, "offset", "size", "counter")
+    expected, offset = [], 0
+    for name, size in COUNTERS:
+        expected.append((offset, size, name))
+        offset += size
+    assert [(_int(r["offset"]), _int(r["size"]), r["counter"]) for r in rows] == expected
+    assert f"{offset} bytes" in text
+
+
+def test_worked_example(text):
+    rows = _table(text, "direction", "code", "seq", "payload (hex)", "frame (hex)")
+    assert {r["code"] for r in rows} >= {"IDENTIFY", "INFER"}
+    for row in rows:
+        code = (Command if row["direction"] == "request" else Status)[row["code"]]
+        frame = encode_frame(code, int(row["seq"]), bytes.fromhex(row["payload (hex)"]))
+        assert frame == bytes.fromhex(row["frame (hex)"]), row
+
+
+def test_one_bit_frame_example(text):
+    match = re.search(r"bits `([01 ]+)`: bytes `([0-9a-f ]+)`", text)
+    bits = [int(b) for b in match.group(1).split()]
+    assert pack_bits(bits).tobytes() == bytes.fromhex(match.group(2))
+
+
+def test_throughput_example(text):
+    match = re.search(r"F` = (\d+)\): ([\d,]+) frames/s at `n` = (\d+), ([\d,]+) at `n` = (\d+)", text)
+    size = int(match.group(1))
+    for fps, n in [(match.group(2), match.group(3)), (match.group(4), match.group(5))]:
+        assert round(link_bound_fps(3_000_000, size, int(n))) == int(fps.replace(",", ""))
