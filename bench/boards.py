@@ -1,7 +1,8 @@
 """Board builds: `bnn build`'s flow on the rows of the README's board table.
 
-Each row builds a random 8-bit model of the given architecture (seed 1: the weights only change
-block RAM contents, not the logic) for a board at its default clock, and records nextpnr's
+Each row builds a random model of the given architecture and input width (seed 1: the weights only
+change memory contents, not the logic) for a board at its default clock, with the serial link's
+board top (weights in SPRAM where they do not fit block RAM, as `bnn build` places them), and records nextpnr's
 post-route Fmax (default seed), the resources, cycles per frame, frames/s, and the engine's own
 LUT4s (Yosys' count of the engine module) with the lanes (P x S) per LUT4. Writes
 ``bench/out/boards.json`` (committed: the README's board table comes from it) and keeps every
@@ -25,12 +26,13 @@ from hw.build import build  # noqa: E402
 from model.random_models import random_model  # noqa: E402
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-# (row name, board, architecture, P, S, the issue's Fmax target in MHz)
+# (row name, board, architecture, input bits, P, S, the issue's Fmax target in MHz)
 ROWS = [
-    ("icebreaker", "icebreaker", "784-64-64-64-10", 8, 32, 40),
-    ("hx8k", "hx8k-breakout", "784-64-64-64-10", 8, 32, 90),
-    ("ulx3s-85f", "ulx3s-85f", "784-64-64-64-10", 8, 32, 125),
-    ("ulx3s-85f-16x64", "ulx3s-85f", "784-256-256-256-10", 16, 64, 110),
+    ("icebreaker", "icebreaker", "784-64-64-64-10", 8, 8, 32, 40),
+    ("icebreaker-sfc", "icebreaker", "784-256-256-256-10", 1, 4, 16, 36),   # weights in SPRAM
+    ("hx8k", "hx8k-breakout", "784-64-64-64-10", 8, 8, 32, 90),
+    ("ulx3s-85f", "ulx3s-85f", "784-64-64-64-10", 8, 8, 32, 125),
+    ("ulx3s-85f-16x64", "ulx3s-85f", "784-256-256-256-10", 8, 16, 64, 110),
 ]
 
 
@@ -39,12 +41,14 @@ def markdown(rows):
     lines = ["| board (device) | model, P x S | logic cells | block RAM | Fmax (target) | clock | "
              "cycles/frame | frames/s | engine LUT4s | lanes per LUT4 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    bits = {r[0]: r[3] for r in ROWS}
     for r in rows:
         util = r["utilisation"]
         ram = util.get("ICESTORM_RAM") or util.get("DP16KD")
         cells = util.get("ICESTORM_LC") or util.get("TRELLIS_COMB")
         lines.append(
-            f"| {r['board']} ({r['device']}) | {r['arch']}, {r['pe']}x{r['simd']} | "
+            f"| {r['board']} ({r['device']}) | {r['arch']} ({bits[r['row']]}-bit input"
+            f"{', weights in SPRAM' if r.get('weights_in_spram') else ''}), {r['pe']}x{r['simd']} | "
             f"{cells['used']} / {cells['available']} | {ram['used']} / {ram['available']} | "
             f"{r['fmax_mhz']:.1f} MHz ({r['target_mhz']}) | {r['clock_mhz']:.2f} MHz | {r['cycles_per_frame']} | "
             f"{r['frames_per_second']:,.0f} | {r['engine_resources']['luts']} | "
@@ -65,10 +69,10 @@ def main():
     if args.markdown:
         print(markdown(results.values()))
         return 0
-    for row, name, arch, pe, simd, target in ROWS:
+    for row, name, arch, input_bits, pe, simd, target in ROWS:
         if args.row and row not in args.row:
             continue
-        model = random_model([int(v) for v in arch.split("-")], input_bits=8, seed=1)
+        model = random_model([int(v) for v in arch.split("-")], input_bits=input_bits, seed=1)
         start = time.perf_counter()
         report, _ = build(model, board(name), pe=pe, simd=simd, out_dir=os.path.join(OUT_DIR, "boards", row),
                           allow_timing_fail=True,

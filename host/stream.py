@@ -7,8 +7,8 @@ import numpy as np
 
 from host import board
 from host.board import compile_for_board
-from host.link import counters_delta, input_frame
-from host.protocol import frame_bytes, link_bound_fps
+from host.link import LinkError, counters_delta, input_frame
+from host.protocol import FRAMES_IN_FLIGHT, frame_bytes, link_bound_fps
 from model.golden import infer
 
 
@@ -34,6 +34,17 @@ def ensure_model(link, model, *, progress=None):
     return identity, compiled, {"bytes": sizes[0], "seconds": time.perf_counter() - start}
 
 
+def check_frames_per_request(compiled, identity, frames_per_request):
+    """Refuse requests of more than FRAMES_IN_FLIGHT frames on a board whose engine computes a
+    frame more slowly than the serial line carries one: the board would have to stall the line
+    (it has no flow control) and bytes would be lost."""
+    line_cycles = frame_bytes(identity.input_bits, compiled.image.input_size) * 10 * identity.clock_hz / identity.baud
+    if frames_per_request > FRAMES_IN_FLIGHT and compiled.cycles_per_frame > line_cycles:
+        raise LinkError(f"{frames_per_request} frames per request need an engine faster than the line: this "
+                        f"one takes {compiled.cycles_per_frame} cycles per frame, the line {line_cycles:.0f}; "
+                        f"use at most {FRAMES_IN_FLIGHT}")
+
+
 def percentiles_ms(latencies):
     if not latencies:
         return {"p50": None, "p95": None, "p99": None}
@@ -50,6 +61,7 @@ def stream_images(link, model, images, labels, *, frames_per_request=1, progress
     errors, and the board's counters before and after. ``progress()`` is called once per answer.
     """
     identity, compiled, loaded = ensure_model(link, model, progress=load_progress)
+    check_frames_per_request(compiled, identity, frames_per_request)
     expected = infer(model, images).classes
     frames = [input_frame(model, image) for image in images]
     answers = np.full(len(images), -1, dtype=np.int64)   # -1: failed

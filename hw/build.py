@@ -63,7 +63,7 @@ def logic_estimate(board, params):
     16x64, 3,000-6,300 cells; it comes out 2-14% under them), so it refuses only what cannot fit."""
     flops = sum(depth * width for depth, width in memory_shapes(params).values()
                 if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block")
-    return int(4.2 * params.pe * params.simd + 2 * flops + 1800)
+    return int(4.2 * params.pe * params.simd + 2 * flops + 3000)
 
 
 def check_fit(compiled, board, *, weights_in_spram=False):

@@ -9,8 +9,8 @@ the engine works while the line is busy; LOAD writes the engine's memories byte 
 
 import hashlib
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -115,8 +115,8 @@ class RequestReceiver(wiring.Component):
         The largest frame the engine was built for (bounds an INFER's length).
     timeout_cycles : int
         A frame whose next byte is later than this is answered TIMEOUT.
-    model_id, model_loaded :
-        Initial values (the bitstream's model).
+    model_loaded :
+        Initial value (whether the bitstream holds a whole model).
 
     Members
     -------
@@ -127,14 +127,14 @@ class RequestReceiver(wiring.Component):
     frame_fed : Out(1)
         Pulses when a frame's last byte is taken by ``frames``.
     load : Out(hw.loadable.load_signature())
-        Engine memory writes (every target but MODEL_ID, which is ``model_id``), checked
+        Memory writes (the engine's, and MODEL_ID's in the response sender's identity), checked
         against ``memories``; registered: a write comes the cycle after its byte.
     tokens : Out(stream.Signature(token_layout))
     frame_bytes : In
         Bytes of a frame of the loaded model.
     idle : In(1)
         No frame is in the engine: LOAD and RESET may go ahead.
-    model_id : Out(128), model_loaded : Out(1)
+    model_loaded : Out(1)
     clear : Out(1)
         Pulses after a LOAD or RESET (a registered pulse, the cycle after the answer is queued):
         resets the engine.
@@ -143,13 +143,12 @@ class RequestReceiver(wiring.Component):
         One-cycle pulses for the status counters.
     """
 
-    def __init__(self, memories, *, max_frame_bytes, timeout_cycles, model_id, model_loaded):
+    def __init__(self, memories, *, max_frame_bytes, timeout_cycles, model_loaded):
         if timeout_cycles < 1:
             raise ValueError(f"timeout_cycles must be at least 1, not {timeout_cycles!r}")
         self._memories = memories
         self._max_frame_bytes = max_frame_bytes
         self._timeout = timeout_cycles
-        self._model_id = int.from_bytes(model_id, "little")
         self._model_loaded = model_loaded
         self._lanes = max(byte_lanes(mem.width) for mem in memories.values())
         super().__init__({
@@ -160,7 +159,6 @@ class RequestReceiver(wiring.Component):
             "tokens": Out(stream.Signature(token_layout)),
             "frame_bytes": In(range(max_frame_bytes + 1)),
             "idle": In(1),
-            "model_id": Out(MODEL_ID_BITS, init=self._model_id),
             "model_loaded": Out(1, init=int(model_loaded)),
             "clear": Out(1),
             "reset_counters": Out(1),
@@ -189,17 +187,7 @@ class RequestReceiver(wiring.Component):
         length = Cat(length_low, byte)
         most_infer = MAX_INFER_FRAMES * self._max_frame_bytes
         most_load = LOAD_HEADER_BYTES + MAX_LOAD_DATA
-        limit = Signal(16)
-        with m.Switch(command):
-            with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
-                m.d.comb += limit.eq(0)
-            with m.Case(Command.INFER):
-                m.d.comb += limit.eq(most_infer)
-            with m.Case(Command.LOAD):
-                m.d.comb += limit.eq(most_load)
-            with m.Default():
-                m.d.comb += limit.eq(max(most_infer, most_load))
-
+        limit = Signal(16)                  # the longest payload of the frame's command
         # a LOAD's target: is it one, is the address inside it, and its word's last lane
         known_target = target < len(LoadTarget)
         depth_ok, last_lane = Signal(), Signal()
@@ -267,6 +255,15 @@ class RequestReceiver(wiring.Component):
                 expire()
                 with m.If(take):
                     m.d.sync += seq.eq(byte)
+                    with m.Switch(command):
+                        with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
+                            m.d.sync += limit.eq(0)
+                        with m.Case(Command.INFER):
+                            m.d.sync += limit.eq(most_infer)
+                        with m.Case(Command.LOAD):
+                            m.d.sync += limit.eq(most_load)
+                        with m.Default():
+                            m.d.sync += limit.eq(max(most_infer, most_load))
                     m.next = "LENGTH_LOW"
             with m.State("LENGTH_LOW"):
                 m.d.comb += self.bytes.ready.eq(1)
@@ -279,34 +276,37 @@ class RequestReceiver(wiring.Component):
                 expire()
                 with m.If(take):
                     m.d.sync += remaining.eq(length)
-                    with m.If(length > limit):
-                        # answered at once: a false SYNC in noise must not swallow what follows
-                        m.d.sync += status.eq(Status.BAD_LENGTH)
-                        m.next = "ANSWER"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                        with m.If(length == 0):
-                            m.next = "CRC_LOW"
-                        with m.Switch(command):
-                            with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
-                                pass
-                            with m.Case(Command.INFER):
-                                with m.If(length == 0):
-                                    m.d.sync += status.eq(Status.BAD_LENGTH)
-                                with m.Elif(~self.model_loaded):
-                                    m.d.sync += status.eq(Status.NO_MODEL)
-                                with m.Else():
-                                    m.d.sync += feeding.eq(1)
-                            with m.Case(Command.LOAD):
-                                with m.If(length <= LOAD_HEADER_BYTES):    # no data: nothing to load
-                                    m.d.sync += status.eq(Status.BAD_LENGTH)
-                                with m.Elif(~self.idle):
-                                    m.d.sync += status.eq(Status.BUSY)
-                                with m.Else():
-                                    # whatever the load turns out to be, the model is no longer whole
-                                    m.d.sync += [self.model_loaded.eq(0), self.model_id.eq(0), writing.eq(1)]
-                            with m.Default():
-                                m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                # the header's checks, on registers (no byte is taken in this cycle)
+                with m.If(remaining > limit):
+                    # answered at once: a false SYNC in noise must not swallow what follows
+                    m.d.sync += status.eq(Status.BAD_LENGTH)
+                    m.next = "ANSWER"
+                with m.Else():
+                    m.next = "PAYLOAD"
+                    with m.If(remaining == 0):
+                        m.next = "CRC_LOW"
+                    with m.Switch(command):
+                        with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
+                            pass
+                        with m.Case(Command.INFER):
+                            with m.If(remaining == 0):
+                                m.d.sync += status.eq(Status.BAD_LENGTH)
+                            with m.Elif(~self.model_loaded):
+                                m.d.sync += status.eq(Status.NO_MODEL)
+                            with m.Else():
+                                m.d.sync += feeding.eq(1)
+                        with m.Case(Command.LOAD):
+                            with m.If(remaining <= LOAD_HEADER_BYTES):    # no data: nothing to load
+                                m.d.sync += status.eq(Status.BAD_LENGTH)
+                            with m.Elif(~self.idle):
+                                m.d.sync += status.eq(Status.BUSY)
+                            with m.Else():
+                                # whatever the load turns out to be, the model is no longer whole
+                                m.d.sync += [self.model_loaded.eq(0), writing.eq(1)]
+                        with m.Default():
+                            m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
             with m.State("PAYLOAD"):
                 # an INFER of more frames than the board answers at once: the rest is not fed
                 full = frames == MAX_INFER_FRAMES
@@ -332,9 +332,7 @@ class RequestReceiver(wiring.Component):
                             with m.If(~known_target | ~depth_ok):
                                 m.d.sync += status.eq(Status.BAD_ADDRESS)
                             with m.Else():
-                                m.d.sync += self.load.en.eq(target != LoadTarget.MODEL_ID)
-                                with m.If(target == LoadTarget.MODEL_ID):
-                                    m.d.sync += self.model_id.word_select(lane, 8).eq(byte)
+                                m.d.sync += self.load.en.eq(1)
                                 m.d.sync += [lane.eq(Mux(last_lane, 0, lane + 1)), addr.eq(addr + last_lane)]
             with m.State("CRC_LOW"):
                 m.d.comb += self.bytes.ready.eq(1)
@@ -382,7 +380,7 @@ class RequestReceiver(wiring.Component):
         # the CRC covers the bytes from the code to the payload's last (SYNC resets it in HUNT)
         with m.If(take & ~fsm.ongoing("HUNT") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
             m.d.sync += crc.eq(crc16_update(crc, byte))
-        with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("PAD") & ~fsm.ongoing("ANSWER")
+        with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("CHECK") & ~fsm.ongoing("PAD") & ~fsm.ongoing("ANSWER")
                   & self.bytes.ready & ~self.bytes.valid):
             m.d.sync += timer.eq(Mux(late, 0, timer + 1))
         return m
@@ -392,8 +390,10 @@ class ResponseSender(wiring.Component):
     """Sends one response per token: ``SYNC``, status, seq, length, payload, CRC.
 
     An OK INFER's payload is its frames' classes, taken from ``results`` as they come; any other
-    INFER outcome drops its frames' results first. IDENTIFY sends ``identity``'s fixed bytes, the
-    model-loaded byte and the model id; STATUS the counters.
+    INFER outcome drops its frames' results first. IDENTIFY sends the identity (an
+    :class:`host.protocol.Identity` payload, kept in a small RAM whose model id bytes LOADs of
+    MODEL_ID write; the id reads as zeros while no model is loaded); STATUS the counters. Each
+    payload byte is read a cycle before it is offered.
 
     Members
     -------
@@ -401,26 +401,36 @@ class ResponseSender(wiring.Component):
     results : In(stream.Signature(8))
         Each frame's class, in order.
     bytes : Out(stream.Signature(8))
-    model_id : In(128), model_loaded : In(1)
+    load : In(hw.loadable.load_signature())
+        The receiver's writes; those to MODEL_ID go to the identity.
+    model_loaded : In(1)
     counters : In(8 * sum of COUNTERS' sizes)
         The counters' bytes, as STATUS sends them.
     """
 
-    def __init__(self, identity_bytes):
-        self._identity = bytes(identity_bytes)
+    def __init__(self, identity):
+        self._identity = identity.encode()
+        self._fixed_bytes = len(identity.fixed_bytes())
         self._counter_bytes = sum(n for _, n in COUNTERS)
         super().__init__({
             "tokens": In(stream.Signature(token_layout)),
             "results": In(stream.Signature(8)),
             "bytes": Out(stream.Signature(8)),
-            "model_id": In(MODEL_ID_BITS),
+            "load": In(load_signature()),
             "model_loaded": In(1),
             "counters": In(8 * self._counter_bytes),
         })
 
     def elaborate(self, platform):
         m = Module()
-        identity_bytes = len(self._identity) + 1 + MODEL_ID_BYTES
+        identity_bytes = len(self._identity)
+        fixed = self._fixed_bytes                     # then the model-loaded byte, then the id
+        m.submodules.identity = identity = memory.Memory(shape=8, depth=identity_bytes, init=self._identity)
+        id_write = identity.write_port()
+        load = self.load
+        m.d.comb += [id_write.addr.eq(fixed + 1 + load.lane), id_write.data.eq(load.data),
+                     id_write.en.eq(load.en & (load.target == LoadTarget.MODEL_ID))]
+        identity_read = identity.read_port(transparent_for=())
         # sized to the longest payload: a register bit that is always 0 would become a constant
         # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
         token = Signal(token_layout)
@@ -430,8 +440,9 @@ class ResponseSender(wiring.Component):
         crc = Signal(16)
         out = self.bytes
         sent = out.valid & out.ready
-        identity = Cat(Const(int.from_bytes(self._identity, "little"), 8 * len(self._identity)),
-                       self.model_loaded, Const(0, 7), self.model_id)
+        m.d.comb += identity_read.addr.eq(index)
+        identity_byte = Mux(index == fixed, self.model_loaded,
+                            Mux((index > fixed) & ~self.model_loaded, 0, identity_read.data))
         infer = token.command == Command.INFER
 
         with m.FSM() as fsm:
@@ -469,19 +480,22 @@ class ResponseSender(wiring.Component):
             with m.State("LENGTH_HIGH"):
                 m.d.comb += [out.valid.eq(1), out.payload.eq(length >> 8)]
                 with m.If(out.ready):
-                    m.next = "PAYLOAD"
+                    m.next = "FETCH"
                     with m.If(length == 0):
                         m.next = "CRC_LOW"
+            with m.State("FETCH"):
+                m.next = "PAYLOAD"              # the identity's byte at `index` is read
             with m.State("PAYLOAD"):
                 with m.If(infer):
                     m.d.comb += [out.valid.eq(self.results.valid), out.payload.eq(self.results.payload),
                                  self.results.ready.eq(out.ready)]
                 with m.Elif(token.command == Command.IDENTIFY):
-                    m.d.comb += [out.valid.eq(1), out.payload.eq(identity.word_select(index, 8))]
+                    m.d.comb += [out.valid.eq(1), out.payload.eq(identity_byte)]
                 with m.Else():
                     m.d.comb += [out.valid.eq(1), out.payload.eq(self.counters.word_select(index, 8))]
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
+                    m.next = "FETCH"
                     with m.If(index == length - 1):
                         m.next = "CRC_LOW"
             with m.State("CRC_LOW"):
@@ -639,13 +653,13 @@ class LinkCore(wiring.Component):
         max_frame = frame_bytes(params.input_bits, params.input_words * params.simd)
         m.submodules.receiver = receiver = RequestReceiver(
             link_memories(params), max_frame_bytes=max_frame, timeout_cycles=self._timeout,
-            model_id=identity.model_id, model_loaded=identity.model_loaded)
-        m.submodules.sender = sender = ResponseSender(identity.fixed_bytes())
+            model_loaded=identity.model_loaded)
+        m.submodules.sender = sender = ResponseSender(identity)
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)
-        wiring.connect(m, receiver.load, engine.load)
+        wiring.connect(m, receiver.load, engine.load, sender.load)
         m.d.comb += [receiver.frame_bytes.eq(engine.network.frame_bytes), engine.clear.eq(receiver.clear),
-                     sender.model_id.eq(receiver.model_id), sender.model_loaded.eq(receiver.model_loaded)]
+                     sender.model_loaded.eq(receiver.model_loaded)]
 
         m.submodules.pixels = pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
         m.submodules.frame_buffer = frame_buffer = ByteBuffer()

@@ -15,13 +15,16 @@ from functools import partial
 
 from model.errors import BnnError
 
+from hw.loadable import load_signature
+
 from .cxxrtl import stream_design
 from .cxxrtl_backend import run_cxxrtl
 from .engine_run import run_engine
 
 # Yosys' cell models. ECP5's has no model of its block RAM (DP16KD is a black box there), so
 # only iCE40 netlists can be simulated. EQUIV leaves out the UP5K SPRAM's model, whose 16 K
-# words take Yosys half a minute to read (no SPRAM is used yet).
+# words take Yosys half a minute to read (a build with its weights in SPRAM is not checked here:
+# the bitstream cannot fill them).
 CELL_MODELS = {"ice40": "-DEQUIV +/ice40/cells_sim.v"}
 NETLIST = "engine_netlist.il"
 
@@ -59,7 +62,9 @@ def netlist_design(build_dir, family, module):
     if result.returncode:
         raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); log: {log}")
     with open(os.path.join(build_dir, "engine_sim.il")) as f:
-        return stream_design(f.read(), input_port="pixels", output_port="results")
+        # the link's load port and engine reset: the run uses the network the bitstream holds
+        return stream_design(f.read(), input_port="pixels", output_port="results",
+                             held_low=[f"load__{name}" for name in load_signature().members] + ["clear"])
 
 
 def verify_netlist(model, images, compiled, build_dir, family, module, *, progress=None):
