@@ -12,7 +12,7 @@ import hashlib
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
@@ -150,7 +150,6 @@ class RequestReceiver(wiring.Component):
         self._max_frame_bytes = max_frame_bytes
         self._timeout = timeout_cycles
         self._model_loaded = model_loaded
-        self._lanes = max(byte_lanes(mem.width) for mem in memories.values())
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "frames": Out(stream.Signature(frame_byte_layout)),
@@ -181,13 +180,21 @@ class RequestReceiver(wiring.Component):
         header = Signal(range(LOAD_HEADER_BYTES + 1))   # LOAD header bytes seen
         target = Signal(8)
         addr = Signal(16)
-        lane = Signal(range(max(self._lanes, 2)))
+        lane = Signal.like(self.load.lane)   # as wide as the port: no constant register bits
         timer = Signal(range(self._timeout + 1))
 
         length = Cat(length_low, byte)
         most_infer = MAX_INFER_FRAMES * self._max_frame_bytes
         most_load = LOAD_HEADER_BYTES + MAX_LOAD_DATA
-        limit = Signal(16)                  # the longest payload of the frame's command
+        # the longest payload of the frame's command, chosen when the code arrives (a register of
+        # which constant 0 bits would cost the CXXRTL back end a second evaluation per cycle)
+        limits = [0, most_infer, most_load, max(most_infer, most_load)]
+        limit_kind = Signal(range(len(limits)))
+        limit = Signal(range(max(limits) + 1))
+        with m.Switch(limit_kind):
+            for kind, value in enumerate(limits):
+                with m.Case(kind):
+                    m.d.comb += limit.eq(value)
         # a LOAD's target: is it one, is the address inside it, and its word's last lane
         known_target = target < len(LoadTarget)
         depth_ok, last_lane = Signal(), Signal()
@@ -257,13 +264,13 @@ class RequestReceiver(wiring.Component):
                     m.d.sync += seq.eq(byte)
                     with m.Switch(command):
                         with m.Case(Command.IDENTIFY, Command.STATUS, Command.RESET):
-                            m.d.sync += limit.eq(0)
+                            m.d.sync += limit_kind.eq(0)
                         with m.Case(Command.INFER):
-                            m.d.sync += limit.eq(most_infer)
+                            m.d.sync += limit_kind.eq(1)
                         with m.Case(Command.LOAD):
-                            m.d.sync += limit.eq(most_load)
+                            m.d.sync += limit_kind.eq(2)
                         with m.Default():
-                            m.d.sync += limit.eq(max(most_infer, most_load))
+                            m.d.sync += limit_kind.eq(3)
                     m.next = "LENGTH_LOW"
             with m.State("LENGTH_LOW"):
                 m.d.comb += self.bytes.ready.eq(1)
@@ -667,8 +674,9 @@ class LinkCore(wiring.Component):
         wiring.connect(m, frame_buffer.o, pixels.bytes)
         wiring.connect(m, pixels.beats, engine.pixels)
 
-        m.submodules.tokens = tokens = SyncFIFOBuffered(width=token_layout.size, depth=4)
-        m.submodules.results = results = SyncFIFOBuffered(width=8, depth=MAX_INFER_FRAMES)
+        # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
+        m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=4)
+        m.submodules.results = results = SyncFIFO(width=8, depth=MAX_INFER_FRAMES)
         m.d.comb += [
             tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
             receiver.tokens.ready.eq(tokens.w_rdy),
