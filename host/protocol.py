@@ -38,6 +38,9 @@ MAX_LOAD_DATA = 1024
 # Frames the engine holds at once (one computing, one loading): a host keeps at most this many
 # frames sent and not yet answered, so that the board never has to stall the serial line.
 FRAMES_IN_FLIGHT = 2
+# Requests a board queues for answering: a host keeps at most this many sent and not yet answered
+# (beyond, the board stops taking bytes until one is answered, and the line overruns).
+MAX_PENDING_REQUESTS = 4
 
 
 class Command(enum.IntEnum):
@@ -142,6 +145,17 @@ class FrameDecoder:
             frames.append(Frame(body[0], body[1], body[4:]))
             del self._buffer[:end]
 
+    def drop_partial(self):
+        """Give up on the incomplete frame held (its bytes stopped: cut off, or a SYNC in noise
+        whose length asks for more bytes than will come) and search again from the byte after its
+        SYNC, as for a frame with a bad CRC. Returns the frames found in the bytes after it."""
+        if not self._buffer:
+            return []
+        held = bytes(self._buffer[1:])
+        self._buffer.clear()
+        self.bad_frames += 1
+        return self.feed(held)
+
 
 def word_bytes(width):
     """Bytes of one word of ``width`` bits on the link."""
@@ -213,9 +227,8 @@ class Identity:
     @classmethod
     def decode(cls, payload):
         """Raises ValueError on a payload of the wrong size or magic."""
-        size = _IDENTITY_STRUCT.size + len(LoadTarget) * _MEMORY_STRUCT.size + 1 + MODEL_ID_BYTES
-        if len(payload) != size:
-            raise ValueError(f"an identity is {size} bytes, not {len(payload)}")
+        if len(payload) != IDENTITY_BYTES:
+            raise ValueError(f"an identity is {IDENTITY_BYTES} bytes, not {len(payload)}")
         values = _IDENTITY_STRUCT.unpack_from(payload)
         if values[0] != IDENTITY_MAGIC:
             raise ValueError(f"identity magic {values[0]!r} is not {IDENTITY_MAGIC!r}")
@@ -226,6 +239,9 @@ class Identity:
             offset += _MEMORY_STRUCT.size
         return cls(*values, memories=tuple(memories), model_loaded=bool(payload[offset]),
                    model_id=bytes(payload[offset + 1:]))
+
+
+IDENTITY_BYTES = _IDENTITY_STRUCT.size + len(LoadTarget) * _MEMORY_STRUCT.size + 1 + MODEL_ID_BYTES
 
 
 # STATUS's payload: the counters, in order, each little-endian and wrapping at its width.

@@ -27,7 +27,6 @@ from .uart import uart_divisor
 
 ENGINE_MODULE = "top.link.engine"   # the engine's module in the top level's netlist
 WEIGHT_STORES = ("auto", "bram", "spram")
-LINK_BLOCK_RAMS = 1                 # the link's identity (hw.link.ResponseSender)
 MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
 MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
 # Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
@@ -48,14 +47,13 @@ def block_rams(family, depth, width):
 
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops), and the link's."""
+    holds in flip-flops); the link uses none."""
     def rams(depth, width):
         if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
             return 0
         return block_rams(board.device.family, depth, width)
     estimate = {name: rams(depth, width)
                 for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
-    estimate["link_identity"] = LINK_BLOCK_RAMS
     return estimate
 
 

@@ -16,6 +16,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
+                           MAX_PENDING_REQUESTS,
                            MODEL_ID_BYTES, PROTOCOL_VERSION, SYNC, Command, Identity, IDENTITY_MAGIC,
                            LoadTarget, Memory, Status, frame_bytes, word_bytes)
 
@@ -398,9 +399,9 @@ class ResponseSender(wiring.Component):
 
     An OK INFER's payload is its frames' classes, taken from ``results`` as they come; any other
     INFER outcome drops its frames' results first. IDENTIFY sends the identity (an
-    :class:`host.protocol.Identity` payload, kept in a small RAM whose model id bytes LOADs of
-    MODEL_ID write; the id reads as zeros while no model is loaded); STATUS the counters. Each
-    payload byte is read a cycle before it is offered.
+    :class:`host.protocol.Identity` payload: its fixed bytes, the model-loaded byte, and the model
+    id, which LOADs of MODEL_ID write and which reads as zeros while no model is loaded); STATUS the
+    counters. Each payload byte is looked up a cycle before it is offered.
 
     Members
     -------
@@ -432,12 +433,19 @@ class ResponseSender(wiring.Component):
         m = Module()
         identity_bytes = len(self._identity)
         fixed = self._fixed_bytes                     # then the model-loaded byte, then the id
-        m.submodules.identity = identity = memory.Memory(shape=8, depth=identity_bytes, init=self._identity)
-        id_write = identity.write_port()
+        # in logic, not block RAM (the engine needs every one): the fixed bytes are a ROM of a few
+        # LUTs, the id 16 registers
+        logic = {"ram_style": "logic"}
+        m.submodules.identity = identity = memory.Memory(shape=8, depth=fixed, init=self._identity[:fixed],
+                                                         attrs=logic)
+        m.submodules.model_id = model_id = memory.Memory(shape=8, depth=MODEL_ID_BYTES,
+                                                         init=self._identity[fixed + 1:], attrs=logic)
+        id_write = model_id.write_port()
         load = self.load
-        m.d.comb += [id_write.addr.eq(fixed + 1 + load.lane), id_write.data.eq(load.data),
+        m.d.comb += [id_write.addr.eq(load.lane), id_write.data.eq(load.data),
                      id_write.en.eq(load.en & (load.target == LoadTarget.MODEL_ID))]
-        identity_read = identity.read_port(transparent_for=())
+        fixed_read = identity.read_port(domain="comb")
+        id_read = model_id.read_port(domain="comb")
         # sized to the longest payload: a register bit that is always 0 would become a constant
         # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
         token = Signal(token_layout)
@@ -447,9 +455,9 @@ class ResponseSender(wiring.Component):
         crc = Signal(16)
         out = self.bytes
         sent = out.valid & out.ready
-        m.d.comb += identity_read.addr.eq(index)
-        identity_byte = Mux(index == fixed, self.model_loaded,
-                            Mux((index > fixed) & ~self.model_loaded, 0, identity_read.data))
+        m.d.comb += [fixed_read.addr.eq(index), id_read.addr.eq(index - (fixed + 1))]
+        identity_byte = Mux(index < fixed, fixed_read.data,
+                            Mux(index == fixed, self.model_loaded, Mux(self.model_loaded, id_read.data, 0)))
         infer = token.command == Command.INFER
 
         with m.FSM() as fsm:
@@ -491,7 +499,7 @@ class ResponseSender(wiring.Component):
                     with m.If(length == 0):
                         m.next = "CRC_LOW"
             with m.State("FETCH"):
-                m.next = "PAYLOAD"              # the identity's byte at `index` is read
+                m.next = "PAYLOAD"              # the byte at `index` is looked up (off the UART's path)
             with m.State("PAYLOAD"):
                 with m.If(infer):
                     m.d.comb += [out.valid.eq(self.results.valid), out.payload.eq(self.results.payload),
@@ -675,7 +683,7 @@ class LinkCore(wiring.Component):
         wiring.connect(m, pixels.beats, engine.pixels)
 
         # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
-        m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=4)
+        m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=MAX_PENDING_REQUESTS)
         m.submodules.results = results = SyncFIFO(width=8, depth=MAX_INFER_FRAMES)
         m.d.comb += [
             tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
