@@ -7,7 +7,7 @@ import numpy as np
 from model.golden import infer
 from model.modelfile import load_model
 
-from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
+from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int, split_images
 
 
 def add_parser(sub):
@@ -41,10 +41,7 @@ def evaluate(model, images, labels):
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
-    images = data.test_images if args.split == "test" else data.train_images
-    labels = data.test_labels if args.split == "test" else data.train_labels
-    if args.count is not None:
-        images, labels = images[:args.count], labels[:args.count]
+    images, labels = split_images(args, data)
     report = evaluate(model, images, labels)
     report.update(model=str(args.model), arch=model.arch, input_bits=model.input.bits,
                   dataset=data.name, split=args.split)

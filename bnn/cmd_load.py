@@ -3,7 +3,6 @@
 Also the link arguments and steps that `bnn stream` shares.
 """
 
-import argparse
 import sys
 import time
 
@@ -14,20 +13,9 @@ from host.board import compile_for_board
 from host.link import Link
 from model.modelfile import load_model
 
-from .common import emit_json, positive_float, positive_int
+from .common import emit_json, non_negative_int, positive_float, positive_int
 
 DEFAULT_BAUD = 3_000_000   # what `bnn build` builds by default
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
 
 
 def add_link_arguments(parser):

@@ -10,7 +10,7 @@ from host.stream import stream_images
 from model.modelfile import load_model
 
 from .cmd_load import add_link_arguments, board_summary, describe_board, open_link
-from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int
+from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_int, split_images
 
 
 def frames_per_request(text):
@@ -42,10 +42,7 @@ def add_parser(sub):
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
-    images = data.test_images if args.split == "test" else data.train_images
-    labels = data.test_labels if args.split == "test" else data.train_labels
-    if args.count is not None:
-        images, labels = images[:args.count], labels[:args.count]
+    images, labels = split_images(args, data)
     with open_link(args) as link:
         if not args.json:
             print(board_summary(args.port, link.identify()))

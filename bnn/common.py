@@ -36,15 +36,30 @@ def emit_json(obj):
     sys.stdout.write("\n")
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def int_at_least(minimum):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def split_images(args, data):
+    """``(images, labels)`` of ``--split`` (test or train), the first ``--count`` if given."""
+    images = data.test_images if args.split == "test" else data.train_images
+    labels = data.test_labels if args.split == "test" else data.train_labels
+    if args.count is not None:
+        images, labels = images[:args.count], labels[:args.count]
+    return images, labels
 
 
 def positive_float(text):

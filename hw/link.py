@@ -150,7 +150,6 @@ class RequestReceiver(wiring.Component):
         self._memories = memories
         self._max_frame_bytes = max_frame_bytes
         self._timeout = timeout_cycles
-        self._model_loaded = model_loaded
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "frames": Out(stream.Signature(frame_byte_layout)),
@@ -252,12 +251,13 @@ class RequestReceiver(wiring.Component):
                         m.next = "CODE"
                     with m.Else():
                         m.d.comb += self.events.skipped_bytes.eq(1)
-            with m.State("CODE"):
-                m.d.comb += self.bytes.ready.eq(1)
-                expire()
-                with m.If(take):
-                    m.d.sync += command.eq(byte)
-                    m.next = "SEQ"
+            for state, register, following in [("CODE", command, "SEQ"), ("LENGTH_LOW", length_low, "LENGTH_HIGH")]:
+                with m.State(state):
+                    m.d.comb += self.bytes.ready.eq(1)
+                    expire()
+                    with m.If(take):
+                        m.d.sync += register.eq(byte)
+                        m.next = following
             with m.State("SEQ"):
                 m.d.comb += self.bytes.ready.eq(1)
                 expire()
@@ -273,12 +273,6 @@ class RequestReceiver(wiring.Component):
                         with m.Default():
                             m.d.sync += limit_kind.eq(3)
                     m.next = "LENGTH_LOW"
-            with m.State("LENGTH_LOW"):
-                m.d.comb += self.bytes.ready.eq(1)
-                expire()
-                with m.If(take):
-                    m.d.sync += length_low.eq(byte)
-                    m.next = "LENGTH_HIGH"
             with m.State("LENGTH_HIGH"):
                 m.d.comb += self.bytes.ready.eq(1)
                 expire()
@@ -684,7 +678,7 @@ class LinkCore(wiring.Component):
 
         # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
         m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=MAX_PENDING_REQUESTS)
-        m.submodules.results = results = SyncFIFO(width=8, depth=MAX_INFER_FRAMES)
+        m.submodules.results = results = SyncFIFO(width=len(engine.results.payload.cls), depth=MAX_INFER_FRAMES)
         m.d.comb += [
             tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
             receiver.tokens.ready.eq(tokens.w_rdy),

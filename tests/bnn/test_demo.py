@@ -1,4 +1,4 @@
-"""`bnn demo`: training, exact folding and the simulated engine, end to end on digits."""
+"""`bnn demo`: training, exact folding, the simulated engine and a streamed run over a simulated board."""
 
 import json
 
@@ -16,3 +16,7 @@ def test_demo_trains_folds_and_finds_no_mismatch(tmp_path, capsys):
     assert engine["frames"] == training["counts"]["test"] and engine["mismatches"] == 0
     assert engine["cycles_per_frame"]["measured"] == engine["cycles_per_frame"]["analytic"]
     assert report["seconds"] > 0
+    link = report["link"]
+    assert link["frames"] == engine["frames"] and link["mismatches"] == 0 and link["failed"] == 0
+    assert link["accuracy"] == training["accuracy"]["folded"]   # what bnn eval reports
+    assert link["board_frames_per_second"] <= link["link_bound_frames_per_second"]
