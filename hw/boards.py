@@ -88,7 +88,7 @@ BOARDS = {board.name: board for board in [
           "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=36, tree_stages=4,
           uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"}), clock="clk12"),
     Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
-          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=100, tree_stages=4),
+          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=4),
     Board("ulx3s-25f", "Radiona ULX3S with an ECP5 25F, UART on the FTDI",
           "ULX3S_25F_Platform", "ulx3s", _ecp5(25, 24288, 56, 28, "CABGA381", 6), clock_mhz=110, tree_stages=3,
           uart_enable="uart_tx_enable"),

@@ -176,6 +176,7 @@ class RequestReceiver(wiring.Component):
         frames = Signal(range(MAX_INFER_FRAMES + 1))
         in_frame = Signal(range(self._max_frame_bytes + 1))
         feeding = Signal()                  # this INFER's bytes go to the engine
+        full = Signal()                     # it has fed MAX_INFER_FRAMES frames
         writing = Signal()                  # this LOAD writes (the engine was idle at its header)
         header = Signal(range(LOAD_HEADER_BYTES + 1))   # LOAD header bytes seen
         target = Signal(8)
@@ -227,7 +228,7 @@ class RequestReceiver(wiring.Component):
         with m.If(self.frames.valid & self.frames.ready):
             m.d.sync += in_frame.eq(Mux(frame_last, 0, in_frame + 1))
             with m.If(frame_last):
-                m.d.sync += frames.eq(frames + 1)
+                m.d.sync += [frames.eq(frames + 1), full.eq(frames == MAX_INFER_FRAMES - 1)]
                 m.d.comb += self.frame_fed.eq(1)
 
         # inside a frame, a byte later than the timeout ends it
@@ -246,7 +247,7 @@ class RequestReceiver(wiring.Component):
                     with m.If(byte == SYNC):
                         # code 0 is no command: a frame cut off before its code is no LOAD or RESET
                         m.d.sync += [crc.eq(0xFFFF), status.eq(Status.OK), frames.eq(0), in_frame.eq(0),
-                                     header.eq(0), lane.eq(0), feeding.eq(0), writing.eq(0),
+                                     header.eq(0), lane.eq(0), feeding.eq(0), full.eq(0), writing.eq(0),
                                      command.eq(0), seq.eq(0)]
                         m.next = "CODE"
                     with m.Else():
@@ -311,7 +312,6 @@ class RequestReceiver(wiring.Component):
                             m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
             with m.State("PAYLOAD"):
                 # an INFER of more frames than the board answers at once: the rest is not fed
-                full = frames == MAX_INFER_FRAMES
                 m.d.comb += [self.bytes.ready.eq(~feeding | full | self.frames.ready),
                              self.frames.valid.eq(feeding & ~full & self.bytes.valid)]
                 with m.If(take & feeding & full):
@@ -453,6 +453,7 @@ class ResponseSender(wiring.Component):
         identity_byte = Mux(index < fixed, fixed_read.data,
                             Mux(index == fixed, self.model_loaded, Mux(self.model_loaded, id_read.data, 0)))
         infer = token.command == Command.INFER
+        payload_byte = Signal(8)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -493,15 +494,19 @@ class ResponseSender(wiring.Component):
                     with m.If(length == 0):
                         m.next = "CRC_LOW"
             with m.State("FETCH"):
-                m.next = "PAYLOAD"              # the byte at `index` is looked up (off the UART's path)
-            with m.State("PAYLOAD"):
+                # the payload byte at `index` into a register: the lookups stay off the paths from
+                # the UART's handshake to the CRC
                 with m.If(infer):
-                    m.d.comb += [out.valid.eq(self.results.valid), out.payload.eq(self.results.payload),
-                                 self.results.ready.eq(out.ready)]
-                with m.Elif(token.command == Command.IDENTIFY):
-                    m.d.comb += [out.valid.eq(1), out.payload.eq(identity_byte)]
+                    m.d.comb += self.results.ready.eq(1)
+                    with m.If(self.results.valid):
+                        m.d.sync += payload_byte.eq(self.results.payload)
+                        m.next = "PAYLOAD"
                 with m.Else():
-                    m.d.comb += [out.valid.eq(1), out.payload.eq(self.counters.word_select(index, 8))]
+                    m.d.sync += payload_byte.eq(Mux(token.command == Command.IDENTIFY, identity_byte,
+                                                    self.counters.word_select(index, 8)))
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                m.d.comb += [out.valid.eq(1), out.payload.eq(payload_byte)]
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
                     m.next = "FETCH"
