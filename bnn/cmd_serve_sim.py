@@ -81,6 +81,7 @@ def run(args):
                  "pe": pe, "simd": simd, "tree_stages": board.tree_stages, "clock_hz": clock_hz,
                  "baud": args.baud, "baud_error": simulated.baud_error, "uart_divisor": divisor,
                  "timeout_cycles": simulated.core.identity.timeout_cycles, "idle_cycles": simulated.idle_cycles,
+                 "quiet_cycles": simulated.quiet_cycles,
                  "cycles_per_frame": simulated.compiled.cycles_per_frame,
                  "weights_in_spram": simulated.weights_in_spram}
         _say(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
@@ -92,7 +93,7 @@ def run(args):
              f"in {library.build_seconds:.1f} s")
         facts.update(build_seconds=library.build_seconds, built=library.built)
         with StreamSimulator(library) as simulator:
-            stats = _serve(server, simulator, simulated.idle_cycles, facts, args.json)
+            stats = _serve(server, simulator, simulated.idle_cycles, simulated.quiet_cycles, facts, args.json)
     finally:
         server.close()
     seconds = stats.cycles / clock_hz
@@ -102,7 +103,7 @@ def run(args):
     return 0
 
 
-def _serve(server, simulator, window, facts, as_json):
+def _serve(server, simulator, window, quiet, facts, as_json):
     """Serve until SIGINT or SIGTERM; return the stats."""
     stop = threading.Event()
 
@@ -115,7 +116,8 @@ def _serve(server, simulator, window, facts, as_json):
 
     handlers = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return server.run(simulator, idle_cycles=window, stop=stop, on_listening=on_listening, log=_say)
+        return server.run(simulator, idle_cycles=window, quiet_cycles=quiet, stop=stop, on_listening=on_listening,
+                          log=_say)
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)

@@ -6,6 +6,12 @@ answer arrived first, and the board answers in request order) are sent again und
 number, up to ``retries`` times; after that their frames are reported as failed. An answer is only
 ever taken from an OK response whose sequence number is outstanding and whose payload has one
 class byte per frame of the request: the host never guesses.
+
+A model load is the exception: the board writes a LOAD's data as it arrives, before it checks the
+CRC, so a LOAD corrupted on the line (its target or address byte) may have written another part of
+the model and still be answered BAD_CRC. Sending that request again would leave the other part
+wrong; after any failed LOAD the whole load starts again from its first request instead (every
+LOAD marks the board as holding no model until the final MODEL_ID, so nothing is lost).
 """
 
 import time
@@ -15,7 +21,8 @@ from dataclasses import dataclass, field
 import serial
 
 from host import board
-from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
+from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, LOAD_HEADER_BYTES, MAX_INFER_FRAMES,
+                           MAX_LOAD_DATA,
                            PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
                            decode_counters, encode_frame, word_bytes)
 from model.bits import pack_bits
@@ -23,26 +30,11 @@ from model.errors import BnnError
 
 # Longer than any response (an Identity is under 100 bytes): a SYNC in line noise followed by a
 # large length field is dropped at once instead of holding up the frames behind it.
-_MAX_RESPONSE_PAYLOAD = 255
+_MAX_RESPONSE_PAYLOAD = IDENTITY_BYTES
 # A LOAD or RESET answered BUSY waits this long before it is sent again.
 _BUSY_WAIT = 0.01
 _POLL = 0.05                    # seconds a read waits at most before the deadlines are checked
 _LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits
-
-
-class _ResponseDecoder(FrameDecoder):
-    """A :class:`FrameDecoder` that can give up on the frame it is receiving."""
-
-    def drop_partial(self):
-        """Drop the incomplete frame held (its bytes stopped: cut off, or a SYNC in noise whose
-        length field asks for more bytes than will come) and search again from the byte after its
-        SYNC, as for a frame with a bad CRC. Returns the frames found in the bytes after it."""
-        if not self._buffer:
-            return []
-        held = bytes(self._buffer[1:])
-        self._buffer.clear()
-        self.bad_frames += 1
-        return self.feed(held)
 
 
 class LinkError(BnnError):
@@ -107,13 +99,15 @@ class LinkStats:
     ignored: int = 0                  # responses to no outstanding request (late, or a corrupt seq)
     malformed: int = 0                # OK responses of the wrong length
     failed: int = 0                   # frames given up on after the retries
-    reloads: int = 0                  # models loaded again after NO_MODEL during infer
+    load_restarts: int = 0            # model loads started again from their first request after a failed LOAD
+    reloads: int = 0                  # models loaded again after NO_MODEL during infer (in total)
     latencies: list = field(default_factory=list)      # seconds from a frame's request to its answer
 
     def as_dict(self):
         return {"requests": self.requests, "retries": self.retries, "timeouts": self.timeouts,
                 "lost": self.lost, "errors": dict(self.errors), "ignored_responses": self.ignored,
-                "malformed_responses": self.malformed, "failed": self.failed, "reloads": self.reloads}
+                "malformed_responses": self.malformed, "failed": self.failed,
+                "load_restarts": self.load_restarts, "reloads": self.reloads}
 
 
 @dataclass
@@ -148,10 +142,12 @@ class Link:
         self._timeout = timeout
         self._retries = retries
         self._name = name
-        self._decoder = _ResponseDecoder(max_length=_MAX_RESPONSE_PAYLOAD)
+        self._decoder = FrameDecoder(max_length=_MAX_RESPONSE_PAYLOAD)
         self._next_seq = 0
         self._sent = 0
         self._heard = False     # any byte ever received
+        # reloads (see infer) since a frame was last answered: only these count toward the limit
+        self._reloads_in_a_row = 0
         self.stats = LinkStats()
 
     @classmethod
@@ -213,14 +209,32 @@ class Link:
     def load(self, compiled, identity, *, progress=None):
         """Write ``compiled`` (laid out by :func:`host.board.compile_for_board`) into the board, then
         check that the board reports it. ``progress(done, total)`` is called after each request,
-        in bytes of load data."""
+        in bytes of load data (it starts again from 0 when the load does).
+
+        The requests go one at a time. After any failed request (an error status or no answer) the
+        load starts again from its first request (see the module), up to ``retries`` times; then
+        :class:`LinkError`."""
         requests = load_requests(board.memory_images(compiled), identity.memories)
-        total, done = sum(len(r) - LOAD_HEADER_BYTES for r in requests), 0
-        for payload in requests:
-            self._call(Command.LOAD, payload)
-            done += len(payload) - LOAD_HEADER_BYTES
-            if progress is not None:
-                progress(done, total)
+        total = sum(len(r) - LOAD_HEADER_BYTES for r in requests)
+        for attempt in range(self._retries + 1):
+            if attempt:
+                self.stats.load_restarts += 1
+                self.stats.retries += 1         # the failed request goes again, with the whole load
+            done = 0
+            for payload in requests:
+                answer, last = self._attempt(_Request(Command.LOAD, payload))
+                if answer is None:
+                    break
+                done += len(payload) - LOAD_HEADER_BYTES
+                if progress is not None:
+                    progress(done, total)
+            else:
+                break
+        else:
+            tries = f"{self._retries + 1} attempt{'s' if self._retries else ''}"
+            raise LinkError(f"loading a model into {self._name} failed after {tries} (last: LOAD of "
+                            f"{LoadTarget(payload[0]).name} at address "
+                            f"{int.from_bytes(payload[1:LOAD_HEADER_BYTES], 'little')}: {last})")
         loaded = self.identify()
         if not loaded.model_loaded or loaded.model_id != board.model_id(compiled):
             raise LinkError(f"{self._name} does not report the model just loaded "
@@ -234,7 +248,10 @@ class Link:
         class, or None for a frame given up on after the retries. At most
         ``max(FRAMES_IN_FLIGHT, frames_per_request)`` frames are sent and not yet answered. On a
         NO_MODEL response, ``reload()`` (if given) is called once nothing is outstanding, and the
-        frames are sent again; without it, :class:`LinkError`.
+        frames are sent again; without it, :class:`LinkError`. More than ``retries`` reloads in a
+        row, with no frame answered after any of them, is a :class:`LinkError` too (a board that
+        cannot keep a model); a reload followed by an answer starts the count again, so a long
+        stream on a noisy line may reload any number of times (:attr:`LinkStats.reloads` counts them all).
         """
         if not 1 <= frames_per_request <= MAX_INFER_FRAMES:
             raise LinkError(f"frames per request must be 1..{MAX_INFER_FRAMES}, not {frames_per_request}")
@@ -280,8 +297,10 @@ class Link:
                 if not needs_reload:
                     return       # nothing outstanding and nothing was left to send
                 self.stats.reloads += 1
-                if self.stats.reloads > self._retries:
-                    raise LinkError(f"{self._name} lost its model {self.stats.reloads} times")
+                self._reloads_in_a_row += 1
+                if self._reloads_in_a_row > self._retries:
+                    raise LinkError(f"{self._name} lost its model {self._reloads_in_a_row} times in a row "
+                                    f"(no frame answered after each reload)")
                 reload()
                 needs_reload = False
                 continue
@@ -293,6 +312,7 @@ class Link:
                     continue
                 retire(request)
                 if response.code == Status.OK and len(response.payload) == request.count:
+                    self._reloads_in_a_row = 0
                     latency = time.monotonic() - request.sent_at
                     self.stats.latencies.extend([latency] * request.count)
                     done.extend((request.first + k, response.payload[k]) for k in range(request.count))
@@ -337,23 +357,30 @@ class Link:
         while request.attempts <= self._retries:
             if request.attempts:
                 self.stats.retries += 1
-            self._send(request)
-            response = self._response_to(request)
-            if response is None:
-                self.stats.timeouts += 1
-                self._check_heard()
-                last = "no answer"
-                continue
-            if response.code == Status.OK:
-                return response.payload
-            self._count_error(response.code)
-            last = _status_name(response.code)
-            if response.code == Status.NO_MODEL:
-                raise LinkError(_no_model(self._name))
-            if response.code == Status.BUSY:
-                time.sleep(_BUSY_WAIT)
+            answer, last = self._attempt(request)
+            if answer is not None:
+                return answer
         tries = f"{request.attempts} attempt{'s' if request.attempts > 1 else ''}"
         raise LinkError(f"{command.name} to {self._name} failed after {tries} (last: {last})")
+
+    def _attempt(self, request):
+        """Send ``request`` once: ``(payload, None)`` of its OK response, or ``(None, why)`` after
+        an error status (after BUSY, once :data:`_BUSY_WAIT` has passed) or no answer. NO_MODEL
+        raises :class:`LinkError`."""
+        self._send(request)
+        response = self._response_to(request)
+        if response is None:
+            self.stats.timeouts += 1
+            self._check_heard()
+            return None, "no answer"
+        if response.code == Status.OK:
+            return response.payload, None
+        self._count_error(response.code)
+        if response.code == Status.NO_MODEL:
+            raise LinkError(_no_model(self._name))
+        if response.code == Status.BUSY:
+            time.sleep(_BUSY_WAIT)
+        return None, _status_name(response.code)
 
     def _response_to(self, request):
         """The response to ``request``, or None if none came within the timeout."""

@@ -9,7 +9,7 @@ the engine works while the line is busy; LOAD writes the engine's memories byte 
 
 import hashlib
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFO
@@ -203,7 +203,10 @@ class RequestReceiver(wiring.Component):
             for t, memory in self._memories.items():
                 with m.Case(t):
                     m.d.comb += [depth_ok.eq(addr < memory.depth), last_lane.eq(lane == byte_lanes(memory.width) - 1)]
-        frame_last = in_frame == self.frame_bytes - 1
+        # a frame's last byte index, registered: it only changes with a LOAD
+        last_index = Signal.like(in_frame)
+        m.d.sync += last_index.eq(self.frame_bytes - 1)
+        frame_last = in_frame == last_index
         m.d.comb += [
             self.frames.payload.data.eq(byte),
             self.frames.payload.last.eq(frame_last),
@@ -683,7 +686,10 @@ class LinkCore(wiring.Component):
 
         # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
         m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=MAX_PENDING_REQUESTS)
-        m.submodules.results = results = SyncFIFO(width=len(engine.results.payload.cls), depth=MAX_INFER_FRAMES)
+        # emptied with the engine: a half-loaded network can make the engine produce results of
+        # no frame, which must not be taken for the answers of the frames after the load
+        m.submodules.results = results = ResetInserter(receiver.clear)(
+            SyncFIFO(width=len(engine.results.payload.cls), depth=MAX_INFER_FRAMES))
         m.d.comb += [
             tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
             receiver.tokens.ready.eq(tokens.w_rdy),

@@ -120,6 +120,12 @@ class SimulatedBoard:
                 + MAX_INFER_FRAMES * (compiled.cycles_per_frame + compiled.latency)
                 + _SLACK_BYTES * 10 * self.divisor)
 
+    @property
+    def quiet_cycles(self):
+        """Cycles without a byte from the board after which its answer counts as finished (see
+        :mod:`sim.serve`): 3 byte times."""
+        return 30 * self.divisor
+
     def compile(self):
         """The compiled CXXRTL model of :class:`SerialLine` around the core (cached)."""
         return compile_cxxrtl(convert_stream_design(SerialLine(self.core, self.divisor)))

@@ -16,9 +16,14 @@ answer is sent, in simulated time). Otherwise the server sleeps in ``select`` un
 sends. Simulated time runs as fast as the simulator can: for a board's design that is slower than
 the board's clock, so a pause in a client's bytes looks shorter to the simulated board than to a
 real one, never longer. The client's reaction time is not simulated: each byte the board sends
-reaches the client as soon as it is out, and when the line has sent every byte the client gave,
-simulated time waits a moment (wall time) for more before it goes on with the line idle. Frames
-per simulated second therefore measure the link and the board, as if the host answered at once.
+reaches the client as soon as it is out, and once the board has finished answering (no byte of
+the client's waits to go onto the line, and the board has sent nothing for ``quiet_cycles``
+cycles since its last byte), simulated time stops and waits a moment (wall time, up to
+``_GRACE_SECONDS``) for the client's next bytes before it goes on with the line idle. A client
+that waits for each answer before it sends again (one request at a time, or more frames per
+request than the board holds) thus costs ``quiet_cycles`` of simulated time per answer, not its
+reaction time. Frames per simulated second therefore measure the link and the board, as if the
+host answered at once.
 
 Clients
 -------
@@ -34,6 +39,7 @@ receives answers meant for the one before.
 import select
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -41,15 +47,20 @@ import numpy as np
 
 from model.errors import BnnError
 
-__all__ = ["ServeError", "ServeStats", "BoardServer", "serve", "serving_in_background", "DEFAULT_CHUNK_CYCLES"]
+__all__ = ["ServeError", "ServeStats", "BoardServer", "serve", "serving_in_background", "DEFAULT_CHUNK_CYCLES",
+           "DEFAULT_QUIET_CYCLES"]
 
 # Cycles per call into the simulator while busy: small enough that a chunk takes milliseconds
 # (a client's bytes and a stop request are looked at between chunks), large enough that the
 # per-call overhead does not count.
 DEFAULT_CHUNK_CYCLES = 20_000
+# Cycles without a byte from the board, after its last one, that mark its answer as finished (when
+# no client byte waits): about 3 byte times at 3 Mbaud with 12 cycles per bit (the iCEBreaker's).
+# Pass 3 byte times of the board at hand (``sim.board.SimulatedBoard.quiet_cycles``).
+DEFAULT_QUIET_CYCLES = 360
 # How often an idle server looks at its stop event.
 _POLL_SECONDS = 0.1
-# How long simulated time waits for a client's next bytes once the line has sent all it had.
+# How long simulated time waits for a client's next bytes once the board has finished answering.
 _GRACE_SECONDS = 0.02
 # Bytes read from a client ahead of the simulated line, and board output held for a client that
 # does not read: beyond these the server stops reading the client's socket (TCP back-pressure).
@@ -137,17 +148,20 @@ class BoardServer:
         """Stop listening (:meth:`run` does this when it returns)."""
         self._listener.close()
 
-    def run(self, simulator, *, idle_cycles, chunk_cycles=DEFAULT_CHUNK_CYCLES, stop=None,
-            on_listening=None, log=None):
+    def run(self, simulator, *, idle_cycles, quiet_cycles=DEFAULT_QUIET_CYCLES, chunk_cycles=DEFAULT_CHUNK_CYCLES,
+            stop=None, on_listening=None, log=None):
         """Serve clients until ``stop`` (a :class:`threading.Event`) is set; return the stats.
 
         ``simulator`` is a :class:`sim.cxxrtl.StreamSimulator` of a design with 8-bit input and
-        output streams, whose output is always taken. ``idle_cycles`` and ``chunk_cycles`` are
-        described in the module. ``on_listening(address)`` is called once, as serving starts;
+        output streams, whose output is always taken. ``idle_cycles``, ``quiet_cycles`` (a few
+        byte times of the board's line: longer than any pause inside one of its answers would be
+        best, though a shorter one only costs wall time) and ``chunk_cycles`` are described in the
+        module. ``on_listening(address)`` is called once, as serving starts;
         ``log(message)`` once per client arriving or leaving. Closes the listening socket when
         it returns (also on an error of the simulator, which propagates).
         """
-        for name, value in (("idle_cycles", idle_cycles), ("chunk_cycles", chunk_cycles)):
+        for name, value in (("idle_cycles", idle_cycles), ("quiet_cycles", quiet_cycles),
+                            ("chunk_cycles", chunk_cycles)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if (simulator.model.input_width, simulator.model.output_width) != (8, 8):
@@ -155,7 +169,7 @@ class BoardServer:
                              f"{simulator.model.input_width} and {simulator.model.output_width} bits")
         stop = threading.Event() if stop is None else stop
         log = log or (lambda message: None)
-        session = _Session(simulator, self._stats, idle_cycles, chunk_cycles, log)
+        session = _Session(simulator, self._stats, idle_cycles, quiet_cycles, chunk_cycles, log)
         try:
             if on_listening is not None:
                 on_listening(self.address)
@@ -170,10 +184,11 @@ class BoardServer:
 class _Session:
     """The state of one :meth:`BoardServer.run`: the client, the bytes in flight, simulated time."""
 
-    def __init__(self, simulator, stats, idle_cycles, chunk_cycles, log):
+    def __init__(self, simulator, stats, idle_cycles, quiet_cycles, chunk_cycles, log):
         self.simulator = simulator
         self.stats = stats
         self.idle_cycles = idle_cycles
+        self.quiet_cycles = quiet_cycles
         self.chunk_cycles = chunk_cycles
         self.log = log
         self.client = None
@@ -181,19 +196,30 @@ class _Session:
         self.pending = bytearray()    # from clients, not yet taken by the host's UART
         self.outgoing = bytearray()   # from the board, not yet sent to the client
         self.busy_until = simulator.cycle   # the cycle at which the idle window closes
-        self.starved = False                # the line just ran out of the client's bytes
+        # the cycle at which the board's answer counts as finished (None: no byte out since the
+        # last grace wait or the client's last byte onto the line)
+        self.quiet_at = None
+        self.grace_until = None             # wall time (monotonic) at which the grace wait ends
 
     @property
     def busy(self):
         return bool(self.pending) or self.simulator.cycle < self.busy_until
 
+    def waiting_for_client(self):
+        """Whether simulated time stands still for the client's next bytes: the client's reaction
+        time is not simulated, so once the board has finished answering, simulated time waits
+        (up to _GRACE_SECONDS) for more bytes before it goes on with the line idle."""
+        if self.grace_until is None:
+            return False
+        if self.pending or self.client is None or time.monotonic() >= self.grace_until:
+            self.grace_until = None
+            return False
+        return True
+
     def wait_seconds(self):
-        """How long to wait for the sockets before the next chunk: the client's reaction time
-        is not simulated, so once the line runs out of its bytes, simulated time waits (up to
-        _GRACE_SECONDS) for more before it goes on with the line idle."""
-        if self.starved and self.client is not None:
-            self.starved = False
-            return _GRACE_SECONDS
+        """How long to wait for the sockets before the next chunk."""
+        if self.waiting_for_client():
+            return max(0.0, self.grace_until - time.monotonic())
         return 0 if self.busy else _POLL_SECONDS
 
     def step(self, listener, timeout):
@@ -214,7 +240,7 @@ class _Session:
             self.receive()
         if writable and self.client is not None:
             self.send()
-        if self.busy:
+        if self.busy and not self.waiting_for_client():
             self.simulate()
 
     def accept(self, listener):
@@ -263,10 +289,24 @@ class _Session:
         self.client = self.peer = None
 
     def simulate(self):
-        """One chunk of simulated time: at most ``chunk_cycles``, and no further than the idle
-        window once no byte waits to go onto the line."""
+        """One chunk of simulated time: at most ``chunk_cycles``, and once no byte waits to go onto
+        the line, no further than the idle window, nor than the end of the board's answer (where
+        the grace wait for the client starts)."""
         simulator = self.simulator
-        budget = self.chunk_cycles if self.pending else min(self.chunk_cycles, self.busy_until - simulator.cycle)
+        if self.pending:
+            budget = self.chunk_cycles
+        else:
+            budget = min(self.chunk_cycles, self.busy_until - simulator.cycle)
+            if self.quiet_at is not None:
+                if simulator.cycle >= self.quiet_at:
+                    self.quiet_at = None
+                    if self.client is not None:
+                        self.grace_until = time.monotonic() + _GRACE_SECONDS
+                        return
+                else:
+                    budget = min(budget, self.quiet_at - simulator.cycle)
+        if budget <= 0:
+            return
         start = simulator.cycle
         # stopping once the pending bytes are taken lets the idle window bound the next chunk
         # stopping at the first byte out sends it to the client at once, in simulated time
@@ -275,10 +315,11 @@ class _Session:
         self.stats.cycles += simulator.cycle - start
         if batch.consumed:
             del self.pending[:batch.consumed]
-            self.starved = not self.pending
+            self.quiet_at = None      # the board's answer to these bytes is still to come
             self.busy_until = max(self.busy_until, int(batch.in_cycles[-1]) + 1 + self.idle_cycles)
         if len(batch.out_payloads):
             self.busy_until = max(self.busy_until, int(batch.out_cycles[-1]) + 1 + self.idle_cycles)
+            self.quiet_at = int(batch.out_cycles[-1]) + 1 + self.quiet_cycles
             if self.client is None:
                 self.stats.bytes_dropped += len(batch.out_payloads)
             else:
@@ -286,19 +327,20 @@ class _Session:
                 self.send()
 
 
-def serve(simulator, *, host, port, idle_cycles, chunk_cycles=DEFAULT_CHUNK_CYCLES, stop=None,
-          on_listening=None, log=None):
+def serve(simulator, *, host, port, idle_cycles, quiet_cycles=DEFAULT_QUIET_CYCLES,
+          chunk_cycles=DEFAULT_CHUNK_CYCLES, stop=None, on_listening=None, log=None):
     """Listen on ``host:port`` and serve ``simulator`` until ``stop`` is set: a
     :class:`BoardServer` and its :meth:`~BoardServer.run` in one call. Returns the
     :class:`ServeStats`."""
-    return BoardServer(host, port).run(simulator, idle_cycles=idle_cycles, chunk_cycles=chunk_cycles,
-                                       stop=stop, on_listening=on_listening, log=log)
+    return BoardServer(host, port).run(simulator, idle_cycles=idle_cycles, quiet_cycles=quiet_cycles,
+                                       chunk_cycles=chunk_cycles, stop=stop, on_listening=on_listening, log=log)
 
 
 @contextmanager
-def serving_in_background(simulator, *, idle_cycles, host="127.0.0.1", port=0, **options):
+def serving_in_background(simulator, *, idle_cycles, quiet_cycles=DEFAULT_QUIET_CYCLES, host="127.0.0.1", port=0,
+                          **options):
     """A :class:`BoardServer` on ``host:port`` (default: a free port of 127.0.0.1) serving
-    ``simulator`` in a thread (``options`` go to :meth:`BoardServer.run`); yields
+    ``simulator`` in a thread (``quiet_cycles`` and ``options`` go to :meth:`BoardServer.run`); yields
     ``(server, stop)``. On the way out it stops the server, waits for it, and raises what the
     server raised, if anything."""
     server = BoardServer(host, port)
@@ -307,7 +349,7 @@ def serving_in_background(simulator, *, idle_cycles, host="127.0.0.1", port=0, *
 
     def run():
         try:
-            server.run(simulator, idle_cycles=idle_cycles, stop=stop, **options)
+            server.run(simulator, idle_cycles=idle_cycles, quiet_cycles=quiet_cycles, stop=stop, **options)
         except BaseException as failure:
             failures.append(failure)
 

@@ -79,7 +79,9 @@ class Faults:
     Faults: ``drop`` (no response: the request was lost), ``truncate`` (the response's last bytes
     are lost), ``flip`` (one bit of the response flips), ``garbage`` (noise before the response),
     ``delay`` (the response comes ``delay`` seconds late), ``short`` (an OK response one byte
-    short), and a :class:`Status` name (``BUSY``, ``NO_MODEL``, ``BAD_CRC``, ...) instead of the answer.
+    short), ``retarget`` (a LOAD whose target byte was corrupted into WEIGHTS on the line: the real
+    board writes its data there before it checks the CRC, then answers BAD_CRC), and a
+    :class:`Status` name (``BUSY``, ``NO_MODEL``, ``BAD_CRC``, ...) instead of the answer.
     """
 
     def __init__(self, plan=None, *, rate=0.0, kinds=("drop", "truncate", "flip", "garbage", "BAD_CRC"),
@@ -176,7 +178,10 @@ class FakeBoard:
         if fault == "drop":
             return
         frames = 0
-        if fault in Status.__members__:
+        if fault == "retarget" and frame.code == Command.LOAD:
+            self._write_retargeted(frame.payload)
+            status, payload = Status.BAD_CRC, b""
+        elif fault in Status.__members__:
             status, payload = Status[fault], b""
         else:
             status, payload = self._carry_out(frame)
@@ -234,6 +239,19 @@ class FakeBoard:
         self.loads.append((target, address, words))
         self.model_loaded = target == LoadTarget.MODEL_ID
         return Status.OK
+
+    def _write_retargeted(self, payload):
+        """What the gateware does with a LOAD whose target byte turned into WEIGHTS on the line:
+        its data goes into the weights from its address, as whole weight words, within the memory."""
+        size = word_bytes(self.identity.memories[LoadTarget.WEIGHTS].width)
+        address = int.from_bytes(payload[1:LOAD_HEADER_BYTES], "little")
+        data = payload[LOAD_HEADER_BYTES:]
+        weights = self.memories[LoadTarget.WEIGHTS]
+        for k in range(0, len(data) - size + 1, size):
+            if address < len(weights):
+                weights[address] = int.from_bytes(data[k:k + size], "little")
+                address += 1
+        self.model_loaded = False
 
     def _infer(self, payload):
         if not self.model_loaded:

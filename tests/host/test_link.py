@@ -143,6 +143,51 @@ def test_load_writes_the_images_and_the_board_reports_the_model(model8):
     assert answers == list(infer(model8, random_images(5, 64, seed=2)).classes)
 
 
+def _load_plan(model, identity):
+    compiled = compile_for_board(model, identity)
+    return compiled, load_requests(board.memory_images(compiled), identity.memories)
+
+
+def test_a_failed_load_request_restarts_the_whole_load(model8):
+    identity = board_identity(model8)
+    compiled, requests = _load_plan(model8, identity)
+    victim = next(k for k, r in enumerate(requests) if r[0] == LoadTarget.STARTS)
+    assert victim > 0 and len(requests[victim]) - LOAD_HEADER_BYTES >= word_bytes(identity.memories[0].width)
+    # the first STARTS request reaches the board as a load of the weights (and is answered BAD_CRC),
+    # then the request after it gets no answer
+    fake = FakeBoard(identity, [model8], faults=Faults({victim: "retarget", victim + 1 + victim + 1: "drop"}))
+    link = _link(fake)
+    progress = []
+    loaded = link.load(compiled, identity, progress=lambda done, total: progress.append(done))
+    assert loaded.model_loaded and loaded.model_id == board.model_id(compiled)
+    # sent: up to the victim, from the first up to the one dropped, then the whole load, then IDENTIFY
+    sent = [payload for command, _, payload in fake.requests if command == Command.LOAD]
+    assert sent == requests[:victim + 1] + requests[:victim + 2] + requests
+    assert fake.requests[-1][0] == Command.IDENTIFY
+    # the weights the corrupted request overwrote were written again
+    for target, words in board.memory_images(compiled).items():
+        assert fake.memories[target][:len(words)] == words
+    stats = link.stats
+    assert stats.load_restarts == 2 and stats.retries == 2 and stats.errors == {"BAD_CRC": 1}
+    assert stats.timeouts == 1 and stats.as_dict()["load_restarts"] == 2
+    assert progress.count(len(requests[0]) - LOAD_HEADER_BYTES) == 3 and progress[-1] == sum(
+        len(r) - LOAD_HEADER_BYTES for r in requests)
+    images = random_images(5, 64, seed=2)
+    assert _stream(link, model8, images) == list(infer(model8, images).classes)
+
+
+def test_a_load_gives_up_after_retries_restarts(model8):
+    identity = board_identity(model8)
+    compiled, requests = _load_plan(model8, identity)
+    last = len(requests) - 1          # the MODEL_ID request fails every time
+    fake = FakeBoard(identity, [model8], faults=Faults({last + k * len(requests): "BUSY" for k in range(3)}))
+    with pytest.raises(LinkError, match=r"loading a model into the board failed after 3 attempts \(last: LOAD "
+                                        r"of MODEL_ID at address 0: BUSY\)"):
+        _link(fake, retries=2).load(compiled, identity)
+    assert [payload for _, _, payload in fake.requests] == requests * 3
+    assert not fake.model_loaded
+
+
 def test_compile_for_board_refuses_what_does_not_fit(model8, model1):
     identity = board_identity(model8, spare=1)
     with pytest.raises(CompileError, match="takes 1-bit input but the board's engine was built for 8-bit"):
@@ -208,6 +253,53 @@ def test_no_model_is_a_link_error_or_a_reload(model8):
     compiled = compile_for_board(model8, identity)
     answers = _stream(link, model8, images, reload=lambda: link.load(compiled, identity))
     assert answers == list(infer(model8, images).classes) and link.stats.reloads == 1
+
+
+class _LosesItsModel(Faults):
+    """Answers NO_MODEL to the INFER requests ``lost`` (counted from 0 among the INFER requests)."""
+
+    def __init__(self, fake, lost):
+        super().__init__()
+        self.fake, self.lost, self.infers = fake, set(lost), 0
+
+    def pick(self, number):
+        if self.fake.requests[number][0] != Command.INFER:
+            return None
+        self.infers += 1
+        return "NO_MODEL" if self.infers - 1 in self.lost else None
+
+
+def test_only_reloads_in_a_row_count_toward_the_limit(model8):
+    identity = board_identity(model8)
+    compiled = compile_for_board(model8, identity)
+    images = random_images(12, 64, seed=8)
+    fake = FakeBoard(identity, [model8], loaded=model8)
+    # the model is lost 4 times, more than retries = 1, but a frame is answered after every reload
+    fake.faults = _LosesItsModel(fake, {0, 3, 6, 9})
+    link = _link(fake, retries=1)
+    answers = _stream(link, model8, images, reload=lambda: link.load(compiled, identity))
+    assert answers == list(infer(model8, images).classes)
+    assert link.stats.reloads == 4 and link.stats.failed == 0
+    # the count starts again at each answer, over the link's life
+    fake.faults = _LosesItsModel(fake, {0})
+    answers = _stream(link, model8, images[:2], reload=lambda: link.load(compiled, identity))
+    assert answers == list(infer(model8, images[:2]).classes) and link.stats.reloads == 5
+    # twice in a row, nothing answered after the first reload: more than retries = 1
+    fake.faults = _LosesItsModel(fake, {0, 1, 2})
+    with pytest.raises(LinkError, match=r"the board lost its model 2 times in a row"):
+        _stream(link, model8, images[:1], reload=lambda: link.load(compiled, identity))
+    assert link.stats.reloads == 7
+
+
+def test_a_board_that_keeps_losing_its_model_is_a_link_error(model8):
+    identity = board_identity(model8)
+    fake = FakeBoard(identity, [model8], loaded=model8)
+    fake.faults = _LosesItsModel(fake, range(100))
+    link = _link(fake, retries=2)
+    reloads = []
+    with pytest.raises(LinkError, match=r"the board lost its model 3 times in a row \(no frame answered"):
+        _stream(link, model8, random_images(4, 64, seed=9), reload=lambda: reloads.append(1))
+    assert len(reloads) == 2 and link.stats.reloads == 3
 
 
 def test_open_errors_are_link_errors():
