@@ -10,9 +10,8 @@
    measures the line and the board. It is reported as a fraction of
    :func:`host.protocol.link_bound_fps` (protocol overhead counted). Target: at least 90% at one frame
    per request (`bnn stream`'s default). With more frames per request than
-   :data:`host.protocol.FRAMES_IN_FLIGHT`, the host waits for each answer before the next request, and
-   the idle line while it reacts is simulated (see :func:`throughput`): the figure without those
-   cycles is recorded too.
+   :data:`host.protocol.FRAMES_IN_FLIGHT`, the host waits for each answer before the next request;
+   what remains of its reaction in simulated time is recorded, with the figure without it.
 2. Faults. A small random model on a LinkCore at a low clock per bit (so that many requests take
    few cycles), streamed through :class:`host.link.Link`, whose port is a thin double around the
    pyserial socket that corrupts requests on their way to the board: a garbage burst of random
@@ -152,7 +151,8 @@ def throughput(model, model_name, frames_per_request):
               "build_seconds": library.build_seconds, "runs": []}
     with StreamSimulator(library) as simulator:
         recording = RecordingSimulator(simulator)
-        with serving_in_background(recording, idle_cycles=simulated.idle_cycles) as (server, _), \
+        with serving_in_background(recording, idle_cycles=simulated.idle_cycles,
+                                   quiet_cycles=simulated.quiet_cycles) as (server, _), \
                 Link.open(_url(server), baud=BAUD) as link:
             ensure_model(link, model)
             for per_request in frames_per_request:
@@ -292,7 +292,8 @@ def faults(count, seed, frames_per_request):
     stalled = threading.Event()
     start = time.perf_counter()
     with StreamSimulator(library) as simulator, \
-            serving_in_background(simulator, idle_cycles=simulated.idle_cycles) as (server, _):
+            serving_in_background(simulator, idle_cycles=simulated.idle_cycles,
+                                  quiet_cycles=simulated.quiet_cycles) as (server, _):
         raw = serial.serial_for_url(_url(server), baudrate=FAULT_BAUD, timeout=0.05)
         port = FaultyPort(raw, count, seed)
         link = Link(port, timeout=FAULT_LINK_TIMEOUT, retries=3, name="the simulated board")
@@ -329,10 +330,6 @@ def faults(count, seed, frames_per_request):
                 state["failed_in_a_row"] = 0 if answer is not None else state["failed_in_a_row"] + 1
                 if state["failed_in_a_row"] >= DEAD_AFTER:
                     state["dead"] = True        # the board no longer answers: stop drawing frames
-                if answer is not None:
-                    # Link counts reloads over its life and gives up after `retries`: only reloads
-                    # without an answer in between are a board that cannot keep a model
-                    link.stats.reloads = 0
                 if len(answers) % 2000 == 0:
                     print(f"  {len(answers)} frames, {port.faults} faults", flush=True)
         except LinkError as e:

@@ -74,7 +74,8 @@ def link_step(results, out_dir):
     except CxxrtlError as e:
         return {"skipped": str(e)}, [f"streamed run over a simulated board: skipped ({e})"]
     with StreamSimulator(library) as simulator, \
-            serving_in_background(simulator, idle_cycles=simulated.idle_cycles) as (server, _):
+            serving_in_background(simulator, idle_cycles=simulated.idle_cycles,
+                                  quiet_cycles=simulated.quiet_cycles) as (server, _):
         with Link.open(f"socket://{server.address_text}", baud=simulated.baud) as link:
             start_cycles = server.stats.cycles
             report = stream_images(link, model, data.test_images, data.test_labels)

@@ -83,9 +83,9 @@ def _ecp5(size, luts, block_rams, dsps, package, speed):
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K), UART on the FTDI's second channel",
-          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=36, tree_stages=4, pll_from_pad=True),
+          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=30, tree_stages=4, pll_from_pad=True),
     Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
-          "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=36, tree_stages=4,
+          "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=30, tree_stages=4,
           uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"}), clock="clk12"),
     Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
           "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=4),

@@ -322,8 +322,8 @@ def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_
         if as_json:
             facts = json.loads(line)
             address = facts["listening"]
-            assert facts["clock_hz"] == 36_000_000 and facts["uart_divisor"] == 12
-            assert facts["quiet_cycles"] == 3 * 10 * 12
+            assert facts["clock_hz"] == 30_000_000 and facts["uart_divisor"] == 10
+            assert facts["quiet_cycles"] == 3 * 10 * 10
             fitting = fitting_folding(load_model(digits_model_file), board("icebreaker"), tree_stages=4)
             assert (facts["board"], facts["pe"], facts["simd"]) == ("icebreaker", *fitting)
         else:
