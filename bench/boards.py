@@ -29,7 +29,7 @@ OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 # (row name, board, architecture, input bits, P, S, the Fmax target in MHz)
 ROWS = [
     ("icebreaker", "icebreaker", "784-64-64-64-10", 8, 4, 32, 40),      # 8 x 32 no longer fits with the link
-    ("icebreaker-sfc", "icebreaker", "784-256-256-256-10", 1, 4, 16, 36),   # weights in SPRAM
+    ("icebreaker-sfc", "icebreaker", "784-256-256-256-10", 1, 4, 16, 30),   # weights in SPRAM
     ("hx8k", "hx8k-breakout", "784-64-64-64-10", 8, 8, 32, 90),
     ("ulx3s-85f", "ulx3s-85f", "784-64-64-64-10", 8, 8, 32, 125),
     ("ulx3s-85f-16x64", "ulx3s-85f", "784-256-256-256-10", 8, 16, 64, 110),

@@ -42,13 +42,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import serial  # noqa: E402
 
+from bnn.cmd_demo import LINK_FOLDING  # noqa: E402
 from bnn.cmd_train import TrainRequest, train_and_save  # noqa: E402
 from host.board import compile_for_board  # noqa: E402
 from host.link import Link, LinkError, input_frame  # noqa: E402
 from host.protocol import Command, frame_bytes, link_bound_fps  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import board as find_board  # noqa: E402
-from hw.build import fitting_folding  # noqa: E402
 from hw.compiler import compile_model  # noqa: E402
 from hw.link import LinkCore  # noqa: E402
 from hw.uart import uart_divisor  # noqa: E402
@@ -136,7 +136,7 @@ def digits_model(path):
 def throughput(model, model_name, frames_per_request):
     """Part 1: the digits test split over the simulated iCEBreaker at each frames-per-request."""
     board = find_board(BOARD)
-    pe, simd = fitting_folding(model, board, tree_stages=board.tree_stages)
+    pe, simd = LINK_FOLDING   # the demo's: a folding a real build fits on the board
     simulated = simulated_board(model, board, pe=pe, simd=simd, baud=BAUD)
     print(f"{BOARD}: {model.arch}, P x S = {pe} x {simd}, {simulated.clock_hz / 1e6:.2f} MHz, {BAUD} baud "
           f"({simulated.divisor} cycles per bit); building the simulated board...", flush=True)

@@ -60,11 +60,13 @@ def block_ram_estimate(board, params, *, weights_in_spram=False):
 def logic_estimate(board, params):
     """Logic cells (iCE40) or LUT4s (ECP5) a board top with this engine takes, from below: 4.2 per
     lane of the P x S array (XNOR, popcount tree, weight register), 2 per bit of a memory held in
-    flip-flops, 1,800 for the rest. Fitted to bench/boards.py and `bnn build` results (8x32 and
-    16x64, 3,000-6,300 cells; it comes out 2-14% under them), so it refuses only what cannot fit."""
+    flip-flops, 3,400 for the rest (the serial link alone takes about 1,800 iCE40 cells). Fitted
+    from below to the iCE40 builds of bench/boards.py and `bnn build` (4x16 to 8x32, 4,600-5,900
+    cells; it comes out 3-20% under them), so it refuses only what cannot fit; nextpnr has the last
+    word (an overused resource is then reported as such)."""
     flops = sum(depth * width for depth, width in memory_shapes(params).values()
                 if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block")
-    return int(4.2 * params.pe * params.simd + 2 * flops + 3000)
+    return int(4.2 * params.pe * params.simd + 2 * flops + 3400)
 
 
 def check_fit(compiled, board, *, weights_in_spram=False):
@@ -199,6 +201,21 @@ def _last_words(paths):
     return (errors or lines or ["(no output)"])[-1][:200]
 
 
+# nextpnr's utilisation line, e.g. "Info:          ICESTORM_LC:  5704/  5280   108%"
+_UTILISATION = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def _overflow(paths):
+    """"N of a cell type, the device has M" for the first resource nextpnr found overused, or None."""
+    for path in paths:
+        if os.path.exists(path):
+            with open(path, errors="replace") as log:
+                for name, used, available in _UTILISATION.findall(log.read()):
+                    if int(used) > int(available):
+                        return f"it needs {used} {name}, the device has {available}"
+    return None
+
+
 def _run(step, argv, out_dir, log_name, outputs, tool_log=None):
     """Run one tool with its output in ``out_dir/log_name`` (and its own log ``tool_log``, if it
     writes one); raise :class:`BuildError` on failure, quoting the log's last error line."""
@@ -212,6 +229,10 @@ def _run(step, argv, out_dir, log_name, outputs, tool_log=None):
     missing = [name for name in outputs if not os.path.exists(os.path.join(out_dir, name))]
     if result.returncode or missing:
         logs = [log_path] + ([os.path.join(out_dir, tool_log)] if tool_log else [])
+        overflow = _overflow(logs)
+        if overflow:
+            raise BuildError(f"{step}: the design does not fit: {overflow}; try a smaller --pe/--simd "
+                             f"(log: {logs[-1]})")
         what = f"exit status {result.returncode}" if result.returncode else f"no {', '.join(missing)}"
         raise BuildError(f"{step} failed ({what}); last words: {_last_words(logs)!r}; "
                          f"log: {logs[-1]}")
