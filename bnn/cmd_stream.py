@@ -70,8 +70,10 @@ def run(args):
               f"{frames} frames")
         print(f"accuracy {100 * report['accuracy']:.2f}% ({correct}/{frames}), "
               f"{report['mismatches']} mismatches with the golden model, {report['failed']} failed frames")
+        simulated = " (wall clock: a board simulated by bnn serve-sim runs slower than a real one)" \
+            if args.port.startswith("socket://") else ""
         print(f"{fps:.0f} frames/s, {100 * report['link_fraction']:.1f}% of the link's bound of {bound:.0f} "
-              f"frames/s at {identity.baud} baud ({args.frames_per_request} frame(s) per request)")
+              f"frames/s at {identity.baud} baud ({args.frames_per_request} frame(s) per request){simulated}")
         if latency["p50"] is not None:
             print(f"latency p50 {latency['p50']:.2f} ms, p95 {latency['p95']:.2f} ms, p99 {latency['p99']:.2f} ms")
         print(f"{report['retries']} retries, {report['timeouts']} timeouts, {report['lost']} lost answers, "
