@@ -81,6 +81,14 @@ def test_argmax_ties_go_to_the_lowest_class(simulate):
     check_engine(simulate, model, images, pe=2, simd=2, seed=1)
 
 
+@pytest.mark.parametrize("sizes, pe, simd", [([3, 3, 17], 2, 2), ([33, 7], 2, 6)])
+@pytest.mark.parametrize("threshold", [0, 1, 256])
+def test_pad_lanes_stay_zero_whatever_the_input_threshold(simulate, sizes, pe, simd, threshold):
+    # an input size that is not a multiple of S: with threshold 0 every pixel is +1, the pad lanes must not be
+    model = random_model(sizes, input_bits=1, seed=threshold + pe, input_threshold=threshold)
+    check_engine(simulate, model, random_images(4, sizes[0], seed=3), pe=pe, simd=simd, seed=threshold)
+
+
 def test_input_threshold_of_256_never_fires(simulate):
     model = random_model([5, 4, 2], input_bits=1, seed=3, input_threshold=256)
     check_engine(simulate, model, np.full((2, 5), 255, dtype=np.uint8), pe=2, simd=4, seed=3)
