@@ -49,27 +49,29 @@ class Argmax(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # (valid, index within the node's span of leaves, score) candidates, reduced pairwise, one
-        # level per cycle. Node n of level L spans leaves [n * 2**L, (n + 1) * 2**L), so a winner's
-        # index is the child's index plus one bit saying which child won; a last, unpaired node
-        # passes on as a left child (bit 0). Only the decision bits are registered: a register
-        # with constant bits would leave a mixed wire that costs the CXXRTL back end delta cycles.
-        nodes = [(self.count > i, C(0, 0), self.scores[i]) for i in range(self._size)]
+        # (valid, index within the node's span of leaves, zero bits above it, score) candidates,
+        # reduced pairwise, one level per cycle. Node n of level L spans leaves [n * 2**L,
+        # (n + 1) * 2**L), so a winner's index is the child's index plus one bit saying which child
+        # won; a last, unpaired node passes on as a left child (a 0 bit, kept out of its registers
+        # with any it already had). Only decision bits are registered: a register with constant
+        # bits would leave a mixed wire that costs the CXXRTL back end delta cycles.
+        nodes = [(self.count > i, C(0, 0), 0, self.scores[i]) for i in range(self._size)]
         level = 0
         while len(nodes) > 1:
             reduced = []
             for n, (left, right) in enumerate(zip(nodes[0::2], nodes[1::2])):
-                right_wins = right[0] & (~left[0] | (right[2] > left[2]))
-                reduced.append(self._register(m, f"l{level}_{n}", left[0] | right[0],
-                                              Cat(Mux(right_wins, right[1], left[1]), right_wins),
-                                              Mux(right_wins, right[2], left[2])))
+                right_wins = right[0] & (~left[0] | (right[3] > left[3]))
+                index = Cat(Mux(right_wins, Cat(right[1], C(0, right[2])), Cat(left[1], C(0, left[2]))), right_wins)
+                valid, index, score = self._register(m, f"l{level}_{n}", left[0] | right[0], index,
+                                                     Mux(right_wins, right[3], left[3]))
+                reduced.append((valid, index, 0, score))
             if len(nodes) % 2:
-                valid, index, score = self._register(m, f"l{level}_{len(reduced)}", nodes[-1][0],
-                                                     nodes[-1][1], nodes[-1][2])
-                reduced.append((valid, Cat(index, C(0, 1)), score))
+                valid, index, zeros, score = nodes[-1]
+                valid, index, score = self._register(m, f"l{level}_{len(reduced)}", valid, index, score)
+                reduced.append((valid, index, zeros + 1, score))
             nodes = reduced
             level += 1
-        m.d.comb += self.index.eq(nodes[0][1])
+        m.d.comb += self.index.eq(Cat(nodes[0][1], C(0, nodes[0][2])))
         return m
 
     @staticmethod
