@@ -7,14 +7,15 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
-from hw.compiler import CAPACITY_KEYS, choose_folding
+from hw.compiler import MAX_TREE_STAGES, CAPACITY_KEYS, choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
 from sim.cxxrtl_backend import run_cxxrtl
 from sim.engine_run import DEFAULT_CLOCK_MHZ, default_backend_name, run_engine
 
-from .common import add_dataset_arguments, dataset_for_model, emit_json, positive_float, positive_int
+from .common import (add_dataset_arguments, dataset_for_model, emit_json, int_at_least, non_negative_int,
+                     positive_float, positive_int)
 
 
 def probability(text):
@@ -52,7 +53,7 @@ def add_parser(sub):
                    help="input lanes per PE, a multiple of P (default 32)")
     p.add_argument("--max-cycles", type=positive_int, metavar="N",
                    help="instead of --pe/--simd: the smallest P x S with at most N cycles per frame")
-    p.add_argument("--tree-stages", type=int, default=0, metavar="D",
+    p.add_argument("--tree-stages", type=int_at_least(0, MAX_TREE_STAGES), default=0, metavar="D",
                    help="pipeline registers per popcount tree, each adds 1 cycle per layer (default 0)")
     p.add_argument("--pixels-per-beat", type=positive_int, metavar="K",
                    help="pixels per input transfer, a divisor of S (default gcd(S, 8))")
@@ -63,7 +64,7 @@ def add_parser(sub):
                    help="probability of an idle input cycle (default 0)")
     p.add_argument("--output-stalls", type=probability, default=0.0, metavar="PROB",
                    help="probability of a not-ready output cycle (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gap and stall patterns (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the gap and stall patterns (default 0)")
     p.add_argument("--clock-mhz", type=positive_float, default=DEFAULT_CLOCK_MHZ, metavar="F",
                    help=f"clock for the frames/s figure (default {DEFAULT_CLOCK_MHZ:g}, nominal)")
     p.add_argument("--backend", choices=("cxxrtl", "amaranth"),

@@ -19,7 +19,7 @@ from model.golden import infer
 from model.modelfile import save_model
 from model.plot import plot_training_curves
 
-from .common import emit_json
+from .common import emit_json, non_negative_int
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def add_parser(subparsers):
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"initial Adam learning rate, cosine decay (default {d.lr})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
     p.add_argument("--input-bits", type=int, choices=(1, 8), default=d.input_bits,
                    help="8: raw pixels times binary weights (default); 1: pixels binarized by a threshold")
     p.add_argument("--input-threshold", type=int,

@@ -36,8 +36,8 @@ def emit_json(obj):
     sys.stdout.write("\n")
 
 
-def int_at_least(minimum):
-    """An argparse type: an integer >= ``minimum``."""
+def int_at_least(minimum, maximum=None):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``, if given)."""
     def parse(text):
         try:
             value = int(text)
@@ -45,6 +45,8 @@ def int_at_least(minimum):
             raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
     return parse
 

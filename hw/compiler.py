@@ -21,6 +21,10 @@ PLANES = 8  # bit planes of an 8-bit input pixel
 MEMORY_LATENCY = 2
 # Cycles from a group's last term to its results in memory: the sums and signs are registered.
 WRITE_LATENCY = 1
+# Bounds of what can be meant: a P x S array of more lanes, or a popcount tree with more pipeline
+# registers (one per adder level of a 4096-lane tree, plus the term's), is refused.
+MAX_LANES = 4096
+MAX_TREE_STAGES = 16
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
                  "score_count", "acc_width", "start_width", "score_width")
 
@@ -312,6 +316,8 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     """
     _positive("pe", pe)
     _positive("simd", simd)
+    if pe * simd > MAX_LANES:
+        raise CompileError(f"P x S = {pe} x {simd} = {pe * simd} lanes; at most {MAX_LANES}")
     if simd % pe:
         raise CompileError(f"simd ({simd}) must be a multiple of pe ({pe})")
     if pixels_per_beat is None:
@@ -319,8 +325,8 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     _positive("pixels_per_beat", pixels_per_beat)
     if simd % pixels_per_beat:
         raise CompileError(f"pixels_per_beat ({pixels_per_beat}) must divide simd ({simd})")
-    if isinstance(tree_stages, bool) or not isinstance(tree_stages, int) or tree_stages < 0:
-        raise CompileError(f"tree_stages must be a non-negative integer, not {tree_stages!r}")
+    if isinstance(tree_stages, bool) or not isinstance(tree_stages, int) or not 0 <= tree_stages <= MAX_TREE_STAGES:
+        raise CompileError(f"tree_stages must be an integer in 0..{MAX_TREE_STAGES}, not {tree_stages!r}")
     capacity = dict(capacity or {})
     unknown = set(capacity) - set(CAPACITY_KEYS)
     if unknown:
@@ -351,7 +357,7 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     return CompiledModel(params, image)
 
 
-def foldings(max_lanes=4096):
+def foldings(max_lanes=MAX_LANES):
     """Every ``(pe, simd)`` of powers of two with S a multiple of P and P * S <= ``max_lanes``."""
     pe = 1
     while pe * pe <= max_lanes:
@@ -362,7 +368,7 @@ def foldings(max_lanes=4096):
         pe *= 2
 
 
-def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=4096):
+def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES):
     """The smallest P x S (powers of two, S a multiple of P, P * S <= ``max_lanes``) whose cycles
     per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
 

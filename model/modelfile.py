@@ -16,6 +16,7 @@ thresholds: its ``y`` are the class scores, and the class is the argmax, ties to
 """
 
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ MAGIC = b"BNNMODEL"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sII")  # magic, version, header length
 MAX_HEADER_BYTES = 1 << 20
+# The largest model file read: 512 Mbit of weights, far beyond any FPGA this project targets.
+MAX_FILE_BYTES = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,19 @@ def save_model(model, path):
         "metadata": model.metadata,
     }
     header_bytes = json.dumps(header, indent=1, sort_keys=True).encode()
-    with open(path, "wb") as f:
-        f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
-        f.write(header_bytes)
-        f.write(payload)
+    # written to a temporary name beside it, then renamed: a full disk or a kill never leaves a
+    # half-written model under the name
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(partial, "wb") as f:
+            f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
+            f.write(header_bytes)
+            f.write(payload)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
 
 
 def _field(mapping, key, kind, where):
@@ -163,13 +175,15 @@ def load_model(path):
     """Read and fully validate a model file; raise :class:`ModelFileError` with a one-line reason."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_FILE_BYTES + 1)   # bounded: a device such as /dev/zero never ends
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path}: is a directory, not a model file") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, not a model file")
     try:
         return parse_model(data)
     except ModelFileError as e:

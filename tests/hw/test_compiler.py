@@ -72,7 +72,7 @@ def test_accumulator_holds_every_partial_sum_and_score():
     ({"pe": 3, "simd": 4}, r"simd \(4\) must be a multiple of pe \(3\)"),
     ({"pe": 0, "simd": 4}, "pe must be a positive integer, not 0"),
     ({"pe": 2, "simd": 8, "pixels_per_beat": 3}, r"pixels_per_beat \(3\) must divide simd \(8\)"),
-    ({"pe": 2, "simd": 8, "tree_stages": -1}, "tree_stages must be a non-negative integer"),
+    ({"pe": 2, "simd": 8, "tree_stages": -1}, "tree_stages must be an integer in 0..16"),
     ({"pe": 2, "simd": 8, "capacity": {"weight_depth": 10}}, "needs 49 weight words but the engine has 10"),
     ({"pe": 2, "simd": 8, "capacity": {"max_layers": 1}}, "needs 2 layers but the engine has 1"),
     ({"pe": 2, "simd": 8, "capacity": {"banana": 1}}, "unknown capacity keys"),

@@ -1,0 +1,65 @@
+"""Inputs that cannot be meant get a one-line refusal at once (issue 9): sizes, seeds, unbounded files;
+a model file is written whole or not at all."""
+
+import os
+
+import pytest
+
+import model.modelfile
+from bnn.cli import main
+from model.errors import ModelFileError
+from model.modelfile import load_model, save_model
+from model.random_models import random_model
+
+
+def _one_line_error(capsys, argv, status):
+    assert main(argv) == status if status == 1 else pytest.raises(SystemExit, main, argv).value.code == status
+    error = capsys.readouterr().err.strip()
+    assert error and "Traceback" not in error
+    return error.splitlines()[-1]
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = random_model([64, 12, 10], seed=1)
+    model.metadata["dataset"] = "digits"
+    path = tmp_path / "m.bnn"
+    save_model(model, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--seed", "-1"], "must be at least 0, not -1"),
+    (["sim", "--tree-stages", "1000"], "must be at most 16, not 1000"),
+    (["build", "--board", "icebreaker", "--seed", "-3"], "must be at least 0, not -3"),
+])
+def test_arguments_out_of_bounds_are_refused_by_the_parser(capsys, model_file, argv, message):
+    argv = argv + (["--model", model_file] if argv[0] != "train" else [])
+    assert message in _one_line_error(capsys, argv, 2)
+
+
+def test_an_engine_of_more_lanes_than_meant_is_refused_at_once(capsys, model_file):
+    error = _one_line_error(capsys, ["sim", "--model", model_file, "--pe", "4096", "--simd", "4096"], 1)
+    assert "4096 x 4096 = 16777216 lanes; at most 4096" in error
+
+
+def test_a_model_file_is_read_with_a_size_limit(tmp_path, monkeypatch):
+    with pytest.raises(ModelFileError, match="not a model file"):
+        load_model("/dev/zero")                      # would never end
+    path = tmp_path / "big.bnn"
+    path.write_bytes(b"x" * 100)
+    monkeypatch.setattr(model.modelfile, "MAX_FILE_BYTES", 99)
+    with pytest.raises(ModelFileError, match="larger than 0 MiB"):
+        load_model(path)
+
+
+def test_a_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "m.bnn"
+    save_model(random_model([8, 3], seed=1), path)
+    before = path.read_bytes()
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(model.modelfile.os, "replace", full_disk)   # the last step fails
+    with pytest.raises(OSError):
+        save_model(random_model([8, 4], seed=2), path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.bnn"]
