@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
-from hw.compiler import MAX_TREE_STAGES, CAPACITY_KEYS, choose_folding
+from hw.compiler import CAPACITY_KEYS, MAX_CAPACITY, MAX_TREE_STAGES, choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
@@ -32,9 +32,9 @@ def probability(text):
 def memory_size(text):
     """argparse type: ``NAME=N`` with a known engine size name and N >= 1."""
     name, _, value = text.partition("=")
-    if name not in CAPACITY_KEYS or not value.isdigit() or int(value) < 1:
+    if name not in CAPACITY_KEYS or not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_CAPACITY:
         raise argparse.ArgumentTypeError(f"expected NAME=N with NAME one of {', '.join(CAPACITY_KEYS)} "
-                                         f"and N >= 1, not {text!r}")
+                                         f"and N in 1..{MAX_CAPACITY}, not {text!r}")
     return name, int(value)
 
 

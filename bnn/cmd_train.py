@@ -14,6 +14,7 @@ import numpy as np
 from model import train
 from model.bits import unpack_bits
 from model.datasets import load_dataset
+from model.errors import TrainingError
 from model.fold import fold
 from model.golden import infer
 from model.modelfile import save_model
@@ -104,6 +105,21 @@ def default_out(dataset_name, arch, input_bits):
     return os.path.join("runs", f"{dataset_name}-{train.arch_name(arch)}-{input_bits}b.bnn")
 
 
+def check_output_paths(paths):
+    """Make sure each path can be written (its folder created if needed, the path not a folder);
+    raise :class:`TrainingError` with a one-line reason otherwise."""
+    for path in paths:
+        if not path or os.path.isdir(path):
+            raise TrainingError(f"cannot write {path!r}: it is a folder, not a file name")
+        folder = os.path.dirname(path) or "."
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"cannot create the folder {folder!r} for {path!r}: {e.strerror}") from None
+        if not os.access(folder, os.W_OK):
+            raise TrainingError(f"cannot write {path!r}: the folder {folder!r} is not writable")
+
+
 def _output_paths(out):
     stem = out[:-len(".bnn")] if out.endswith(".bnn") else out
     return {"model": out, "plot": stem + ".png", "teacher": stem + ".teacher.npz"}
@@ -170,6 +186,13 @@ def train_and_save(request, progress=True):
     train.check_arch(arch, dataset, request.input_bits)
     settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift).check()
     distillation = train.Distillation(request.temperature, request.distill_weight).check()
+    defaults = TrainRequest()
+    if request.teacher is False and (request.temperature, request.distill_weight) != (defaults.temperature,
+                                                                                    defaults.distill_weight):
+        raise TrainingError("--temperature and --distill-weight only apply with --teacher")
+    # every output location is checked before the work, not after it
+    paths = _output_paths(request.out or default_out(dataset.name, arch, request.input_bits))
+    check_output_paths(paths.values())
     rng = np.random.default_rng(request.seed)
     net = train.init_binary_network(arch, request.input_bits, dataset.max_value, request.grad, rng,
                                     request.input_threshold)
@@ -191,8 +214,6 @@ def train_and_save(request, progress=True):
     model = dataclasses.replace(model, metadata=_metadata(request, dataset, arch, net, student, teacher_net,
                                                           teacher_accuracy, results))
 
-    paths = _output_paths(request.out or default_out(dataset.name, arch, request.input_bits))
-    os.makedirs(os.path.dirname(paths["model"]) or ".", exist_ok=True)
     save_model(model, paths["model"])
     title = f"{dataset.name} {model.arch}, {request.input_bits}-bit input"
     plot_training_curves(paths["plot"], title, student, teacher_fit)

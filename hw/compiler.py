@@ -25,6 +25,7 @@ WRITE_LATENCY = 1
 # registers (one per adder level of a 4096-lane tree, plus the term's), is refused.
 MAX_LANES = 4096
 MAX_TREE_STAGES = 16
+MAX_CAPACITY = 1 << 20   # words of an engine memory, layers, or bits of a width
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
                  "score_count", "acc_width", "start_width", "score_width")
 
@@ -331,6 +332,9 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     unknown = set(capacity) - set(CAPACITY_KEYS)
     if unknown:
         raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
+    for key, value in capacity.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CAPACITY:
+            raise CompileError(f"capacity {key} must be an integer in 1..{MAX_CAPACITY}, not {value!r}")
 
     descriptors = _descriptors(model, pe, simd)
     starts = _starts(model, descriptors, pe, simd)

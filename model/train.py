@@ -74,8 +74,8 @@ class TrainSettings:
             raise TrainingError(f"epochs must be at least 1, not {self.epochs}")
         if self.batch_size < 1:
             raise TrainingError(f"batch size must be at least 1, not {self.batch_size}")
-        if not self.lr > 0:
-            raise TrainingError(f"learning rate must be positive, not {self.lr}")
+        if not 0 < self.lr < float("inf"):
+            raise TrainingError(f"learning rate must be a positive finite number, not {self.lr}")
         if self.max_shift < 0:
             raise TrainingError(f"shift must be non-negative, not {self.max_shift}")
         return self
@@ -103,7 +103,7 @@ class Distillation:
 def parse_arch(text):
     """``"784-256-10"`` to ``(784, 256, 10)``; raise :class:`TrainingError` on anything else."""
     parts = str(text).split("-")
-    if len(parts) < 2 or not all(p.isdigit() for p in parts):
+    if len(parts) < 2 or not all(p.isascii() and p.isdigit() for p in parts):
         raise TrainingError(f"--arch {text!r}: expected layer sizes joined by '-', e.g. 784-256-256-10")
     sizes = tuple(int(p) for p in parts)
     if min(sizes) < 1:
@@ -670,15 +670,25 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
             dy, dx = random_offsets(len(idx), settings.max_shift, rng)
             batch = translate(images[idx], shape, dy, dx) if settings.max_shift else images[idx]
             soft = soft_table[_offset_index(dy, dx, settings.max_shift), idx] if teacher is not None else None
-            loss, logits, grads = trainee.loss_and_grads(net, batch, labels[idx], soft, distillation)
-            adam.step(net.params, grads, cosine_lr(settings.lr, step, total_steps))
-            trainee.after_step(net)
+            # a learning rate too high for the network overflows: the loss says so below, as one error
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, logits, grads = trainee.loss_and_grads(net, batch, labels[idx], soft, distillation)
+            if not np.isfinite(loss):
+                raise TrainingError(f"the training loss became {loss} in epoch {epoch}: the learning rate "
+                                    f"({settings.lr}) is too high for this network")
+            with np.errstate(over="ignore", invalid="ignore"):
+                adam.step(net.params, grads, cosine_lr(settings.lr, step, total_steps))
+                trainee.after_step(net)
             step += 1
             loss_sum += loss * len(idx)
             correct += np.count_nonzero(np.argmax(logits, axis=1) == labels[idx])
-        trainee.after_epoch(net, images)
-        val_logits = trainee.eval_logits(net, val_images)
-        val_loss, _ = classification_loss(val_logits, val_labels)
+        with np.errstate(over="ignore", invalid="ignore"):
+            trainee.after_epoch(net, images)
+            val_logits = trainee.eval_logits(net, val_images)
+            val_loss, _ = classification_loss(val_logits, val_labels)
+        if not np.isfinite(val_loss) or not all(np.isfinite(p).all() for p in net.params.values()):
+            raise TrainingError(f"the network diverged in epoch {epoch} (validation loss {val_loss}): the "
+                                f"learning rate ({settings.lr}) is too high for this network")
         val_accuracy = float(np.mean(np.argmax(val_logits, axis=1) == val_labels))
         history.append(EpochRecord(epoch, loss_sum / n, float(correct / n), val_loss, val_accuracy))
         epochs.set_postfix(loss=f"{loss_sum / n:.3f}", val_acc=f"{val_accuracy:.4f}")

@@ -63,3 +63,32 @@ def test_a_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_model(random_model([8, 4], seed=2), path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.bnn"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "64-²-10"], "expected layer sizes joined by '-'"),
+    (["--lr", "inf"], "learning rate must be a positive finite number"),
+    (["--temperature", "2"], "--temperature and --distill-weight only apply with --teacher"),
+])
+def test_training_settings_that_cannot_be_meant_are_refused_before_training(capsys, tmp_path, argv, message):
+    error = _one_line_error(capsys, ["train", "--epochs", "1", "--out", str(tmp_path / "m.bnn"), *argv], 1)
+    assert message in error and not os.listdir(tmp_path)
+
+
+def test_a_learning_rate_that_blows_up_stops_training_with_an_error(capsys, tmp_path):
+    error = _one_line_error(capsys, ["train", "--epochs", "2", "--lr", "1e300", "--out", str(tmp_path / "m.bnn")], 1)
+    assert "learning rate (1e+300) is too high" in error and not os.listdir(tmp_path)
+
+
+def test_output_locations_are_checked_before_training(capsys, tmp_path, monkeypatch):
+    import model.train
+    monkeypatch.setattr(model.train, "train_binary", lambda *a, **k: pytest.fail("training ran"))
+    assert "it is a folder" in _one_line_error(capsys, ["train", "--out", str(tmp_path)], 1)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot create the folder" in _one_line_error(capsys, ["train", "--out", str(blocker / "m.bnn")], 1)
+
+
+def test_absurd_memory_sizes_are_refused_by_the_parser(capsys, model_file):
+    error = _one_line_error(capsys, ["sim", "--model", model_file, "--memory", "weight_depth=99999999999"], 2)
+    assert "N in 1..1048576" in error
