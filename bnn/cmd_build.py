@@ -13,8 +13,8 @@ from model.errors import BnnError
 from model.modelfile import load_model
 from sim.netlist import CELL_MODELS, verify_netlist
 
-from .common import (add_dataset_arguments, dataset_for_model, emit_json, non_negative_int, positive_float,
-                     positive_int)
+from .common import (add_dataset_arguments, dataset_for_model, emit_json, non_negative_int, path_argument,
+                     positive_float, positive_int)
 
 
 def add_parser(sub):
@@ -41,7 +41,7 @@ def add_parser(sub):
                    help="where the weights live: block RAM, or the UP5K's SPRAM (1 Mbit, P x S <= 64, loaded "
                         "by the host: `bnn load`); auto: block RAM if they fit, else SPRAM (default)")
     p.add_argument("--seed", type=non_negative_int, default=1, help="nextpnr placement seed (default 1)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default build/<board>-<model name>)")
+    p.add_argument("--out", type=path_argument, metavar="DIR", help="output folder (default build/<board>-<model name>)")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="keep the bitstream (exit 0) even if the achieved Fmax is below the clock")
     p.add_argument("--verify", type=positive_int, metavar="N",

@@ -20,7 +20,7 @@ from model.golden import infer
 from model.modelfile import save_model
 from model.plot import plot_training_curves
 
-from .common import emit_json, non_negative_int
+from .common import emit_json, non_negative_int, path_argument
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def check_output_paths(paths):
     """Make sure each path can be written (its folder created if needed, the path not a folder);
     raise :class:`TrainingError` with a one-line reason otherwise."""
     for path in paths:
-        if not path or os.path.isdir(path):
+        if os.path.isdir(path):
             raise TrainingError(f"cannot write {path!r}: it is a folder, not a file name")
         folder = os.path.dirname(path) or "."
         try:
@@ -278,7 +278,7 @@ def add_parser(subparsers):
                    help=f"distillation temperature T (default {d.temperature})")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help=f"weight of the distillation term against the labels' cross-entropy (default {d.distill_weight})")
-    p.add_argument("--out", metavar="PATH", help="model file to write (default runs/<dataset>-<arch>-<bits>b.bnn)")
+    p.add_argument("--out", type=path_argument, metavar="PATH", help="model file to write (default runs/<dataset>-<arch>-<bits>b.bnn)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the figures on stdout")
     p.set_defaults(func=run)
 

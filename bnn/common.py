@@ -51,6 +51,13 @@ def int_at_least(minimum, maximum=None):
     return parse
 
 
+def path_argument(text):
+    """argparse type: a non-empty path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names nothing")
+    return text
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 

@@ -31,7 +31,10 @@ def model_file(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--seed", "-1"], "must be at least 0, not -1"),
     (["sim", "--tree-stages", "1000"], "must be at most 16, not 1000"),
+    (["sim", "--tree-stages", "-1"], "must be at least 0, not -1"),
     (["build", "--board", "icebreaker", "--seed", "-3"], "must be at least 0, not -3"),
+    (["train", "--out", ""], "an empty path names nothing"),
+    (["build", "--board", "icebreaker", "--out", " "], "an empty path names nothing"),
 ])
 def test_arguments_out_of_bounds_are_refused_by_the_parser(capsys, model_file, argv, message):
     argv = argv + (["--model", model_file] if argv[0] != "train" else [])

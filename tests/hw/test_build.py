@@ -46,7 +46,11 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
                     "read_rtlil alone.il; synth_ice40 -top engine; tee -q -o alone.json stat -json"],
                    cwd=out, check=True)
     alone = json.loads((out / "alone.json").read_text())["modules"]["\\engine"]["num_cells_by_type"]
-    assert report["engine_cells"] == {k: v for k, v in alone.items() if not k.startswith("$")}
+    alone = {k: v for k, v in alone.items() if not k.startswith("$")}
+    # flip-flops, carries and RAMs exactly; ABC's LUT mapping may differ by a LUT or two with the
+    # order of the netlist around the module
+    in_board = dict(report["engine_cells"])
+    assert abs(in_board.pop("SB_LUT4") - alone.pop("SB_LUT4")) <= 2 and in_board == alone
 
 
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):

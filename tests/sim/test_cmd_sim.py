@@ -35,7 +35,6 @@ def test_sim_summary_and_vcd(digits_model, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--pe", "3", "--simd", "8"], "simd (8) must be a multiple of pe (3)"),
     (["--pe", "2", "--simd", "8", "--pixels-per-beat", "3"], "pixels_per_beat (3) must divide simd (8)"),
-    (["--tree-stages", "-1"], "tree_stages must be a non-negative integer"),
 ])
 def test_sim_errors_are_one_line(digits_model, capsys, argv, message):
     _, path = digits_model
