@@ -22,6 +22,7 @@ _IDX_FILES = {
 }
 _IDX_IMAGES_MAGIC = 0x00000803
 _IDX_LABELS_MAGIC = 0x00000801
+IDX_CLASSES = 10   # mnist and fashion-mnist: labels 0..9
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -121,6 +122,8 @@ def load_idx_split(data_dir, split):
     labels = read_idx(labels_path, _IDX_LABELS_MAGIC)
     if len(images) != len(labels):
         raise DatasetError(f"{data_dir}: {split} split has {len(images)} images but {len(labels)} labels")
+    if not len(images):
+        raise DatasetError(f"{data_dir}: the {split} split holds no images")
     return images.reshape(len(images), -1), labels.astype(np.int64), tuple(images.shape[1:])
 
 
@@ -132,7 +135,15 @@ def load_idx(name, data_dir):
     test_x, test_y, test_shape = load_idx_split(data_dir, "test")
     if shape != test_shape:
         raise DatasetError(f"{data_dir}: train images are {shape} but test images are {test_shape}")
-    classes = int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1
+    for split, labels in (("train", train_y), ("test", test_y)):
+        # both IDX data sets have at most 10 classes: a stray label would silently grow the network
+        wrong = np.flatnonzero(labels >= IDX_CLASSES)
+        if len(wrong):
+            raise DatasetError(f"{data_dir}: label {labels[wrong[0]]} of {split} image {wrong[0]} is not a class "
+                               f"of {name} (0..{IDX_CLASSES - 1})")
+    if len(np.unique(train_y)) < 2:
+        raise DatasetError(f"{data_dir}: the train split holds a single class; a classifier needs two or more")
+    classes = int(max(train_y.max(), test_y.max())) + 1
     names = FASHION_MNIST_CLASSES if name == "fashion-mnist" and classes == 10 else tuple(map(str, range(classes)))
     return Dataset(name, train_x, train_y, test_x, test_y, shape, names, 255)
 

@@ -59,6 +59,11 @@ def test_idx_loads(tmp_path, compress):
     ({"train-labels-idx1-ubyte": b"\0\0"}, "truncated IDX file"),
     ({"train-labels-idx1-ubyte": _idx(np.zeros(11), 0x801)}, "12 images but 11 labels"),
     ({"t10k-images-idx3-ubyte": _idx(np.zeros((5, 3, 4)), 0x803)}, r"train images are \(4, 3\)"),
+    ({"train-labels-idx1-ubyte": _idx(np.array([0, 1, 2] * 3 + [200, 0, 1]), 0x801)},
+     "label 200 of train image 9 is not a class of mnist"),
+    ({"t10k-images-idx3-ubyte": _idx(np.zeros((0, 4, 3)), 0x803),
+      "t10k-labels-idx1-ubyte": _idx(np.zeros(0), 0x801)}, "the test split holds no images"),
+    ({"train-labels-idx1-ubyte": _idx(np.zeros(12), 0x801)}, "the train split holds a single class"),
 ])
 def test_idx_errors(tmp_path, overrides, message):
     _write_set(tmp_path, **overrides)
