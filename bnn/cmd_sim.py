@@ -14,8 +14,8 @@ from sim.amaranth_backend import run_amaranth
 from sim.cxxrtl_backend import run_cxxrtl
 from sim.engine_run import DEFAULT_CLOCK_MHZ, default_backend_name, run_engine
 
-from .common import (add_dataset_arguments, dataset_for_model, emit_json, int_at_least, non_negative_int,
-                     positive_float, positive_int)
+from .common import (add_dataset_arguments, check_output_paths, dataset_for_model, emit_json, int_at_least,
+                     non_negative_int, positive_float, positive_int)
 
 
 def probability(text):
@@ -124,6 +124,8 @@ def run(args):
     data = dataset_for_model(args, model)
     images, labels = data.test_images[:args.count], data.test_labels[:args.count]
     pe, simd = folding(args, model)
+    if args.vcd is not None:
+        check_output_paths([args.vcd])
     builds = []
     backend, runner = choose_backend(args, len(images), builds)
     with tqdm(total=len(images), desc="bnn sim", unit="frame", file=sys.stderr,

@@ -20,7 +20,7 @@ from model.golden import infer
 from model.modelfile import save_model
 from model.plot import plot_training_curves
 
-from .common import emit_json, non_negative_int, path_argument
+from .common import check_output_paths, emit_json, non_negative_int, path_argument
 
 
 @dataclass(frozen=True)
@@ -103,21 +103,6 @@ class TrainOutcome:
 
 def default_out(dataset_name, arch, input_bits):
     return os.path.join("runs", f"{dataset_name}-{train.arch_name(arch)}-{input_bits}b.bnn")
-
-
-def check_output_paths(paths):
-    """Make sure each path can be written (its folder created if needed, the path not a folder);
-    raise :class:`TrainingError` with a one-line reason otherwise."""
-    for path in paths:
-        if os.path.isdir(path):
-            raise TrainingError(f"cannot write {path!r}: it is a folder, not a file name")
-        folder = os.path.dirname(path) or "."
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise TrainingError(f"cannot create the folder {folder!r} for {path!r}: {e.strerror}") from None
-        if not os.access(folder, os.W_OK):
-            raise TrainingError(f"cannot write {path!r}: the folder {folder!r} is not writable")
 
 
 def _output_paths(out):

@@ -2,10 +2,11 @@
 
 import argparse
 import json
+import os
 import sys
 
 from model.datasets import DATASETS, load_dataset
-from model.errors import DatasetError
+from model.errors import BnnError, DatasetError
 
 
 def add_dataset_arguments(parser, default=None):
@@ -80,3 +81,18 @@ def positive_float(text):
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
+
+
+def check_output_paths(paths):
+    """Make sure each path can be written (its folder created if needed, the path not a folder),
+    before the work that writes it; raise :class:`BnnError` with a one-line reason otherwise."""
+    for path in paths:
+        if os.path.isdir(path):
+            raise BnnError(f"cannot write {path!r}: it is a folder, not a file name")
+        folder = os.path.dirname(path) or "."
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise BnnError(f"cannot create the folder {folder!r} for {path!r}: {e.strerror}") from None
+        if not os.access(folder, os.W_OK):
+            raise BnnError(f"cannot write {path!r}: the folder {folder!r} is not writable")

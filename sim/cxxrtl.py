@@ -350,8 +350,12 @@ def compile_model(design, *, vcd=False, cache=None):
     entry = root / _build_key(design, vcd, compiler)
     built = not (entry / "model.so").exists()
     if built:
-        root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        except OSError as e:
+            raise CxxrtlError(f"cannot use the compile cache {str(root)!r} ({e.strerror}); set BNN_CACHE_DIR "
+                              f"to a writable folder") from None
         try:
             _build(design, vcd, compiler, workdir)
             _publish(workdir, entry)

@@ -95,3 +95,13 @@ def test_output_locations_are_checked_before_training(capsys, tmp_path, monkeypa
 def test_absurd_memory_sizes_are_refused_by_the_parser(capsys, model_file):
     error = _one_line_error(capsys, ["sim", "--model", model_file, "--memory", "weight_depth=99999999999"], 2)
     assert "N in 1..1048576" in error
+
+
+def test_an_unwritable_vcd_path_or_cache_is_one_line(capsys, model_file, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--vcd", str(blocker / "x.vcd")], 1)
+    assert "cannot create the folder" in error
+    monkeypatch.setenv("BNN_CACHE_DIR", str(blocker / "cache"))
+    error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--backend", "cxxrtl"], 1)
+    assert "cannot use the compile cache" in error and "BNN_CACHE_DIR" in error
