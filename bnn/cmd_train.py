@@ -170,6 +170,9 @@ def train_and_save(request, progress=True):
             else (dataset.input_size, 256, 256, dataset.classes))
     train.check_arch(arch, dataset, request.input_bits)
     settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift).check()
+    if request.shift >= min(dataset.shape):
+        raise TrainingError(f"--shift {request.shift} moves a {'x'.join(map(str, dataset.shape))} image out of "
+                            f"sight; at most {min(dataset.shape) - 1}")
     distillation = train.Distillation(request.temperature, request.distill_weight).check()
     defaults = TrainRequest()
     if request.teacher is False and (request.temperature, request.distill_weight) != (defaults.temperature,

@@ -264,8 +264,10 @@ def init_binary_network(arch, input_bits, max_value, grad, rng, input_threshold=
     if input_bits == 1:
         if input_threshold is None:
             input_threshold = -(-max_value // 2)
-        if not 0 <= input_threshold <= 256:
-            raise TrainingError(f"input threshold must lie in 0..256, not {input_threshold}")
+        # 0 makes every pixel +1, above the largest pixel every pixel -1: the input says nothing
+        if not 1 <= input_threshold <= max_value:
+            raise TrainingError(f"input threshold must lie in 1..{max_value} for this data set (pixels are "
+                                f"0..{max_value}; another value makes every input the same), not {input_threshold}")
     params, stats = {}, {}
     for k, (fan_in, fan_out) in enumerate(zip(arch[:-1], arch[1:])):
         limit = math.sqrt(6 / (fan_in + fan_out))

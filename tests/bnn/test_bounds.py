@@ -72,6 +72,9 @@ def test_a_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     (["--arch", "64-²-10"], "expected layer sizes joined by '-'"),
     (["--lr", "inf"], "learning rate must be a positive finite number"),
     (["--temperature", "2"], "--temperature and --distill-weight only apply with --teacher"),
+    (["--shift", "8"], "--shift 8 moves a 8x8 image out of sight; at most 7"),
+    (["--input-bits", "1", "--input-threshold", "0"], "input threshold must lie in 1..16"),
+    (["--input-bits", "1", "--input-threshold", "17"], "another value makes every input the same"),
 ])
 def test_training_settings_that_cannot_be_meant_are_refused_before_training(capsys, tmp_path, argv, message):
     error = _one_line_error(capsys, ["train", "--epochs", "1", "--out", str(tmp_path / "m.bnn"), *argv], 1)
