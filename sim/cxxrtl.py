@@ -9,7 +9,8 @@ Compiled libraries are cached by a hash of everything that goes into them (RTLIL
 version and options, compiler identity and flags, driver source): a second run of the same design
 loads the cached library. The cache lives in ``$BNN_CACHE_DIR`` if set, else
 ``~/.cache/bnn-fpga/cxxrtl``; each entry is a directory renamed into place when complete, so
-concurrent builds never see half-written files.
+concurrent builds never see half-written files, and a lock file per design makes a second process
+that needs the same design wait for the first build instead of repeating it.
 
 Stream protocol and cycle numbering
 -----------------------------------
@@ -38,6 +39,7 @@ settle at time ``2n`` and the edge ``n`` is at ``2n + 1``.
 """
 
 import ctypes
+import fcntl
 import hashlib
 import operator
 import os
@@ -347,23 +349,31 @@ def compile_model(design, *, vcd=False, cache=None):
     start = time.perf_counter()
     compiler = _require_cxx_compiler()
     root = Path(cache) if cache is not None else cache_dir()
-    entry = root / _build_key(design, vcd, compiler)
-    built = not (entry / "model.so").exists()
-    if built:
+    key = _build_key(design, vcd, compiler)
+    entry = root / key
+    built = False
+    if not (entry / "model.so").exists():
         try:
             root.mkdir(parents=True, exist_ok=True)
-            workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+            lock = open(root / f".{key}.lock", "w")
         except OSError as e:
             raise CxxrtlError(f"cannot use the compile cache {str(root)!r} ({e.strerror}); set BNN_CACHE_DIR "
                               f"to a writable folder") from None
-        try:
-            _build(design, vcd, compiler, workdir)
-            _publish(workdir, entry)
-        except CxxrtlError:
-            raise  # the failed build stays, for the log its message points to
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+        # one build per design at a time: a second process building the same design waits for the
+        # first and then takes its library
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (entry / "model.so").exists():
+                workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+                try:
+                    _build(design, vcd, compiler, workdir)
+                    _publish(workdir, entry)
+                except CxxrtlError:
+                    raise  # the failed build stays, for the log its message points to
+                except BaseException:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    raise
+                built = True
     return CompiledModel(entry / "model.so", design.input_width, design.output_width, vcd,
                          built, time.perf_counter() - start)
 

@@ -4,6 +4,9 @@ The designs are two small stream components defined here; the engine's own agree
 in ``test_cxxrtl_engine.py``.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from amaranth import Module, Signal
@@ -280,3 +283,15 @@ def test_extra_outputs_are_allowed_extra_inputs_refused():
 def test_design_without_the_named_stream_is_refused():
     with pytest.raises(CxxrtlError, match="no input port 'data__payload'"):
         convert_stream_design(Passthrough(), input_port="data")
+
+
+def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
+    # a second `bnn sim` with a cold cache waits for the first one's build instead of repeating it
+    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
+              "from sim.cxxrtl import compile_model, convert_stream_design; "
+              f"print(compile_model(convert_stream_design(PairSum(8, list(range(12)))), cache={str(tmp_path)!r}).built)")
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    built = sorted(p.communicate(timeout=300)[0].strip() for p in processes)
+    assert built == ["False", "True"]
+    assert len([path for path in tmp_path.iterdir() if not path.name.startswith(".")]) == 1
