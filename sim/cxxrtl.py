@@ -355,7 +355,8 @@ def compile_model(design, *, vcd=False, cache=None):
     if not (entry / "model.so").exists():
         try:
             root.mkdir(parents=True, exist_ok=True)
-            lock = open(root / f".{key}.lock", "w")
+            lock_path = root / f".{key}.lock"
+            lock = open(lock_path, "w")
         except OSError as e:
             raise CxxrtlError(f"cannot use the compile cache {str(root)!r} ({e.strerror}); set BNN_CACHE_DIR "
                               f"to a writable folder") from None
@@ -374,6 +375,9 @@ def compile_model(design, *, vcd=False, cache=None):
                     shutil.rmtree(workdir, ignore_errors=True)
                     raise
                 built = True
+            # the entry exists now: a process still waiting finds it after the lock, a later one
+            # before it; the lock file is not needed any more
+            lock_path.unlink(missing_ok=True)
     return CompiledModel(entry / "model.so", design.input_width, design.output_width, vcd,
                          built, time.perf_counter() - start)
 
