@@ -661,11 +661,13 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
     adam = Adam(net.params)
     history, best, best_epoch, step = [], None, 0, 0
     soft_table = _teacher_table(teacher, images, shape, settings.max_shift) if teacher is not None else None
-    epochs = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
+    # bars on a terminal only (None: tqdm asks whether stderr is one), never into a redirected log
+    bars = None if progress else True
+    epochs = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", disable=bars, leave=False)
     for epoch in epochs:
         order = rng.permutation(n)
         loss_sum = correct = 0.0
-        batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", unit="batch", disable=not progress,
+        batches = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", unit="batch", disable=bars,
                        leave=False)
         for b in batches:
             idx = order[b * settings.batch_size:(b + 1) * settings.batch_size]

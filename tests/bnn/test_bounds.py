@@ -108,3 +108,11 @@ def test_an_unwritable_vcd_path_or_cache_is_one_line(capsys, model_file, tmp_pat
     monkeypatch.setenv("BNN_CACHE_DIR", str(blocker / "cache"))
     error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--backend", "cxxrtl"], 1)
     assert "cannot use the compile cache" in error and "BNN_CACHE_DIR" in error
+
+
+def test_progress_bars_stay_out_of_a_redirected_log(tmp_path):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "bnn", "train", "--arch", "64-16-10", "--epochs", "2",
+                             "--out", str(tmp_path / "m.bnn")], capture_output=True, text=True, check=True)
+    assert "\r" not in result.stderr and "\x1b[" not in result.stderr
