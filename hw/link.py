@@ -255,12 +255,15 @@ class RequestReceiver(wiring.Component):
                         m.next = "CODE"
                     with m.Else():
                         m.d.comb += self.events.skipped_bytes.eq(1)
-            for state, register, following in [("CODE", command, "SEQ"), ("LENGTH_LOW", length_low, "LENGTH_HIGH")]:
+            # the states that only keep what the byte says
+            for state, register, value, following in [
+                    ("CODE", command, byte, "SEQ"), ("LENGTH_LOW", length_low, byte, "LENGTH_HIGH"),
+                    ("LENGTH_HIGH", remaining, length, "CHECK"), ("CRC_LOW", crc_low, byte, "CRC_HIGH")]:
                 with m.State(state):
                     m.d.comb += self.bytes.ready.eq(1)
                     expire()
                     with m.If(take):
-                        m.d.sync += register.eq(byte)
+                        m.d.sync += register.eq(value)
                         m.next = following
             with m.State("SEQ"):
                 m.d.comb += self.bytes.ready.eq(1)
@@ -277,12 +280,6 @@ class RequestReceiver(wiring.Component):
                         with m.Default():
                             m.d.sync += limit_kind.eq(3)
                     m.next = "LENGTH_LOW"
-            with m.State("LENGTH_HIGH"):
-                m.d.comb += self.bytes.ready.eq(1)
-                expire()
-                with m.If(take):
-                    m.d.sync += remaining.eq(length)
-                    m.next = "CHECK"
             with m.State("CHECK"):
                 # the header's checks, on registers (no byte is taken in this cycle)
                 with m.If(remaining > limit):
@@ -339,12 +336,6 @@ class RequestReceiver(wiring.Component):
                             with m.Else():
                                 m.d.sync += self.load.en.eq(1)
                                 m.d.sync += [lane.eq(Mux(last_lane, 0, lane + 1)), addr.eq(addr + last_lane)]
-            with m.State("CRC_LOW"):
-                m.d.comb += self.bytes.ready.eq(1)
-                expire()
-                with m.If(take):
-                    m.d.sync += crc_low.eq(byte)
-                    m.next = "CRC_HIGH"
             with m.State("CRC_HIGH"):
                 m.d.comb += self.bytes.ready.eq(1)
                 expire()
