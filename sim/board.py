@@ -17,7 +17,7 @@ from hw.build import link_clock, plan_engine
 from hw.link import LinkCore
 from hw.uart import UartRx, UartTx
 
-from .cxxrtl import compile_model as compile_cxxrtl, convert_stream_design
+from .cxxrtl import build_library as build_cxxrtl_library, convert_stream_design
 
 
 def _is_port(members, name, flow):
@@ -128,7 +128,7 @@ class SimulatedBoard:
 
     def compile(self):
         """The compiled CXXRTL model of :class:`SerialLine` around the core (cached)."""
-        return compile_cxxrtl(convert_stream_design(SerialLine(self.core, self.divisor)))
+        return build_cxxrtl_library(convert_stream_design(SerialLine(self.core, self.divisor)))
 
 
 def simulated_board(model, board, *, pe, simd, clock_mhz=None, baud=3_000_000, weights="auto"):

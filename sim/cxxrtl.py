@@ -59,8 +59,8 @@ from amaranth.back import rtlil
 from model.errors import BnnError
 
 __all__ = [
-    "CxxrtlError", "StreamDesign", "CompiledModel", "PackedTokens", "StreamBatch", "StreamSimulator",
-    "find_cxx_compiler", "convert_stream_design", "stream_design", "compile_model", "cache_dir", "pack_tokens",
+    "CxxrtlError", "StreamDesign", "CxxrtlLibrary", "PackedTokens", "StreamBatch", "StreamSimulator",
+    "find_cxx_compiler", "convert_stream_design", "stream_design", "build_library", "cache_dir", "pack_tokens",
 ]
 
 # -O3 runs the engine faster than -O2 (chunk loops get unrolled) and compiles no slower; without
@@ -261,7 +261,7 @@ def _build_key(design, vcd, compiler):
 
 
 @dataclass(frozen=True)
-class CompiledModel:
+class CxxrtlLibrary:
     """A compiled stream design, ready to load.
 
     ``built`` is True if this call compiled it, False if it came from the cache;
@@ -340,7 +340,7 @@ def _build(design, vcd, compiler, workdir):
               workdir, f"compiling the CXXRTL model with {compiler}")
 
 
-def compile_model(design, *, vcd=False, cache=None):
+def build_library(design, *, vcd=False, cache=None):
     """Compile ``design`` (a :class:`StreamDesign`), or reuse the cached library.
 
     ``cache`` is the cache directory (default :func:`cache_dir`). Raises :class:`CxxrtlError` if
@@ -378,7 +378,7 @@ def compile_model(design, *, vcd=False, cache=None):
             # the entry exists now: a process still waiting finds it after the lock, a later one
             # before it; the lock file is not needed any more
             lock_path.unlink(missing_ok=True)
-    return CompiledModel(entry / "model.so", design.input_width, design.output_width, vcd,
+    return CxxrtlLibrary(entry / "model.so", design.input_width, design.output_width, vcd,
                          built, time.perf_counter() - start)
 
 
@@ -511,7 +511,7 @@ def _pattern_array(pattern, what):
 
 
 class StreamSimulator:
-    """One running instance of a :class:`CompiledModel`, starting at cycle 0 from ``init`` values.
+    """One running instance of a :class:`CxxrtlLibrary`, starting at cycle 0 from ``init`` values.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -541,7 +541,7 @@ class StreamSimulator:
 
     @property
     def model(self):
-        """The :class:`CompiledModel` this instance runs."""
+        """The :class:`CxxrtlLibrary` this instance runs."""
         return self._model
 
     @property

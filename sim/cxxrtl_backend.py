@@ -10,7 +10,7 @@ import time
 from hw.engine import Engine
 
 from .amaranth_backend import SimulationTimeout
-from .cxxrtl import StreamSimulator, compile_model, convert_stream_design, pack_tokens
+from .cxxrtl import StreamSimulator, build_library, convert_stream_design, pack_tokens
 from .stimulus import RunRecord
 
 BATCH_FRAMES = 64
@@ -18,9 +18,9 @@ BATCH_FRAMES = 64
 
 def build_engine(compiled, *, vcd=False, cache=None):
     """Compile (or load from the cache) the engine of ``compiled``; return a
-    :class:`sim.cxxrtl.CompiledModel`. ``vcd`` builds the variant that can write waveforms."""
+    :class:`sim.cxxrtl.CxxrtlLibrary`. ``vcd`` builds the variant that can write waveforms."""
     design = convert_stream_design(Engine(compiled), input_port="pixels", output_port="results")
-    return compile_model(design, vcd=vcd, cache=cache)
+    return build_library(design, vcd=vcd, cache=cache)
 
 
 class _Run:
@@ -75,7 +75,7 @@ def run_cxxrtl(compiled, spec, *, design=None, vcd_path=None, vcd_frames=None, o
     ``vcd_path`` writes a VCD trace of the frames ``vcd_frames = (first, stop)`` (default: all):
     from the cycle after the last beat of frame ``first - 1`` is taken to the transfer of the
     result of frame ``stop - 1``. ``on_result`` is called once per result, ``on_build`` once
-    with the :class:`sim.cxxrtl.CompiledModel` (built or cached). ``cache`` is the compile cache
+    with the :class:`sim.cxxrtl.CxxrtlLibrary` (built or cached). ``cache`` is the compile cache
     directory (default :func:`sim.cxxrtl.cache_dir`). ``seconds`` of the record counts the
     simulation only, not the build.
     """
@@ -84,7 +84,7 @@ def run_cxxrtl(compiled, spec, *, design=None, vcd_path=None, vcd_frames=None, o
     if design is None:
         model = build_engine(compiled, vcd=vcd_path is not None, cache=cache)
     else:
-        model = compile_model(design, vcd=vcd_path is not None, cache=cache)
+        model = build_library(design, vcd=vcd_path is not None, cache=cache)
     on_build(model)
     with StreamSimulator(model) as simulator:
         simulator.set_patterns(spec.valid_pattern, spec.ready_pattern)

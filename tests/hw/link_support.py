@@ -33,7 +33,7 @@ class LinkBoard:
     """A model's :class:`LinkCore` at :data:`CLOCK_HZ` and :data:`BAUD`, and its compiled serial line."""
     model: object
     simulated: SimulatedBoard
-    library: object       # sim.cxxrtl.CompiledModel of the SerialLine
+    library: object       # sim.cxxrtl.CxxrtlLibrary of the SerialLine
 
     @property
     def compiled(self):

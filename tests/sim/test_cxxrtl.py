@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from sim import cxxrtl
-from sim.cxxrtl import CxxrtlError, StreamSimulator, compile_model, convert_stream_design
+from sim.cxxrtl import CxxrtlError, StreamSimulator, build_library, convert_stream_design
 
 
 class PairSum(wiring.Component):
@@ -163,7 +163,7 @@ def test_agrees_with_amaranth_cycle_for_cycle(cache, width, in_density, out_dens
     out_ready = random_pattern(rng, 61, out_density)
     splits = sorted(rng.choice(np.arange(1, cycles), 5, replace=False).tolist())
     expected = amaranth_transfers(pair_sum(width, 1), tokens, in_valid, out_ready, cycles)
-    model = compile_model(convert_stream_design(pair_sum(width, 1)), cache=cache)
+    model = build_library(convert_stream_design(pair_sum(width, 1)), cache=cache)
     with StreamSimulator(model) as simulator:
         got = cxxrtl_transfers(simulator, tokens, in_valid, out_ready, cycles, splits)
     assert len(expected[1]) > 10
@@ -182,7 +182,7 @@ def test_combinational_path_agrees(cache, vcd):
     tokens = rng.integers(0, 256, 200)
     in_valid, out_ready = random_pattern(rng, 113, 0.7), random_pattern(rng, 29, 0.6)
     expected = amaranth_transfers(Passthrough(), tokens, in_valid, out_ready, cycles)
-    model = compile_model(convert_stream_design(Passthrough()), vcd=vcd, cache=cache)
+    model = build_library(convert_stream_design(Passthrough()), vcd=vcd, cache=cache)
     with StreamSimulator(model) as simulator:
         got = cxxrtl_transfers(simulator, tokens, in_valid, out_ready, cycles, [1, 7, 150])
     assert got == expected
@@ -190,7 +190,7 @@ def test_combinational_path_agrees(cache, vcd):
 
 
 def test_stops_at_token_and_output_counts(cache):
-    model = compile_model(convert_stream_design(pair_sum(8, 2)), cache=cache)
+    model = build_library(convert_stream_design(pair_sum(8, 2)), cache=cache)
     tokens = np.arange(20, dtype=np.uint8)
     with StreamSimulator(model) as simulator:
         first = simulator.run(tokens, max_cycles=1000, stop_consumed=7)
@@ -204,9 +204,9 @@ def test_stops_at_token_and_output_counts(cache):
 
 
 def test_second_compile_reuses_and_changed_design_rebuilds(tmp_path):
-    first = compile_model(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
-    again = compile_model(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
-    changed = compile_model(convert_stream_design(pair_sum(8, 5)), cache=tmp_path)
+    first = build_library(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
+    again = build_library(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
+    changed = build_library(convert_stream_design(pair_sum(8, 5)), cache=tmp_path)
     assert first.built and not again.built and changed.built
     assert again.library == first.library != changed.library
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.library.parent.name,
@@ -217,19 +217,19 @@ def test_missing_compiler_names_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "no-such-compiler-bnn")
     assert cxxrtl.find_cxx_compiler() is None
     with pytest.raises(CxxrtlError, match=r"no C\+\+ compiler found.*apt-get install g\+\+"):
-        compile_model(convert_stream_design(Passthrough()), cache=tmp_path)
+        build_library(convert_stream_design(Passthrough()), cache=tmp_path)
 
 
 def test_failed_compile_is_one_error_pointing_to_the_log(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "false")
     with pytest.raises(CxxrtlError, match=r"compiling the CXXRTL model with \S*false failed \(exit 1\)") as error:
-        compile_model(convert_stream_design(Passthrough()), cache=tmp_path)
+        build_library(convert_stream_design(Passthrough()), cache=tmp_path)
     log = str(error.value).rsplit("full log in ", 1)[1]
     assert "write_cxxrtl" in open(log).read()
 
 
 def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
-    model = compile_model(convert_stream_design(pair_sum(8, 6)), vcd=True, cache=cache)
+    model = build_library(convert_stream_design(pair_sum(8, 6)), vcd=True, cache=cache)
     path = tmp_path / "wave.vcd"
     with StreamSimulator(model) as simulator:
         simulator.open_vcd(path)
@@ -245,13 +245,13 @@ def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
 
 
 def test_vcd_needs_a_vcd_build(cache, tmp_path):
-    with StreamSimulator(compile_model(convert_stream_design(Passthrough()), cache=cache)) as simulator:
+    with StreamSimulator(build_library(convert_stream_design(Passthrough()), cache=cache)) as simulator:
         with pytest.raises(CxxrtlError, match="without waveform support"):
             simulator.open_vcd(tmp_path / "wave.vcd")
 
 
 def test_token_wider_than_payload_is_refused(cache):
-    with StreamSimulator(compile_model(convert_stream_design(Passthrough()), cache=cache)) as simulator:
+    with StreamSimulator(build_library(convert_stream_design(Passthrough()), cache=cache)) as simulator:
         with pytest.raises(ValueError, match=r"\[0, 2\*\*8\)"):
             simulator.run(np.array([256]), max_cycles=1)
 
@@ -288,8 +288,8 @@ def test_design_without_the_named_stream_is_refused():
 def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
     # a second `bnn sim` with a cold cache waits for the first one's build instead of repeating it
     script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
-              "from sim.cxxrtl import compile_model, convert_stream_design; "
-              f"print(compile_model(convert_stream_design(PairSum(8, list(range(12)))), cache={str(tmp_path)!r}).built)")
+              "from sim.cxxrtl import build_library, convert_stream_design; "
+              f"print(build_library(convert_stream_design(PairSum(8, list(range(12)))), cache={str(tmp_path)!r}).built)")
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
                  for _ in range(2)]
     built = sorted(p.communicate(timeout=300)[0].strip() for p in processes)

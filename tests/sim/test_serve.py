@@ -31,7 +31,7 @@ from hw.compiler import compile_model as compile_engine, foldings
 from hw.uart import UartRx, UartTx, uart_divisor
 from model.modelfile import load_model
 from sim.board import SerialLine
-from sim.cxxrtl import StreamSimulator, compile_model, convert_stream_design
+from sim.cxxrtl import StreamSimulator, build_library, convert_stream_design
 from sim.serve import BoardServer, ServeError, serve, serving_in_background
 
 DIVISOR = 8
@@ -86,7 +86,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def echo_board(cache):
     """The compiled :class:`SerialLine` around an :class:`EchoCore`."""
-    return compile_model(convert_stream_design(SerialLine(EchoCore(DIVISOR), DIVISOR)), cache=cache)
+    return build_library(convert_stream_design(SerialLine(EchoCore(DIVISOR), DIVISOR)), cache=cache)
 
 
 @pytest.fixture
