@@ -14,18 +14,17 @@ build's folder under ``bench/out/boards/``.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.results import OUT_DIR, read, update  # noqa: E402
 from hw.boards import board  # noqa: E402
 from hw.build import build  # noqa: E402
 from model.random_models import random_model  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 # (row name, board, architecture, input bits, P, S, the issue's Fmax target in MHz)
 ROWS = [
     ("icebreaker", "icebreaker", "784-64-64-64-10", 8, 4, 32, 40),      # 8 x 32 no longer fits with the link
@@ -36,13 +35,13 @@ ROWS = [
 ]
 
 
-def markdown(rows):
-    """The README's board table."""
+def markdown(results):
+    """The README's board table, from the recorded ``results``."""
     lines = ["| board (device) | model, P x S | logic cells | block RAM | Fmax (target) | clock | "
              "cycles/frame | frames/s | engine LUT4s | lanes per LUT4 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     bits = {r[0]: r[3] for r in ROWS}
-    for r in rows:
+    for r in results["rows"]:
         util = r["utilisation"]
         ram = util.get("ICESTORM_RAM") or util.get("DP16KD")
         cells = util.get("ICESTORM_LC") or util.get("TRELLIS_COMB")
@@ -56,18 +55,19 @@ def markdown(rows):
     return "\n".join(lines)
 
 
+def merge_row(recorded, result):
+    """The recorded rows with ``result``'s row recorded anew, in the order of :data:`ROWS`."""
+    rows = {**{r["row"]: r for r in recorded.get("rows", [])}, result["row"]: result}
+    return {"rows": [rows[name] for name, *_ in ROWS if name in rows]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--row", action="append", choices=[r[0] for r in ROWS], help="default: all")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
     args = parser.parse_args()
-    path = os.path.join(OUT_DIR, "boards.json")
-    results = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            results = {r["row"]: r for r in json.load(f)["rows"]}
     if args.markdown:
-        print(markdown(results.values()))
+        print(markdown(read("boards")))
         return 0
     for row, name, arch, input_bits, pe, simd, target in ROWS:
         if args.row and row not in args.row:
@@ -79,18 +79,13 @@ def main():
                           progress=lambda step, i, n: print(f"  {row}: [{i}/{n}] {step}", flush=True))
         cells = report.utilisation.get("ICESTORM_LC") or report.utilisation.get("TRELLIS_COMB")
         luts = report.engine_resources["luts"]
-        results[row] = {"row": row, "arch": arch, "target_mhz": target,
-                        "lut_cells": cells["used"], "engine_luts": luts, "lanes_per_lut": pe * simd / luts,
-                        "seconds_total": time.perf_counter() - start, **report.as_dict()}
+        result = {"row": row, "arch": arch, "target_mhz": target,
+                  "lut_cells": cells["used"], "engine_luts": luts, "lanes_per_lut": pe * simd / luts,
+                  "seconds_total": time.perf_counter() - start, **report.as_dict()}
         print(f"{row}: {arch} {pe}x{simd} Fmax {report.fmax_mhz:.1f} MHz (clock {report.clock_mhz:.2f}, "
               f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "
               f"{report.critical_path}", flush=True)
-        os.makedirs(OUT_DIR, exist_ok=True)
-        if os.path.exists(path):  # keep rows another run wrote meanwhile
-            with open(path) as f:
-                results = {**{r["row"]: r for r in json.load(f)["rows"]}, row: results[row]}
-        with open(path, "w") as f:
-            json.dump({"rows": [results[r[0]] for r in ROWS if r[0] in results]}, f, indent=1)
+        update("boards", lambda recorded: merge_row(recorded, result))
     return 0
 
 

@@ -8,19 +8,19 @@ Prints a table, writes ``bench/out/engine_utilisation.json``, exits 1 if a row m
 
     .venv/bin/python bench/engine_utilisation.py
     .venv/bin/python bench/engine_utilisation.py --tree-stages 1 --frames 4
+    .venv/bin/python bench/engine_utilisation.py --markdown    # print the README's table from the JSON
 """
 
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.results import read, write  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 ARCHS = ("784-256-256-256-10", "784-64-64-64-10")
 FOLDINGS = ((8, 32), (16, 64))
 TARGET = 0.03
@@ -43,11 +43,26 @@ def measure(arch, pe, simd, tree_stages, frames):
     }
 
 
+def markdown(results):
+    """The README's table, from the recorded ``results``."""
+    lines = [f"| network | P x S | ideal | measured = analytic | overhead (target {100 * results['target']:.0f}%) |",
+             "|---|---|---|---|---|"]
+    for r in results["rows"]:
+        measured = r["measured"] if r["measured"] == r["analytic"] else f"{r['measured']} (analytic {r['analytic']})"
+        lines.append(f"| {r['arch']} | {r['pe']} x {r['simd']} | {r['ideal']} | {measured} | "
+                     f"{100 * r['overhead']:.2f}% |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tree-stages", type=int, default=0)
     parser.add_argument("--frames", type=int, default=3, help="frames per run (at least 2)")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(read("engine_utilisation")))
+        return 0
     rows = []
     print(f"{'arch':<20} {'P x S':>7} {'ideal':>6} {'analytic':>8} {'measured':>8} {'overhead':>8} "
           f"{'mismatch':>8} {'sim cyc/s':>9}")
@@ -60,9 +75,7 @@ def main():
                   flush=True)
     ok = all(r["overhead"] <= TARGET and r["mismatches"] == 0 and r["measured"] == r["analytic"]
              and r["all_intervals_equal"] for r in rows)
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(os.path.join(OUT_DIR, "engine_utilisation.json"), "w") as f:
-        json.dump({"target": TARGET, "tree_stages": args.tree_stages, "rows": rows, "ok": ok}, f, indent=1)
+    write("engine_utilisation", {"target": TARGET, "tree_stages": args.tree_stages, "rows": rows, "ok": ok})
     print("target met: measured within 3% of ideal, 0 mismatches" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

@@ -29,7 +29,6 @@ Writes ``bench/out/link.json``; ``--markdown`` prints the README's table from it
 """
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -42,8 +41,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import serial  # noqa: E402
 
+from bench.results import read, update  # noqa: E402
 from bnn.cmd_demo import LINK_FOLDING  # noqa: E402
-from bnn.cmd_train import TrainRequest, train_and_save  # noqa: E402
 from host.board import compile_for_board  # noqa: E402
 from host.link import Link, LinkError, input_frame  # noqa: E402
 from host.protocol import Command, frame_bytes, link_bound_fps  # noqa: E402
@@ -55,12 +54,12 @@ from hw.uart import uart_divisor  # noqa: E402
 from model.datasets import load_dataset  # noqa: E402
 from model.golden import infer  # noqa: E402
 from model.modelfile import load_model  # noqa: E402
+from model.pipeline import TrainRequest, train_and_save  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402
 from sim.board import SimulatedBoard, simulated_board  # noqa: E402
 from sim.cxxrtl import StreamSimulator  # noqa: E402
 from sim.serve import serving_in_background  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 BOARD = "icebreaker"
 BAUD = 3_000_000
 FRACTION_TARGET = 0.9
@@ -402,6 +401,11 @@ def markdown(result):
     return "\n".join(lines)
 
 
+def with_ok(result):
+    """``result`` with ``ok``: every part recorded met its targets."""
+    return {**result, "ok": all(result[part]["ok"] for part in ("throughput", "faults") if part in result)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="digits model file (default: train one with bnn train's defaults)")
@@ -413,24 +417,16 @@ def main():
     parser.add_argument("--skip-faults", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
     args = parser.parse_args()
-    path = os.path.join(OUT_DIR, "link.json")
     if args.markdown:
-        with open(path) as f:
-            print(markdown(json.load(f)))
+        print(markdown(read("link")))
         return 0
-    result = {}
-    if os.path.exists(path):   # a part not run keeps its recorded figures
-        with open(path) as f:
-            result = json.load(f)
+    parts = {}
     if not args.skip_throughput:
         model, name = digits_model(args.model)
-        result["throughput"] = throughput(model, name, args.frames_per_request)
+        parts["throughput"] = throughput(model, name, args.frames_per_request)
     if not args.skip_faults:
-        result["faults"] = faults(args.faults, args.seed, args.fault_frames_per_request)
-    result["ok"] = all(result[part]["ok"] for part in ("throughput", "faults") if part in result)
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
+        parts["faults"] = faults(args.faults, args.seed, args.fault_frames_per_request)
+    result = update("link", lambda recorded: with_ok({**recorded, **parts}))   # a part not run keeps its figures
     print(markdown(result))
     print("targets met" if result["ok"] else "TARGET MISSED")
     return 0 if result["ok"] else 1

@@ -13,13 +13,13 @@ server's cycles over the clock) and wall time. Writes ``bench/out/sfc_spram.json
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.results import read, write  # noqa: E402
 from host.link import Link, input_frame  # noqa: E402
 from host.protocol import frame_bytes, link_bound_fps  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
@@ -31,7 +31,6 @@ from sim.board import simulated_board  # noqa: E402
 from sim.cxxrtl import StreamSimulator  # noqa: E402
 from sim.serve import serving_in_background  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "sfc_spram.json")
 ARCH = [784, 256, 256, 256, 10]
 FRAMES = 300
 
@@ -51,8 +50,7 @@ def main():
     parser.add_argument("--markdown", action="store_true", help="print the README line from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
-        with open(OUT) as f:
-            print(markdown(json.load(f)))
+        print(markdown(read("sfc_spram")))
         return 0
     board = BOARDS["icebreaker"]
     model = random_model(ARCH, input_bits=1, seed=1)
@@ -84,8 +82,7 @@ def main():
         "link_bound_frames_per_second": link_bound_fps(simulated.baud, frame_bytes(1, ARCH[0]), 1),
         "engine_frames_per_second": simulated.clock_hz / simulated.compiled.cycles_per_frame,
     }
-    with open(OUT, "w") as f:
-        json.dump(result, f, indent=1)
+    write("sfc_spram", result)
     print(markdown(result))
     return 0 if result["mismatches"] == 0 and not failed else 1
 

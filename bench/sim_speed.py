@@ -15,6 +15,8 @@ The model is ``--model FILE`` (e.g. trained with ``bnn train --dataset fashion-m
 
     .venv/bin/python bench/sim_speed.py --model fmnist.bnn
     .venv/bin/python bench/sim_speed.py --amaranth-frames 1 --skip-test-set
+    .venv/bin/python bench/sim_speed.py --model fmnist.bnn --test-set-only   # keeps the recorded side by side
+    .venv/bin/python bench/sim_speed.py --markdown      # print the README's table from the JSON
 """
 
 import argparse
@@ -28,13 +30,13 @@ from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.results import read, update, write  # noqa: E402
 from model.modelfile import load_model, save_model  # noqa: E402
 from sim.amaranth_backend import run_amaranth  # noqa: E402
 from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 ARCH = [784, 256, 256, 256, 10]
 SPEEDUP_TARGET = 1000
 TEST_SET_SECONDS = 120
@@ -90,6 +92,21 @@ def whole_test_set(model_path, pe, simd):
     }
 
 
+def report_test_set(model_path, pe, simd):
+    """Run :func:`whole_test_set`, print its figures, return them."""
+    full = whole_test_set(model_path, pe, simd)
+    print(f"whole Fashion-MNIST test set: {full['frames']} frames, {full['mismatches']} mismatches, "
+          f"accuracy {100 * full['accuracy']:.2f}%, {full['wall_seconds']:.1f} s wall "
+          f"(build {full['build_seconds']:.1f} s, simulation {full['simulation_seconds']:.1f} s at "
+          f"{full['cycles_per_second']:,.0f} cycles/s), target < {TEST_SET_SECONDS} s")
+    print(f"  command: {full['command']}  (BNN_CACHE_DIR empty)")
+    return full
+
+
+def whole_set_ok(full):
+    return full["mismatches"] == 0 and full["frames"] == 10000 and full["wall_seconds"] < TEST_SET_SECONDS
+
+
 def bench_model(path):
     """The model at ``path``, or a seeded random one of the benchmark shape saved to a temp file."""
     if path is not None:
@@ -102,6 +119,33 @@ def bench_model(path):
     return model, random_path
 
 
+def markdown(results):
+    """The README's side-by-side table, with the sentence that introduces it, from the recorded ``results``."""
+    speed = results["side_by_side"]
+    amaranth, cxxrtl = speed["amaranth"], speed["cxxrtl"]
+    return "\n".join([
+        f"The same engine in both back ends (model: {results['model']}; P x S = {speed['pe']} x {speed['simd']}, "
+        f"{speed['cycles_per_frame']:,} cycles per frame), with the results of their common frames "
+        f"{'equal' if speed['back_ends_agree'] else 'NOT equal'} cycle for cycle:",
+        "",
+        "| back end | frames | cycles/s |",
+        "|---|---|---|",
+        f"| Amaranth's Python simulator | {amaranth['frames']:,} | {amaranth['cycles_per_second']:,.0f} |",
+        f"| CXXRTL (Yosys `write_cxxrtl`, g++ -O3) | {cxxrtl['frames']:,} | {cxxrtl['cycles_per_second']:,.0f} |",
+        f"| ratio | | **{speed['speedup']:,.0f}x** (target {SPEEDUP_TARGET:,}x) |",
+        *([] if "test_set" not in results else ["", test_set_sentence(results["test_set"])])])
+
+
+def test_set_sentence(full):
+    """The README's sentence on the whole Fashion-MNIST test set through ``bnn sim``."""
+    return (f"The whole Fashion-MNIST test set ({full['frames']:,} images) through that engine with "
+            f"`{full['command']}`, cycle-accurate, in a fresh process with an empty compile cache: "
+            f"**{full['mismatches']} mismatches, {full['wall_seconds']:.1f} s wall** (build "
+            f"{full['build_seconds']:.1f} s, simulation {full['simulation_seconds']:.1f} s at "
+            f"{full['cycles_per_second'] / 1e6:.1f} M cycles/s; target {TEST_SET_SECONDS} s), accuracy "
+            f"{100 * full['accuracy']:.2f}% as the golden model says.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model file (default: a random 784-256-256-256-10 model)")
@@ -111,7 +155,19 @@ def main():
     parser.add_argument("--cxxrtl-frames", type=int, default=1000, help="frames for the CXXRTL speed figure")
     parser.add_argument("--repeat", type=int, default=3, help="runs per back end; the fastest counts")
     parser.add_argument("--skip-test-set", action="store_true", help="only the side-by-side figures")
+    parser.add_argument("--test-set-only", action="store_true",
+                        help="only the whole test set (needs --model); the recorded side by side stays")
+    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(read("sim_speed")))
+        return 0
+    if args.test_set_only:
+        if args.model is None:
+            parser.error("--test-set-only needs --model (a model trained on Fashion-MNIST)")
+        full = report_test_set(args.model, args.pe, args.simd)
+        update("sim_speed", lambda recorded: {**recorded, "test_set": full})
+        return 0 if whole_set_ok(full) else 1
     model, model_path = bench_model(args.model)
     result = {"model": args.model or f"random {'-'.join(map(str, ARCH))} (seed 0)"}
 
@@ -131,20 +187,13 @@ def main():
     ok = speed["speedup"] >= SPEEDUP_TARGET and speed["back_ends_agree"]
 
     if not args.skip_test_set:
-        full = whole_test_set(model_path, args.pe, args.simd)
+        full = report_test_set(model_path, args.pe, args.simd)
         result["test_set"] = full
-        print(f"whole Fashion-MNIST test set: {full['frames']} frames, {full['mismatches']} mismatches, "
-              f"accuracy {100 * full['accuracy']:.2f}%, {full['wall_seconds']:.1f} s wall "
-              f"(build {full['build_seconds']:.1f} s, simulation {full['simulation_seconds']:.1f} s at "
-              f"{full['cycles_per_second']:,.0f} cycles/s), target < {TEST_SET_SECONDS} s")
-        print(f"  command: {full['command']}  (BNN_CACHE_DIR empty)")
-        ok = ok and full["mismatches"] == 0 and full["frames"] == 10000 and full["wall_seconds"] < TEST_SET_SECONDS
+        ok = ok and whole_set_ok(full)
     if args.model is None:
         os.remove(model_path)
 
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(os.path.join(OUT_DIR, "sim_speed.json"), "w") as f:
-        json.dump({**result, "ok": ok}, f, indent=1)
+    write("sim_speed", {**result, "ok": ok})
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

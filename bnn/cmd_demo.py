@@ -1,22 +1,24 @@
 """``bnn demo``: the whole journey on the embedded digits set, in about a minute.
 
 The demo is a list of steps run in order. Each step takes the results gathered so far (a dict) and
-returns its own figures (a JSON-ready dict) plus its summary lines; later stages of the project
-append their steps to :data:`STEPS`.
+returns its own figures (a JSON-ready dict) plus its summary lines, which are printed as the step
+finishes; later stages of the project append their steps to :data:`STEPS`. Before a step that takes
+more than a few seconds, a status line on the ``bnn`` logger (stderr) says what it does.
 """
 
+import logging
 import os
 import time
 
 from host.link import Link
 from host.stream import stream_images
 from hw.boards import BOARDS
+from model.pipeline import TrainRequest, summary_lines, train_and_save
 from sim.board import simulated_board
 from sim.cxxrtl import CxxrtlError, StreamSimulator
 from sim.engine_run import DEFAULT_CLOCK_MHZ, backend_runner, default_backend_name, run_engine
 from sim.serve import serving_in_background
 
-from .cmd_train import TrainRequest, summary_lines, train_and_save
 from .common import emit_json
 
 DEMO_DIR = os.path.join("runs", "demo")
@@ -26,12 +28,15 @@ LINK_BOARD = "icebreaker"  # the simulated board the demo streams through
 # README), not at 4 x 32 (5,704 of 5,280 logic cells), which the fit estimate cannot tell apart
 LINK_FOLDING = (4, 16)
 
+log = logging.getLogger("bnn")
+
 
 def train_step(results, out_dir):
     """Train on digits with ``bnn train``'s defaults, fold, and check against the golden model.
 
-    Puts the :class:`bnn.cmd_train.TrainOutcome` in ``results["training"]`` for the steps after it.
+    Puts the :class:`model.pipeline.TrainOutcome` in ``results["training"]`` for the steps after it.
     """
+    log.info("training on the digits set with bnn train's defaults (about 5 s on an idle machine)")
     outcome = train_and_save(TrainRequest(out=os.path.join(out_dir, "digits.bnn")))
     results["training"] = outcome
     summary = outcome.summary()
@@ -47,8 +52,11 @@ def engine_step(results, out_dir):
     outcome = results["training"]
     pe, simd = ENGINE_FOLDING
     backend = default_backend_name()
-    run = run_engine(outcome.model, outcome.dataset.test_images, pe=pe, simd=simd,
-                     backend=backend_runner(backend))
+    images = outcome.dataset.test_images
+    pace = "cxxrtl back end" if backend == "cxxrtl" else "Amaranth's simulator: a few minutes"
+    log.info(f"running the {len(images)} test images through the simulated {pe} x {simd} engine, cycle by "
+             f"cycle ({pace})")
+    run = run_engine(outcome.model, images, pe=pe, simd=simd, backend=backend_runner(backend))
     figures = run.figures(DEFAULT_CLOCK_MHZ)
     figures["backend"] = backend
     cycles = figures["cycles_per_frame"]
@@ -71,6 +79,8 @@ def link_step(results, out_dir):
     board = BOARDS[LINK_BOARD]
     pe, simd = LINK_FOLDING
     simulated = simulated_board(model, board, pe=pe, simd=simd)
+    log.info(f"streaming the test images over the serial line of a simulated {board.name}, cycle by cycle "
+             f"(bnn serve-sim and bnn stream; a few seconds)")
     try:
         library = simulated.compile()
     except CxxrtlError as e:
@@ -101,14 +111,15 @@ def link_step(results, out_dir):
 STEPS = [("training", train_step), ("engine", engine_step), ("link", link_step)]
 
 
-def run_demo(out_dir=DEMO_DIR):
-    """Run every step of :data:`STEPS`; return ``(figures by step name, summary lines, seconds)``."""
+def run_demo(out_dir=DEMO_DIR, on_lines=lambda lines: None):
+    """Run every step of :data:`STEPS`, calling ``on_lines`` with each step's summary lines as it
+    finishes; return ``(figures by step name, seconds)``."""
     start = time.perf_counter()
-    results, figures, lines = {}, {}, []
+    results, figures = {}, {}
     for name, step in STEPS:
-        figures[name], step_lines = step(results, out_dir)
-        lines.extend(step_lines)
-    return figures, lines, time.perf_counter() - start
+        figures[name], lines = step(results, out_dir)
+        on_lines(lines)
+    return figures, time.perf_counter() - start
 
 
 def add_parser(subparsers):
@@ -126,10 +137,10 @@ def add_parser(subparsers):
 
 
 def run(args):
-    figures, lines, seconds = run_demo(args.out_dir)
     if args.json:
+        figures, seconds = run_demo(args.out_dir)
         emit_json({**figures, "seconds": seconds})
         return 0
-    print("\n".join(lines))
+    _, seconds = run_demo(args.out_dir, on_lines=lambda lines: print("\n".join(lines), flush=True))
     print(f"demo finished in {seconds:.1f} s")
     return 0

@@ -87,7 +87,7 @@ def run(args):
         _say(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
              f"{clock_hz / 1e6:.2f} MHz, UART {args.baud} baud ({simulated.baud_error:+.1%}, {divisor} cycles "
              f"per bit)" + (", weights in SPRAM (load a model first)" if simulated.weights_in_spram else ""))
-        _say("building the simulated board (first time only, about a minute)...")
+        _say("building the simulated board...")
         library = simulated.compile()
         _say(f"simulated board {'built' if library.built else 'loaded from the cache'} "
              f"in {library.build_seconds:.1f} s")

@@ -1,13 +1,16 @@
 """`bnn sim`: run a model file on the simulated engine, cycle by cycle, against the golden model."""
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 from tqdm import tqdm
 
-from hw.compiler import CAPACITY_KEYS, MAX_CAPACITY, MAX_TREE_STAGES, choose_folding
+from hw.compiler import choose_folding
+from hw.params import CAPACITY_KEYS, MAX_CAPACITY, MAX_TREE_STAGES
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
@@ -17,15 +20,21 @@ from sim.engine_run import DEFAULT_CLOCK_MHZ, default_backend_name, run_engine
 from .common import (add_dataset_arguments, check_output_paths, dataset_for_model, emit_json, int_at_least,
                      non_negative_int, positive_float, positive_int)
 
+# Above this, a handshake pattern (4,096 cycles, repeated) may hold no transfer at all: the run
+# would only end at its cycle budget, minutes or hours later in Amaranth's simulator.
+MAX_PROBABILITY = 0.99
+
+log = logging.getLogger("bnn")
+
 
 def probability(text):
-    """argparse type: a number in [0, 1)."""
+    """argparse type: a number in [0, :data:`MAX_PROBABILITY`]."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), not {value}")
+    if not 0 <= value <= MAX_PROBABILITY:
+        raise argparse.ArgumentTypeError(f"must be in 0..{MAX_PROBABILITY}, not {value}")
     return value
 
 
@@ -61,9 +70,9 @@ def add_parser(sub):
                    help="fix an engine size instead of fitting the model, e.g. weight_depth=512 "
                         "(repeatable); names: " + ", ".join(CAPACITY_KEYS))
     p.add_argument("--input-gaps", type=probability, default=0.0, metavar="PROB",
-                   help="probability of an idle input cycle (default 0)")
+                   help=f"probability of an idle input cycle, at most {MAX_PROBABILITY} (default 0)")
     p.add_argument("--output-stalls", type=probability, default=0.0, metavar="PROB",
-                   help="probability of a not-ready output cycle (default 0)")
+                   help=f"probability of a not-ready output cycle, at most {MAX_PROBABILITY} (default 0)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the gap and stall patterns (default 0)")
     p.add_argument("--clock-mhz", type=positive_float, default=DEFAULT_CLOCK_MHZ, metavar="F",
                    help=f"clock for the frames/s figure (default {DEFAULT_CLOCK_MHZ:g}, nominal)")
@@ -119,6 +128,26 @@ def folding(args, model):
     return choose_folding(model, max_cycles=args.max_cycles, tree_stages=args.tree_stages)
 
 
+@contextmanager
+def frame_bar(total, desc):
+    """A callback to call once per frame, drawing a progress bar of ``total`` frames on stderr if
+    it is a terminal (never into a redirected log). The bar starts at the first frame, not during
+    the build before it, so its rate and time left are those of the run."""
+    bar = None
+
+    def advance():
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=None)
+        bar.update(1)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run(args):
     model = load_model(args.model)
     data = dataset_for_model(args, model)
@@ -128,12 +157,13 @@ def run(args):
         check_output_paths([args.vcd])
     builds = []
     backend, runner = choose_backend(args, len(images), builds)
-    with tqdm(total=len(images), desc="bnn sim", unit="frame", file=sys.stderr,
-              disable=None) as bar:
+    if backend == "amaranth":
+        log.info(f"simulating {len(images)} frames in Amaranth's simulator, cycle by cycle")
+    with frame_bar(len(images), "bnn sim") as advance:
         result = run_engine(model, images, pe=pe, simd=simd, tree_stages=args.tree_stages,
                             pixels_per_beat=args.pixels_per_beat, capacity=dict(args.memory), seed=args.seed,
                             input_gaps=args.input_gaps, output_stalls=args.output_stalls,
-                            vcd_path=args.vcd, progress=lambda: bar.update(1), backend=runner)
+                            vcd_path=args.vcd, progress=advance, backend=runner)
     report = result.figures(args.clock_mhz)
     correct = int(np.sum(result.classes == labels))
     report.update(model=str(args.model), arch=model.arch, input_bits=model.input.bits,

@@ -2,11 +2,11 @@
 
 import argparse
 import json
-import os
 import sys
 
 from model.datasets import DATASETS, load_dataset
-from model.errors import BnnError, DatasetError
+from model.errors import DatasetError
+from model.fileio import check_output_paths  # noqa: F401  (sub-commands import it from here)
 
 
 def add_dataset_arguments(parser, default=None):
@@ -18,14 +18,22 @@ def add_dataset_arguments(parser, default=None):
 
 
 def dataset_for_model(args, model):
-    """Load the data set named on the command line, or the model's own, and check it fits the model."""
+    """Load the data set named on the command line, or the model's own, and check it fits the model:
+    as many pixels per image for a fully connected first layer, the same image shape (``(H, W, C)``,
+    a data set's ``H x W`` image having one channel) for a convolution; no more classes."""
     name = args.dataset or model.metadata.get("dataset")
     if name is None:
         raise DatasetError("the model does not record its data set; pass --dataset")
     data = load_dataset(name, args.data)
-    if data.input_size != model.input.size:
-        raise DatasetError(f"data set {name!r} has {data.input_size} inputs per image "
-                           f"but the model takes {model.input.size}")
+    if model.is_dense:
+        if data.input_size != model.input.size:
+            raise DatasetError(f"data set {name!r} has {data.input_size} inputs per image "
+                               f"but the model takes {model.input.size}")
+    else:
+        image = tuple(data.shape) if len(data.shape) == 3 else (*data.shape, 1)
+        if image != model.input.map_shape:
+            raise DatasetError(f"data set {name!r} has {' x '.join(map(str, image))} images "
+                               f"but the model reads {' x '.join(map(str, model.input.map_shape))} maps")
     if data.classes > model.classes:
         raise DatasetError(f"data set {name!r} has {data.classes} classes but the model has {model.classes}")
     return data
@@ -81,18 +89,3 @@ def positive_float(text):
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
-
-
-def check_output_paths(paths):
-    """Make sure each path can be written (its folder created if needed, the path not a folder),
-    before the work that writes it; raise :class:`BnnError` with a one-line reason otherwise."""
-    for path in paths:
-        if os.path.isdir(path):
-            raise BnnError(f"cannot write {path!r}: it is a folder, not a file name")
-        folder = os.path.dirname(path) or "."
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise BnnError(f"cannot create the folder {folder!r} for {path!r}: {e.strerror}") from None
-        if not os.access(folder, os.W_OK):
-            raise BnnError(f"cannot write {path!r}: the folder {folder!r} is not writable")

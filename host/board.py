@@ -1,8 +1,9 @@
 """What the host needs to know about a board's engine: a model laid out for its built sizes, and the
 memory images and id a load writes (defined by the gateware, :mod:`hw.link`)."""
 
-from hw.compiler import CAPACITY_KEYS, CompileError, compile_model
+from hw.compiler import compile_model
 from hw.link import memory_images, model_id  # noqa: F401  (the gateware defines what a load writes)
+from hw.params import CAPACITY_KEYS, CompileError
 from host.protocol import LoadTarget
 
 

@@ -41,6 +41,8 @@ FRAMES_IN_FLIGHT = 2
 # Requests a board queues for answering: a host keeps at most this many sent and not yet answered
 # (beyond, the board stops taking bytes until one is answered, and the line overruns).
 MAX_PENDING_REQUESTS = 4
+# An INFER answer holds one byte per frame, its class: a network on the link has at most this many.
+MAX_CLASSES = 256
 
 
 class Command(enum.IntEnum):

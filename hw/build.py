@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from model.errors import BnnError
+from model.fileio import write_atomically
 
 from .boards import Board
 from .compiler import compile_model, foldings
@@ -24,6 +25,7 @@ from .pll import pll_settings
 from .spram import check_spram_fit
 from .top import BoardTop
 from .uart import uart_divisor
+from .yowasp import say_if_preparing_yosys
 
 ENGINE_MODULE = "top.link.engine"   # the engine's module in the top level's netlist
 WEIGHT_STORES = ("auto", "bram", "spram")
@@ -307,7 +309,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
     Raises :class:`BuildError` before any synthesis if the model does not fit the board (with the
     numbers and a folding that would fit), if a tool fails, or if the achieved Fmax is below the
     clock (unless ``allow_timing_fail``). ``progress(step, index, total)`` is called as each step
-    starts.
+    starts; before Yosys's first run on this machine, which prepares it for about a minute, a
+    status line goes to the ``bnn`` logger too. ``build.json`` is written whole or not at all.
     """
     family = board.device.family
     compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
@@ -338,6 +341,7 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
     seconds["elaborate"] = time.perf_counter() - start
 
     start = step(1)
+    say_if_preparing_yosys()
     synthesis_notes = _synthesize(family, out_dir)
     seconds["synthesis"] = time.perf_counter() - start
 
@@ -373,8 +377,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
         latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
         bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes)
-    with open(os.path.join(out_dir, "build.json"), "w") as f:
-        json.dump(result.as_dict(), f, indent=1)
+    write_atomically(os.path.join(out_dir, "build.json"), lambda f: json.dump(result.as_dict(), f, indent=1),
+                     text=True)
     if not result.timing_met and not allow_timing_fail:
         raise BuildError(f"timing not met: {fmax:.1f} MHz achieved, {pll.output_mhz:.2f} MHz needed "
                          f"(critical path {result.critical_path}); lower --clock-mhz, or "

@@ -1,4 +1,4 @@
-"""The compiler: a model file's network -> the engine's elaboration parameters and memory images.
+"""The compiler: a model file's network -> an engine's parameters (:mod:`hw.params`) and memory images.
 
 It chooses nothing the user did not ask for except memory sizes (which default to "just fits"):
 ``pe`` (P, neurons computed in parallel) and ``simd`` (S, input lanes per PE per cycle) are given.
@@ -7,96 +7,14 @@ cycle figures; the layout of every image is specified in ``docs/engine.md``.
 """
 
 from dataclasses import dataclass
-from math import gcd
 
 import numpy as np
-from amaranth.utils import ceil_log2
 
 from model.bits import to_words, unpack_bits
-from model.errors import BnnError
 
-PLANES = 8  # bit planes of an 8-bit input pixel
-# Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
-# register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
-MEMORY_LATENCY = 2
-# Cycles from a group's last term to its results in memory: the sums and signs are registered.
-WRITE_LATENCY = 1
-# Bounds of what can be meant: a P x S array of more lanes, or a popcount tree with more pipeline
-# registers (one per adder level of a 4096-lane tree, plus the term's), is refused.
-MAX_LANES = 4096
-MAX_TREE_STAGES = 16
-MAX_CAPACITY = 1 << 20   # words of an engine memory, layers, or bits of a width
-CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
-                 "score_count", "acc_width", "start_width", "score_width")
-
-
-def input_planes(input_bits):
-    """Input memory words per S pixels: the 8 bit planes of 8-bit pixels, or 1 of binarized ones."""
-    return PLANES if input_bits == 8 else 1
-
-
-class CompileError(BnnError):
-    """The model does not fit the engine configuration (or the configuration is invalid)."""
-
-
-@dataclass(frozen=True)
-class EngineParams:
-    """Elaboration parameters of :class:`hw.engine.Engine`: what the hardware is built for.
-
-    Any network whose :class:`NetworkImage` fits these sizes runs on the same hardware.
-    """
-
-    pe: int                # P: processing elements (neurons in parallel)
-    simd: int              # S: input lanes per PE per cycle; a multiple of pe
-    input_bits: int        # 8 (raw pixels, bit-serial first layer) or 1 (binarized pixels)
-    pixels_per_beat: int   # pixels per transfer on the input stream; divides simd
-    tree_stages: int       # pipeline registers from the XNORs to the accumulator (popcount tree, term)
-    acc_width: int         # width of accumulators (signed)
-    start_width: int       # width of an accumulator start value (signed)
-    score_width: int       # width of an output layer's score (signed)
-    weight_depth: int      # words of pe * simd bits
-    start_depth: int       # words of pe * start_width bits, one per neuron group
-    input_words: int       # simd-pixel words per input bank (two banks)
-    act_words: int         # simd-bit words per activation bank (two banks)
-    max_layers: int        # rows of the layer descriptor table
-    score_count: int       # score registers (a multiple of pe)
-
-    @property
-    def layer_gap(self):
-        """Idle cycles after each layer: the fixed per-layer overhead of the cycle formula.
-
-        The memory latency, the PEs' pipeline stages and the write latency, so that the last
-        activation bits are written before the next layer reads them.
-        """
-        return layer_gap_cycles(self.tree_stages)
-
-    @property
-    def argmax_latency(self):
-        return argmax_latency(self.score_count)
-
-
-@dataclass(frozen=True)
-class LayerDescriptor:
-    """One row of the sequencer's table: the loops of one layer.
-
-    ``slices`` = ceil(fan_in / S) input words, ``groups`` = ceil(fan_out / P) neuron groups,
-    ``bit_serial`` = 8-bit layer 0, one bit plane of the pixels per cycle (8 planes per slice),
-    ``last`` = output layer.
-    """
-
-    slices: int
-    groups: int
-    bit_serial: bool
-    last: bool
-
-    @property
-    def planes(self):
-        return PLANES if self.bit_serial else 1
-
-    @property
-    def cycles(self):
-        """Issue cycles of the layer: one per (group, slice, plane)."""
-        return self.groups * self.slices * self.planes
+from .params import (MAX_LANES, PLANES, CompileError, EngineParams, LayerDescriptor, argmax_latency,
+                     check_capacity, check_folding, check_positive, compute_cycles, cycles_per_frame,
+                     input_planes, layer_gap_cycles)
 
 
 @dataclass(frozen=True)
@@ -131,7 +49,7 @@ class CompiledModel:
 
     @property
     def cycles_per_frame(self):
-        """Steady-state cycles between results (see :func:`cycles_per_frame`)."""
+        """Steady-state cycles between results (see :func:`hw.params.cycles_per_frame`)."""
         return cycles_per_frame(self.image.descriptors, self.params.layer_gap, self.params.argmax_latency)
 
     @property
@@ -154,41 +72,6 @@ class CompiledModel:
         """Cycles the loader needs per frame at full input rate (it overlaps the computation):
         one per beat plus the plane writes of every word, during which it holds the stream off."""
         return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
-
-
-def argmax_latency(score_count):
-    """Cycles the pipelined argmax (:class:`hw.argmax.Argmax`) takes over ``score_count`` score
-    registers: one per level of its tree."""
-    return ceil_log2(score_count)
-
-
-def layer_gap_cycles(tree_stages):
-    """Idle cycles after each layer (:attr:`EngineParams.layer_gap`)."""
-    return MEMORY_LATENCY + tree_stages + WRITE_LATENCY
-
-
-def compute_cycles(descriptors, layer_gap):
-    """Cycles from a frame's first command to the cycle after its last score is written:
-    ``ideal + layers * layer_gap``."""
-    return sum(d.cycles + layer_gap for d in descriptors)
-
-
-def cycles_per_frame(descriptors, layer_gap, argmax_latency):
-    """Steady-state cycles between results: :func:`compute_cycles` plus the argmax stall.
-
-    The output layer of a frame may only start the cycle after the previous result has been
-    taken, which is ``argmax_latency`` cycles after its last score; the frame's hidden layers
-    overlap that wait, so it costs ``max(0, argmax_latency + 1 - hidden layers' cycles)`` (0 for
-    all but tiny networks).
-    """
-    stall = max(0, argmax_latency + 1 - compute_cycles(descriptors[:-1], layer_gap))
-    return compute_cycles(descriptors, layer_gap) + stall
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CompileError(f"{name} must be a positive integer, not {value!r}")
-    return value
 
 
 def _descriptors(model, pe, simd):
@@ -307,34 +190,21 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     pixels_per_beat : int or None
         Pixels per input-stream transfer, a divisor of ``simd``; default ``gcd(simd, 8)``.
     capacity : dict or None
-        Sizes of an existing engine to fit into (keys :data:`CAPACITY_KEYS`, the
-        :class:`EngineParams` fields of the same names); missing keys are sized to fit the model.
+        Sizes of an existing engine to fit into (keys :data:`hw.params.CAPACITY_KEYS`, the
+        :class:`hw.params.EngineParams` fields of the same names); missing keys are sized to fit
+        the model.
 
     Raises
     ------
-    CompileError
-        On invalid P, S or beat width, or a model that does not fit ``capacity``.
+    hw.params.CompileError
+        On a model with convolution or pooling layers, on invalid P, S, beat width or tree stages
+        (:func:`hw.params.check_folding`), or a model that does not fit ``capacity``.
     """
-    _positive("pe", pe)
-    _positive("simd", simd)
-    if pe * simd > MAX_LANES:
-        raise CompileError(f"P x S = {pe} x {simd} = {pe * simd} lanes; at most {MAX_LANES}")
-    if simd % pe:
-        raise CompileError(f"simd ({simd}) must be a multiple of pe ({pe})")
-    if pixels_per_beat is None:
-        pixels_per_beat = gcd(simd, 8)
-    _positive("pixels_per_beat", pixels_per_beat)
-    if simd % pixels_per_beat:
-        raise CompileError(f"pixels_per_beat ({pixels_per_beat}) must divide simd ({simd})")
-    if isinstance(tree_stages, bool) or not isinstance(tree_stages, int) or not 0 <= tree_stages <= MAX_TREE_STAGES:
-        raise CompileError(f"tree_stages must be an integer in 0..{MAX_TREE_STAGES}, not {tree_stages!r}")
-    capacity = dict(capacity or {})
-    unknown = set(capacity) - set(CAPACITY_KEYS)
-    if unknown:
-        raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
-    for key, value in capacity.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CAPACITY:
-            raise CompileError(f"capacity {key} must be an integer in 1..{MAX_CAPACITY}, not {value!r}")
+    if not model.is_dense:
+        raise CompileError(f"the engine runs fully connected networks only, not {model.arch} "
+                           f"(convolution and pooling layers are not built yet)")
+    pixels_per_beat = check_folding(pe, simd, pixels_per_beat=pixels_per_beat, tree_stages=tree_stages)
+    capacity = check_capacity(capacity)
 
     descriptors = _descriptors(model, pe, simd)
     starts = _starts(model, descriptors, pe, simd)
@@ -376,10 +246,10 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES):
     """The smallest P x S (powers of two, S a multiple of P, P * S <= ``max_lanes``) whose cycles
     per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
 
-    Returns ``(pe, simd)``; raises :class:`CompileError` with the fastest candidate's figure if
+    Returns ``(pe, simd)``; raises :class:`hw.params.CompileError` with the fastest candidate's figure if
     none is fast enough.
     """
-    _positive("max_cycles", max_cycles)
+    check_positive("max_cycles", max_cycles)
     candidates = []
     for pe, simd in foldings(max_lanes):
         descriptors = _descriptors(model, pe, simd)

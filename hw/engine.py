@@ -12,10 +12,10 @@ from amaranth.utils import ceil_log2
 from host.protocol import LoadTarget, frame_bytes
 
 from .argmax import Argmax
-from .compiler import MEMORY_LATENCY, input_planes
 from .loadable import byte_lanes, drive_write_port, load_signature, row_value
-from .loader import (InputLoader, input_address, input_config, input_config_layout, input_word_bits,
+from .loader import (InputLoader, input_address, input_address_bits, input_config, input_config_layout,
                      pixel_layout)
+from .params import MEMORY_LATENCY
 from .pe import ProcessingElementArray
 from .sequencer import Sequencer, command_layout, descriptor_layout
 from .spram import WeightSpram, check_spram_fit
@@ -40,11 +40,10 @@ def memory_shapes(params, *, weights_in_spram=False):
     """``{name: (depth, width)}`` of the engine's big memories in block RAM (or flip-flops), for
     ``params``: the weights (unless in SPRAM), start values, input and activations. The weight
     and start memories are loadable: whole bytes wide (see :mod:`hw.loadable`)."""
-    input_depth = 2 << (input_word_bits(params) + ceil_log2(input_planes(params.input_bits)))
     shapes = {
         "weight_memory": (params.weight_depth, byte_lanes(params.pe * params.simd) * 8),
         "start_memory": (params.start_depth, byte_lanes(params.pe * params.start_width) * 8),
-        "input_memory": (input_depth, params.simd),
+        "input_memory": (1 << input_address_bits(params), params.simd),
         "activation_memory": (2 << bank_bits(params.act_words), params.simd),
     }
     if weights_in_spram:
@@ -63,7 +62,11 @@ def registered_read(m, memory, name):
 
 
 def result_layout(params):
-    """Payload of the output stream: the class and the ``score_count`` scores (pad ones last)."""
+    """Payload of the output stream: the class and the ``score_count`` scores (pad ones last).
+
+    As bits: ``cls`` from bit 0, then score ``i`` (two's complement, ``score_width`` bits) from
+    bit ``len(cls) + i * score_width``. Decode a payload with ``result_layout(params).from_bits``.
+    """
     return data.StructLayout({
         "cls": range(max(params.score_count, 2)),
         "scores": data.ArrayLayout(signed(params.score_width), params.score_count),
@@ -186,7 +189,7 @@ class Engine(wiring.Component):
         start_addr, start_data = registered_read(m, starts, "start")
         input_addr, input_data = registered_read(m, inputs, "input")
         act_addr, act_data = registered_read(m, activations, "act")
-        input_write = inputs.write_port()
+        wiring.connect(m, loader.write, inputs.write_port())
         act_write = activations.write_port(granularity=pe)
         if self._loadable:
             drive_write_port(m, starts.write_port(granularity=8), self.load, LoadTarget.STARTS)
@@ -217,9 +220,6 @@ class Engine(wiring.Component):
         m.d.sync += start_values.eq(start_data)
 
         m.d.comb += [
-            input_write.addr.eq(loader.write_addr),
-            input_write.data.eq(loader.write_data),
-            input_write.en.eq(loader.write_en),
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
             weight_addr.eq(issued.weight_addr),
@@ -231,9 +231,11 @@ class Engine(wiring.Component):
         m.d.comb += [
             array.x.eq(x),
             array.weights.eq(w),
-            array.valid.eq(finished.valid),
-            array.first.eq(finished.first),
-            array.shift.eq(counted.shift),
+            # each control from the command of the stage the PEs sample it at: the shift a stage
+            # before the others (see ProcessingElement)
+            array.control.valid.eq(finished.valid),
+            array.control.first.eq(finished.first),
+            array.control.shift.eq(counted.shift),
             *[array.starts[p].eq(start_values[p * params.start_width:(p + 1) * params.start_width].as_signed())
               for p in range(pe)],
         ]
@@ -253,8 +255,9 @@ class Engine(wiring.Component):
                                 Mux(written.out_chunk == 0, (1 << chunks) - 1, 1 << written.out_chunk), 0)),
         ]
 
-        # scores are narrower than the accumulators: an output layer's sums fit score_width
-        scores = Signal(data.ArrayLayout(signed(params.score_width), params.score_count))
+        # the score registers, as the result carries them: narrower than the accumulators, an
+        # output layer's sums fit score_width
+        scores = Signal.like(self.results.payload.scores)
         for g in range(params.score_count // pe):
             with m.If(group_done & written.last_layer & (written.group == g)):
                 m.d.sync += [scores[g * pe + p].eq(totals[p]) for p in range(pe)]

@@ -15,14 +15,15 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA,
-                           MAX_PENDING_REQUESTS,
+from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_CLASSES, MAX_INFER_FRAMES,
+                           MAX_LOAD_DATA, MAX_PENDING_REQUESTS,
                            MODEL_ID_BYTES, PROTOCOL_VERSION, SYNC, Command, Identity, IDENTITY_MAGIC,
                            LoadTarget, Memory, Status, frame_bytes, word_bytes)
 
 from .engine import Engine, loadable_widths, network_row
 from .loadable import byte_lanes, load_signature
 from .loader import pixel_layout
+from .params import CompileError
 from .sequencer import descriptor_rows
 from .uart import UartRx, UartTx, uart_divisor
 
@@ -625,6 +626,9 @@ class LinkCore(wiring.Component):
     def __init__(self, compiled, *, clock_hz, baud, timeout_cycles=None, logic_memory_bits=512,
                  weights_in_spram=False):
         params = compiled.params
+        if params.score_count > MAX_CLASSES:
+            raise CompileError(f"the link answers each frame with one class byte, so an engine on it holds at "
+                               f"most {MAX_CLASSES} scores, not {params.score_count}")
         if params.input_bits == 1 and params.pixels_per_beat != 8:
             raise ValueError(f"a 1-bit model on the link needs 8 pixels per beat (S a multiple of 8), "
                              f"not {params.pixels_per_beat}")

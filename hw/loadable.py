@@ -8,6 +8,7 @@ structured tables (descriptors, the network row) are stored as the integer value
 
 from amaranth.hdl import Const, Mux
 from amaranth.lib import wiring
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import Out
 
 from host.protocol import LoadTarget, word_bytes
@@ -29,17 +30,17 @@ def row_value(layout, values):
 
 
 def load_signature():
-    """One byte written to one lane of one word of one target memory, when ``en``.
+    """The link's writes, as the writer drives them: one byte ``data`` to byte lane ``lane`` of the
+    word at ``addr`` of the memory ``target``, when ``en``.
 
-    The writer checks the address against the target's depth; a memory only decodes ``target``.
+    ``addr``, ``data`` and ``en`` are a byte-wide :class:`amaranth.lib.memory.WritePort.Signature`
+    (flipped: the writer's side); ``target`` and ``lane`` say which memory and which byte of its
+    word. The writer checks the address against the target's depth; a memory only decodes
+    ``target`` (:func:`drive_write_port`).
     """
-    return wiring.Signature({
-        "target": Out(range(len(LoadTarget))),
-        "addr": Out(ADDRESS_BITS),
-        "lane": Out(range(MAX_LANES)),
-        "data": Out(8),
-        "en": Out(1),
-    })
+    byte_port = WritePort.Signature(addr_width=ADDRESS_BITS, shape=8).flip()
+    return wiring.Signature({"target": Out(range(len(LoadTarget))), "lane": Out(range(MAX_LANES)),
+                             **byte_port.members})
 
 
 def drive_write_port(m, port, load, target):

@@ -2,10 +2,11 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .compiler import input_planes
+from .params import input_planes
 
 
 def pixel_layout(pixels_per_beat):
@@ -17,6 +18,11 @@ def input_address(params, bank, word, plane):
     """Input memory address of ``plane`` of ``word`` in ``bank``: ``{bank, word, plane}`` bit fields."""
     fields = [plane[:ceil_log2(input_planes(params.input_bits))], word[:input_word_bits(params)], bank]
     return Cat(*[f for f in fields if len(f)])
+
+
+def input_address_bits(params):
+    """Address bits of the input memory (two banks): the width of :func:`input_address`."""
+    return 1 + input_word_bits(params) + ceil_log2(input_planes(params.input_bits))
 
 
 def input_config_layout(params):
@@ -61,8 +67,8 @@ class InputLoader(wiring.Component):
     Members
     -------
     pixels : In(stream.Signature(pixel_layout(K)))
-    write_addr, write_data, write_en : Out
-        Drive the input memory's write port (see :func:`input_address`).
+    write : Out(WritePort.Signature(addr_width=input_address_bits(params), shape=simd).flip())
+        Drives the input memory's write port (addresses: :func:`input_address`).
     frame_ready : Out(1)
         The compute bank holds a complete frame.
     compute_bank : Out(1)
@@ -77,9 +83,7 @@ class InputLoader(wiring.Component):
         self._planes = input_planes(params.input_bits)
         super().__init__({
             "pixels": In(stream.Signature(pixel_layout(params.pixels_per_beat))),
-            "write_addr": Out(1 + input_word_bits(params) + ceil_log2(self._planes)),
-            "write_data": Out(params.simd),
-            "write_en": Out(1),
+            "write": Out(WritePort.Signature(addr_width=input_address_bits(params), shape=params.simd).flip()),
             "frame_ready": Out(1),
             "compute_bank": Out(1),
             "frame_taken": In(1),
@@ -117,9 +121,9 @@ class InputLoader(wiring.Component):
             # plane b of every pixel is its lowest bit after b shifts: no 8-way mux per lane
             plane_word = Cat(*[staging[l][0] for l in range(params.simd)])
         m.d.comb += [
-            self.write_addr.eq(input_address(params, fill_bank, word, plane)),
-            self.write_data.eq(plane_word),
-            self.write_en.eq(writing),
+            self.write.addr.eq(input_address(params, fill_bank, word, plane)),
+            self.write.data.eq(plane_word),
+            self.write.en.eq(writing),
             self.frame_ready.eq(full.bit_select(self.compute_bank, 1)),
         ]
 

@@ -4,7 +4,14 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import PLANES
 from .popcount import PopCount
+
+# What a PE does with a cycle's operands, shared by every PE of an array. ``valid``: the
+# accumulator stores the cycle's total; ``first``: the total starts from the start value instead
+# of the accumulator (a neuron group's first term); ``shift``: the count is shifted by it (the bit
+# plane in a bit-serial layer, 1 in an XNOR layer). Timing: see :class:`ProcessingElement`.
+control_layout = data.StructLayout({"valid": 1, "first": 1, "shift": range(PLANES)})
 
 
 class ProcessingElement(wiring.Component):
@@ -20,19 +27,18 @@ class ProcessingElement(wiring.Component):
     (sign(0) = +1), the model file's ``y >= threshold``.
 
     Timing: ``x`` and ``w`` are sampled at cycle ``c``; ``stages`` pipeline registers lie between
-    them and the accumulator, so the controls ``valid``, ``first`` and ``start`` that belong to
+    them and the accumulator, so ``control.valid``, ``control.first`` and ``start`` that belong to
     them are sampled at ``c + stages`` (``latency``). With ``stages >= 1`` the last register holds
     the shifted count (the popcount tree has the others), which keeps the shift off the adder's
-    path, and ``shift`` is sampled at ``c + stages - 1``; with none, at ``c``. ``total`` and
-    ``fire`` (combinational) include that cycle's term; the accumulator stores ``total`` when
-    ``valid``.
+    path, and ``control.shift`` is sampled at ``c + stages - 1`` (``shift_latency``); with none,
+    at ``c``. ``total`` and ``fire`` (combinational) include that cycle's term; the accumulator
+    stores ``total`` when ``control.valid``.
 
     Members
     -------
     x, w : In(simd)
         Input and weight slices, lane ``i`` = bit ``i``.
-    valid, first : In(1)
-    shift : In(range(8))
+    control : In(control_layout)
     start : In(signed(acc_width))
     total : Out(signed(acc_width))
     fire : Out(1)
@@ -46,19 +52,19 @@ class ProcessingElement(wiring.Component):
         self._stages = stages
         self._popcount = PopCount(simd, stages=max(stages - 1, 0))
         super().__init__({
-            "x": In(simd), "w": In(simd),
-            "valid": In(1), "first": In(1), "shift": In(range(8)),
+            "x": In(simd), "w": In(simd), "control": In(control_layout),
             "start": In(signed(acc_width)), "total": Out(signed(acc_width)), "fire": Out(1),
         })
 
     @property
     def latency(self):
-        """Cycles from the operands to the controls and ``total`` that belong to them."""
+        """Cycles from the operands to ``control.valid``, ``control.first``, ``start`` and ``total``
+        that belong to them."""
         return self._stages
 
     @property
     def shift_latency(self):
-        """Cycles from the operands to the ``shift`` that belongs to them."""
+        """Cycles from the operands to the ``control.shift`` that belongs to them."""
         return self._popcount.latency
 
     def elaborate(self, platform):
@@ -67,16 +73,16 @@ class ProcessingElement(wiring.Component):
         m.d.comb += popcount.bits.eq(~(self.x ^ self.w))
         accumulator = Signal.like(self.total)
         term = Signal(len(popcount.count) + 7, reset_less=True)
-        shifted = popcount.count << self.shift
+        shifted = popcount.count << self.control.shift
         if self._stages:
             m.d.sync += term.eq(shifted)
         else:
             m.d.comb += term.eq(shifted)
         m.d.comb += [
-            self.total.eq(Mux(self.first, self.start, accumulator) + term),
+            self.total.eq(Mux(self.control.first, self.start, accumulator) + term),
             self.fire.eq(~self.total[-1]),
         ]
-        with m.If(self.valid):
+        with m.If(self.control.valid):
             m.d.sync += accumulator.eq(self.total)
         return m
 
@@ -84,17 +90,17 @@ class ProcessingElement(wiring.Component):
 class ProcessingElementArray(wiring.Component):
     """P processing elements sharing the input slice and the controls.
 
-    Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``, ``shift`` at
-    ``c + max(stages - 1, 0)``, the other controls, ``starts``, ``totals`` and ``fires`` at
-    ``c + stages``.
+    Timing as for :class:`ProcessingElement`: ``x`` and ``weights`` at cycle ``c``,
+    ``control.shift`` at ``c + max(stages - 1, 0)``, ``control.valid``, ``control.first``,
+    ``starts``, ``totals`` and ``fires`` at ``c + stages``.
 
     Members
     -------
     x : In(simd)
     weights : In(pe * simd)
         PE ``p``'s weight slice at bits ``[p*simd, (p+1)*simd)``.
-    valid, first : In(1)
-    shift : In(range(8))
+    control : In(control_layout)
+        Every PE's.
     starts : In(ArrayLayout(signed(acc_width), pe))
     totals : Out(ArrayLayout(signed(acc_width), pe))
     fires : Out(pe)
@@ -107,20 +113,20 @@ class ProcessingElementArray(wiring.Component):
         self._elements = [ProcessingElement(simd, acc_width, stages=stages) for _ in range(pe)]
         self._simd = simd
         super().__init__({
-            "x": In(simd), "weights": In(pe * simd),
-            "valid": In(1), "first": In(1), "shift": In(range(8)),
+            "x": In(simd), "weights": In(pe * simd), "control": In(control_layout),
             "starts": In(data.ArrayLayout(signed(acc_width), pe)),
             "totals": Out(data.ArrayLayout(signed(acc_width), pe)), "fires": Out(pe),
         })
 
     @property
     def latency(self):
-        """Cycles from ``x``/``weights`` to the controls, ``starts`` and ``totals`` (see the PE)."""
+        """Cycles from ``x``/``weights`` to ``control.valid``, ``control.first``, ``starts`` and
+        ``totals`` (see the PE)."""
         return self._elements[0].latency
 
     @property
     def shift_latency(self):
-        """Cycles from ``x``/``weights`` to the ``shift`` that belongs to them."""
+        """Cycles from ``x``/``weights`` to the ``control.shift`` that belongs to them."""
         return self._elements[0].shift_latency
 
     def elaborate(self, platform):
@@ -131,9 +137,7 @@ class ProcessingElementArray(wiring.Component):
             m.d.comb += [
                 element.x.eq(self.x),
                 element.w.eq(self.weights[p * simd:(p + 1) * simd]),
-                element.valid.eq(self.valid),
-                element.first.eq(self.first),
-                element.shift.eq(self.shift),
+                element.control.eq(self.control),
                 element.start.eq(self.starts[p]),
                 self.totals[p].eq(element.total),
                 self.fires[p].eq(element.fire),

@@ -7,8 +7,8 @@ from amaranth.lib.wiring import In, Out
 
 from host.protocol import LoadTarget
 
-from .compiler import PLANES
 from .loadable import byte_lanes, drive_write_port, load_signature, row_value
+from .params import PLANES
 
 
 def _index(count):
@@ -17,7 +17,7 @@ def _index(count):
 
 
 def descriptor_layout(params):
-    """Row layout of the descriptor table (see :class:`hw.compiler.LayerDescriptor`): the last
+    """Row layout of the descriptor table (see :class:`hw.params.LayerDescriptor`): the last
     slice and group index (compared for equality, no subtraction on the sequencer's paths)."""
     return data.StructLayout({
         "last_slice": _index(max(params.input_words, params.act_words)),

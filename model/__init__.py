@@ -1,4 +1,5 @@
-"""The model side: data sets, training, folding, the model file and the golden model.
+"""The model side: data sets, training, folding, the model and teacher files, the golden model, and
+a training run end to end (:mod:`model.pipeline`).
 
 NumPy only; nothing here imports amaranth.
 """

@@ -19,3 +19,16 @@ class TrainingError(BnnError):
 
 class TeacherFileError(BnnError):
     """A saved teacher network is missing, malformed, or does not fit the data set."""
+
+
+class SimulationTimeout(BnnError):
+    """A simulated engine run did not produce every expected result within its cycle budget."""
+
+    def __init__(self, results, frames, max_cycles):
+        super().__init__(f"the engine gave {results} of {frames} results after {max_cycles} cycles, the "
+                         f"run's cycle budget; heavy --input-gaps or --output-stalls can need more cycles "
+                         f"than it allows: lower them")
+
+
+class OutputFileError(BnnError):
+    """An output file cannot be written: its location is a folder, not writable, or the write failed."""

@@ -1,33 +1,44 @@
 """The deployed (folded, integers-only) binary network and its versioned file format.
 
 The format is specified in ``docs/model-format.md``; this module is its one implementation.
+Version 1 holds fully connected layers only; version 2 adds binary convolutions and 2 x 2 max-pools
+in front of them. :func:`save_model` writes version 1 whenever every layer is fully connected, so a
+dense model's file is the same as before version 2 existed; :func:`load_model` reads both.
 
 Semantics
 ---------
-Layer ``k`` computes, for each neuron ``j``, the integer pre-activation
+A layer with weights computes, for each output ``j``, the integer pre-activation
 ``y_j = sum_i x_i * w_ji`` where ``w_ji`` is in {-1,+1} and ``x_i`` is the layer's input:
 
 * first layer, 8-bit input: the raw unsigned pixel value, 0..255;
 * first layer, 1-bit input: +1 if ``pixel >= input.threshold`` else -1;
 * later layers: the previous layer's activation, in {-1,+1}.
 
-A hidden layer outputs +1 where ``y_j >= thresholds[j]`` and -1 otherwise. The last layer has no
-thresholds: its ``y`` are the class scores, and the class is the argmax, ties to the lowest index.
+A fully connected layer's ``x`` is its whole input (a feature map flattened with channels
+innermost, :mod:`model.layers`); a convolution's ``x`` is the ``kernel x kernel x in_channels``
+window under one output pixel, in ``(ky, kx, c)`` order, and ``j`` is the output channel. A hidden
+layer outputs +1 where ``y_j >= thresholds[j]`` and -1 otherwise (a convolution's thresholds are
+per output channel). A 2 x 2 max-pool outputs +1 where any of its four inputs is +1. The last
+layer is fully connected and has no thresholds: its ``y`` are the class scores, and the class is
+the argmax, ties to the lowest index.
 """
 
 import json
-import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from math import prod
 
 import numpy as np
 
 from .bits import packed_bytes, pad_bits_are_zero
 from .errors import ModelFileError
+from .fileio import read_bounded, write_atomically
+from .layers import Conv, Dense, MaxPool, arch_string, layer_shapes
 
 MAGIC = b"BNNMODEL"
-FORMAT_VERSION = 1
+DENSE_VERSION = 1   # fully connected layers only
+CONV_VERSION = 2    # adds convolutions and max-pools
 _PREFIX = struct.Struct("<8sII")  # magic, version, header length
 MAX_HEADER_BYTES = 1 << 20
 # The largest model file read: 512 Mbit of weights, far beyond any FPGA this project targets.
@@ -36,7 +47,13 @@ MAX_FILE_BYTES = 1 << 26
 
 @dataclass(frozen=True)
 class InputEncoding:
-    """How the first layer sees a pixel: ``bits`` is 8 (raw 0..255) or 1 (binarized)."""
+    """How the first layer sees a pixel: ``bits`` is 8 (raw 0..255) or 1 (binarized).
+
+    ``shape`` is the image's shape, ``size`` its number of pixels. A model whose first layer is a
+    convolution reads the image as a feature map: ``shape`` is ``(H, W)`` (one channel) or
+    ``(H, W, C)``, pixels flattened channels innermost. For a fully connected first layer the
+    shape is for display only.
+    """
 
     bits: int
     size: int
@@ -47,6 +64,13 @@ class InputEncoding:
     def max_value(self):
         """Largest magnitude of one input value as the first layer sees it."""
         return 255 if self.bits == 8 else 1
+
+    @property
+    def map_shape(self):
+        """The image as a feature map ``(H, W, C)``, or None if ``shape`` is not ``(H, W)`` or ``(H, W, C)``."""
+        if len(self.shape) == 2:
+            return (*self.shape, 1)
+        return tuple(self.shape) if len(self.shape) == 3 else None
 
 
 @dataclass(frozen=True)
@@ -62,75 +86,191 @@ class BinaryLayer:
     weights: np.ndarray
     thresholds: np.ndarray | None
 
+    @property
+    def spec(self):
+        return Dense(self.fan_out)
+
+    @property
+    def out_shape(self):
+        return (self.fan_out,)
+
+    @property
+    def weights_shape(self):
+        return (self.fan_out, packed_bytes(self.fan_in))
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One binary 2-D convolution: ``kernel`` x ``kernel``, stride 1, no padding, always hidden.
+
+    ``in_shape`` is the ``(H, W, C_in)`` map it reads; it writes ``out_shape``,
+    ``(H - kernel + 1, W - kernel + 1, out_channels)``. ``weights`` is
+    ``(out_channels, ceil(fan_in/8))`` uint8 with ``fan_in = kernel * kernel * C_in``: row ``o`` is
+    output channel ``o``'s kernel in ``(ky, kx, c_in)`` order (``c_in`` innermost), packed as in
+    :mod:`model.bits`. ``thresholds`` is ``(out_channels,)`` int32, one per output channel.
+    """
+
+    in_shape: tuple
+    kernel: int
+    out_channels: int
+    weights: np.ndarray
+    thresholds: np.ndarray
+
+    @property
+    def fan_in(self):
+        """Inputs of one output value: the window's ``kernel * kernel * C_in`` values."""
+        return self.kernel * self.kernel * self.in_shape[2]
+
+    @property
+    def spec(self):
+        return Conv(self.out_channels, self.kernel)
+
+    @property
+    def out_shape(self):
+        height, width, _ = self.in_shape
+        return (height - self.kernel + 1, width - self.kernel + 1, self.out_channels)
+
+    @property
+    def weights_shape(self):
+        return (self.out_channels, packed_bytes(self.fan_in))
+
+
+@dataclass(frozen=True)
+class MaxPoolLayer:
+    """A 2 x 2 max-pool with stride 2 over an ``(H, W, C)`` map: +1 where any of the four inputs is
+    +1; an odd last row or column is dropped, so it writes ``(H // 2, W // 2, C)``. No weights."""
+
+    in_shape: tuple
+
+    @property
+    def spec(self):
+        return MaxPool()
+
+    @property
+    def out_shape(self):
+        height, width, channels = self.in_shape
+        return (height // 2, width // 2, channels)
+
 
 @dataclass(frozen=True)
 class BinaryModel:
+    """A deployed network: its input encoding, its layers in order, and free-form metadata.
+
+    ``layers`` holds :class:`ConvLayer` and :class:`MaxPoolLayer` (each max-pool directly after a
+    convolution) followed by :class:`BinaryLayer`; the last layer is a :class:`BinaryLayer`
+    without thresholds. A model of :class:`BinaryLayer` only (:attr:`is_dense`) is what the
+    fully connected engine and version 1 files hold.
+    """
+
     input: InputEncoding
     layers: tuple
     metadata: dict = field(default_factory=dict)
+
+    @property
+    def is_dense(self):
+        """True if every layer is fully connected (no convolution, no max-pool)."""
+        return all(isinstance(layer, BinaryLayer) for layer in self.layers)
 
     @property
     def classes(self):
         return self.layers[-1].fan_out
 
     @property
+    def layer_input_shape(self):
+        """The shape the first layer reads: ``input.map_shape`` before a convolution, else ``(input.size,)``."""
+        if self.is_dense or self.input.map_shape is None:
+            return (self.input.size,)
+        return self.input.map_shape
+
+    @property
     def arch(self):
-        """The layer sizes as a string, e.g. ``"64-256-256-10"``."""
-        return "-".join(str(n) for n in [self.input.size] + [l.fan_out for l in self.layers])
+        """The architecture as a string, e.g. ``"64-256-256-10"`` or ``"28x28-c32k3-p-256-10"``."""
+        return arch_string(self.layer_input_shape, [layer.spec for layer in self.layers])
 
     def preactivation_bound(self, index):
-        """Largest ``|y|`` layer ``index`` can produce."""
+        """Largest ``|y|`` layer ``index`` (a layer with weights) can produce."""
         x_max = self.input.max_value if index == 0 else 1
         return self.layers[index].fan_in * x_max
 
     def validate(self):
         """Check every invariant of the format; raise :class:`ModelFileError` naming the first broken one."""
+        self._validate_shapes()
+        for k, layer in enumerate(self.layers):
+            if not isinstance(layer, MaxPoolLayer):
+                self._validate_parameters(k, layer)
+        return self
+
+    def _validate_shapes(self):
+        """Every invariant that does not involve weights or thresholds (a model file's header)."""
         enc = self.input
         if enc.bits not in (1, 8):
             raise ModelFileError(f"input bits must be 1 or 8, not {enc.bits!r}")
-        if enc.size < 1 or int(np.prod(enc.shape)) != enc.size:
+        if enc.size < 1 or prod(enc.shape) != enc.size:
             raise ModelFileError(f"input shape {list(enc.shape)} does not hold {enc.size} values")
         if enc.bits == 1 and (enc.threshold is None or not 0 <= enc.threshold <= 256):
             raise ModelFileError(f"1-bit input needs a threshold in 0..256, not {enc.threshold!r}")
         if enc.bits == 8 and enc.threshold is not None:
             raise ModelFileError("8-bit input takes no threshold")
-        if not self.layers:
-            raise ModelFileError("a model needs at least one layer")
-        expected_in = enc.size
-        for k, layer in enumerate(self.layers):
-            where = f"layer {k}"
-            if layer.fan_in != expected_in:
-                raise ModelFileError(f"{where}: fan-in {layer.fan_in} does not match the {expected_in} values feeding it")
-            if layer.fan_out < 1:
-                raise ModelFileError(f"{where}: fan-out must be at least 1, not {layer.fan_out}")
-            shape = (layer.fan_out, packed_bytes(layer.fan_in))
-            if not isinstance(layer.weights, np.ndarray) or layer.weights.dtype != np.uint8 or layer.weights.shape != shape:
-                raise ModelFileError(f"{where}: weights must be uint8 of shape {shape}")
-            if not pad_bits_are_zero(layer.weights, layer.fan_in):
-                raise ModelFileError(f"{where}: weight pad bits beyond fan-in {layer.fan_in} must be 0")
-            last = k == len(self.layers) - 1
-            if last:
-                if layer.thresholds is not None:
-                    raise ModelFileError(f"{where}: the output layer takes no thresholds")
-                if layer.fan_out < 2:
-                    raise ModelFileError(f"{where}: the output layer needs at least 2 classes")
-            else:
-                t = layer.thresholds
-                if not isinstance(t, np.ndarray) or t.dtype != np.int32 or t.shape != (layer.fan_out,):
-                    raise ModelFileError(f"{where}: thresholds must be int32 of shape ({layer.fan_out},)")
-                bound = self.preactivation_bound(k)
-                if t.min() < -bound or t.max() > bound + 1:
-                    raise ModelFileError(
-                        f"{where}: thresholds must lie in [{-bound}, {bound + 1}], found [{t.min()}, {t.max()}]")
-            expected_in = layer.fan_out
-        return self
+        if not all(isinstance(layer, (BinaryLayer, ConvLayer, MaxPoolLayer)) for layer in self.layers):
+            raise ModelFileError("layers must be BinaryLayer, ConvLayer or MaxPoolLayer")
+        shapes = layer_shapes(self.layer_input_shape, [layer.spec for layer in self.layers])
+        for k, (layer, feeding) in enumerate(zip(self.layers, [self.layer_input_shape] + shapes)):
+            if isinstance(layer, BinaryLayer):
+                if layer.fan_in != prod(feeding):
+                    described = "" if len(feeding) == 1 else f" ({' x '.join(map(str, feeding))} map)"
+                    raise ModelFileError(f"layer {k}: fan-in {layer.fan_in} does not match "
+                                         f"the {prod(feeding)} values{described} feeding it")
+            elif tuple(layer.in_shape) != feeding:
+                raise ModelFileError(f"layer {k} ({layer.spec}): input shape {list(layer.in_shape)} "
+                                     f"does not match the {list(feeding)} map feeding it")
+        if self.classes < 2:
+            raise ModelFileError(f"layer {len(self.layers) - 1}: the output layer needs at least 2 classes")
+
+    def _validate_parameters(self, k, layer):
+        where = f"layer {k}"
+        shape = layer.weights_shape
+        if not isinstance(layer.weights, np.ndarray) or layer.weights.dtype != np.uint8 or layer.weights.shape != shape:
+            raise ModelFileError(f"{where}: weights must be uint8 of shape {shape}")
+        if not pad_bits_are_zero(layer.weights, layer.fan_in):
+            raise ModelFileError(f"{where}: weight pad bits beyond fan-in {layer.fan_in} must be 0")
+        if k == len(self.layers) - 1:
+            if layer.thresholds is not None:
+                raise ModelFileError(f"{where}: the output layer takes no thresholds")
+            return
+        t = layer.thresholds
+        if not isinstance(t, np.ndarray) or t.dtype != np.int32 or t.shape != shape[:1]:
+            raise ModelFileError(f"{where}: thresholds must be int32 of shape ({shape[0]},)")
+        bound = self.preactivation_bound(k)
+        if t.min() < -bound or t.max() > bound + 1:
+            raise ModelFileError(
+                f"{where}: thresholds must lie in [{-bound}, {bound + 1}], found [{t.min()}, {t.max()}]")
+
+
+def file_version(model):
+    """The version :func:`save_model` writes: 1 if every layer is fully connected, else 2."""
+    return DENSE_VERSION if model.is_dense else CONV_VERSION
+
+
+def _layer_entry(layer, version):
+    """A layer's entry in the header's ``layers`` list."""
+    if isinstance(layer, BinaryLayer):
+        entry = {"fan_in": layer.fan_in, "fan_out": layer.fan_out}
+        return entry if version == DENSE_VERSION else {"kind": "dense", **entry}
+    if isinstance(layer, ConvLayer):
+        return {"kind": "conv", "in_shape": list(layer.in_shape), "kernel": layer.kernel,
+                "out_channels": layer.out_channels}
+    return {"kind": "maxpool", "in_shape": list(layer.in_shape)}
 
 
 def save_model(model, path):
-    """Validate ``model`` and write it to ``path``."""
+    """Validate ``model`` and write it to ``path`` (version :func:`file_version`), all or nothing
+    (:func:`model.fileio.write_atomically`)."""
     model.validate()
+    version = file_version(model)
     chunks = []
     for layer in model.layers:
+        if isinstance(layer, MaxPoolLayer):
+            continue
         chunks.append(np.ascontiguousarray(layer.weights).tobytes())
         if layer.thresholds is not None:
             chunks.append(layer.thresholds.astype("<i4").tobytes())
@@ -138,52 +278,79 @@ def save_model(model, path):
     header = {
         "input": {"bits": model.input.bits, "size": model.input.size, "shape": list(model.input.shape),
                   "threshold": model.input.threshold},
-        "layers": [{"fan_in": l.fan_in, "fan_out": l.fan_out} for l in model.layers],
+        "layers": [_layer_entry(layer, version) for layer in model.layers],
         "classes": model.classes,
         "payload_bytes": len(payload),
         "payload_crc32": zlib.crc32(payload),
         "metadata": model.metadata,
     }
     header_bytes = json.dumps(header, indent=1, sort_keys=True).encode()
-    # written to a temporary name beside it, then renamed: a full disk or a kill never leaves a
-    # half-written model under the name
-    partial = f"{path}.partial-{os.getpid()}"
-    try:
-        with open(partial, "wb") as f:
-            f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)))
-            f.write(header_bytes)
-            f.write(payload)
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
+
+    def write(f):
+        f.write(_PREFIX.pack(MAGIC, version, len(header_bytes)))
+        f.write(header_bytes)
+        f.write(payload)
+
+    write_atomically(path, write)
 
 
-def _field(mapping, key, kind, where):
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ModelFileError(f"model header: {where} lacks '{key}'")
+def _check_keys(mapping, keys, where):
+    """``mapping`` must be a JSON object with exactly ``keys``: none missing, none unknown."""
+    if not isinstance(mapping, dict):
+        raise ModelFileError(f"model header: {where} must be a JSON object, not {mapping!r}")
+    missing, unknown = sorted(set(keys) - set(mapping)), sorted(set(mapping) - set(keys))
+    if missing:
+        raise ModelFileError(f"model header: {where} lacks '{missing[0]}'")
+    if unknown:
+        raise ModelFileError(f"model header: {where} has unknown key '{unknown[0]}'")
+
+
+def _integer(mapping, key, where):
     value = mapping[key]
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ModelFileError(f"model header: {where}.{key} must be an integer, not {value!r}")
-    if kind is list and not isinstance(value, list):
-        raise ModelFileError(f"model header: {where}.{key} must be a list, not {value!r}")
     return value
+
+
+def _shape(mapping, key, where, rank=None):
+    """A list of positive integers (of ``rank`` of them, if given) as a tuple."""
+    value = mapping[key]
+    if (not isinstance(value, list) or (rank is not None and len(value) != rank)
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value)):
+        count = "" if rank is None else f"{rank} "
+        raise ModelFileError(f"model header: {where}.{key} must be a list of {count}positive integers, not {value!r}")
+    return tuple(value)
+
+
+_LAYER_KEYS = {"dense": {"fan_in", "fan_out"}, "conv": {"in_shape", "kernel", "out_channels"},
+               "maxpool": {"in_shape"}}
+
+
+def _parse_layer(entry, version, where):
+    """A layer without weights or thresholds from its header entry."""
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"model header: {where} must be a JSON object, not {entry!r}")
+    kind, keys = "dense", _LAYER_KEYS["dense"]
+    if version == CONV_VERSION:
+        if "kind" not in entry:
+            raise ModelFileError(f"model header: {where} lacks 'kind'")
+        kind = entry["kind"]
+        if not isinstance(kind, str) or kind not in _LAYER_KEYS:
+            raise ModelFileError(f"model header: {where}.kind must be one of {sorted(_LAYER_KEYS)}, not {kind!r}")
+        keys = _LAYER_KEYS[kind] | {"kind"}
+    _check_keys(entry, keys, where)
+    if kind == "dense":
+        return BinaryLayer(_integer(entry, "fan_in", where), _integer(entry, "fan_out", where), None, None)
+    in_shape = _shape(entry, "in_shape", where, rank=3)
+    if kind == "conv":
+        return ConvLayer(in_shape, _integer(entry, "kernel", where), _integer(entry, "out_channels", where),
+                         None, None)
+    return MaxPoolLayer(in_shape)
 
 
 def load_model(path):
     """Read and fully validate a model file; raise :class:`ModelFileError` with a one-line reason."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)   # bounded: a device such as /dev/zero never ends
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from None
-    except OSError as e:
-        raise ModelFileError(f"{path}: cannot read: {e.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ModelFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, not a model file")
+    data = read_bounded(path, MAX_FILE_BYTES, ModelFileError, "model file")
     try:
         return parse_model(data)
     except ModelFileError as e:
@@ -195,8 +362,9 @@ def parse_model(data):
     if len(data) < _PREFIX.size or data[:8] != MAGIC:
         raise ModelFileError("not a BNN model file (bad magic number)")
     _, version, header_len = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"model format version {version} is not supported (this tool reads version {FORMAT_VERSION})")
+    if version not in (DENSE_VERSION, CONV_VERSION):
+        raise ModelFileError(f"model format version {version} is not supported "
+                             f"(this tool reads versions {DENSE_VERSION} and {CONV_VERSION})")
     if header_len > MAX_HEADER_BYTES or _PREFIX.size + header_len > len(data):
         raise ModelFileError("truncated model file (header)")
     try:
@@ -207,56 +375,51 @@ def parse_model(data):
         raise ModelFileError("model header must be a JSON object")
     payload = data[_PREFIX.size + header_len:]
 
-    enc = _field(header, "input", dict, "header")
-    bits = _field(enc, "bits", int, "input")
-    size = _field(enc, "size", int, "input")
-    shape = _field(enc, "shape", list, "input")
-    threshold = enc.get("threshold")
+    _check_keys(header, {"classes", "input", "layers", "metadata", "payload_bytes", "payload_crc32"}, "header")
+    enc = header["input"]
+    _check_keys(enc, {"bits", "shape", "size", "threshold"}, "input")
+    threshold = enc["threshold"]
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int)):
         raise ModelFileError(f"model header: input.threshold must be an integer or null, not {threshold!r}")
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-        raise ModelFileError(f"model header: input.shape must be positive integers, not {shape!r}")
-    layer_specs = _field(header, "layers", list, "header")
-    if not layer_specs:
-        raise ModelFileError("a model needs at least one layer")
-    dims = []
-    for k, spec in enumerate(layer_specs):
-        fan_in = _field(spec, "fan_in", int, f"layers[{k}]")
-        fan_out = _field(spec, "fan_out", int, f"layers[{k}]")
-        if fan_in < 1 or fan_out < 1:
-            raise ModelFileError(f"layer {k}: sizes must be positive, not {fan_in}x{fan_out}")
-        expected_in = dims[-1][1] if dims else size
-        if fan_in != expected_in:
-            raise ModelFileError(f"layer {k}: fan-in {fan_in} does not match the {expected_in} values feeding it")
-        dims.append((fan_in, fan_out))
-    classes = _field(header, "classes", int, "header")
-    if classes != dims[-1][1]:
-        raise ModelFileError(f"header says {classes} classes but the last layer has {dims[-1][1]} neurons")
+    encoding = InputEncoding(_integer(enc, "bits", "input"), _integer(enc, "size", "input"),
+                             _shape(enc, "shape", "input"), threshold)
+    if not isinstance(header["layers"], list):
+        raise ModelFileError(f"model header: header.layers must be a list, not {header['layers']!r}")
+    skeleton = BinaryModel(encoding, tuple(_parse_layer(entry, version, f"layers[{k}]")
+                                           for k, entry in enumerate(header["layers"])))
+    skeleton._validate_shapes()
+    classes = _integer(header, "classes", "header")
+    if classes != skeleton.classes:
+        raise ModelFileError(f"header says {classes} classes but the last layer has {skeleton.classes} neurons")
+    metadata = header["metadata"]
+    if not isinstance(metadata, dict):
+        raise ModelFileError("model header: metadata must be a JSON object")
 
-    last = len(dims) - 1
-    sizes = [(fo * packed_bytes(fi), 0 if k == last else 4 * fo) for k, (fi, fo) in enumerate(dims)]
+    last = len(skeleton.layers) - 1
+    sizes = [(0, 0) if isinstance(layer, MaxPoolLayer) else
+             (prod(layer.weights_shape), 0 if k == last else 4 * layer.weights_shape[0])
+             for k, layer in enumerate(skeleton.layers)]
     expected = sum(w + t for w, t in sizes)
-    declared = _field(header, "payload_bytes", int, "header")
+    declared = _integer(header, "payload_bytes", "header")
     if declared != expected:
         raise ModelFileError(f"header declares {declared} payload bytes but the layers need {expected}")
     if len(payload) < expected:
         raise ModelFileError(f"truncated model file: payload has {len(payload)} of {expected} bytes")
     if len(payload) > expected:
         raise ModelFileError(f"model file has {len(payload) - expected} unexpected bytes after the payload")
-    if zlib.crc32(payload) != _field(header, "payload_crc32", int, "header"):
+    if zlib.crc32(payload) != _integer(header, "payload_crc32", "header"):
         raise ModelFileError("payload checksum mismatch (file corrupted)")
 
     layers, offset = [], 0
-    for k, ((fan_in, fan_out), (w_size, t_size)) in enumerate(zip(dims, sizes)):
-        weights = np.frombuffer(payload, np.uint8, w_size, offset).reshape(fan_out, packed_bytes(fan_in)).copy()
+    for layer, (w_size, t_size) in zip(skeleton.layers, sizes):
+        if isinstance(layer, MaxPoolLayer):
+            layers.append(layer)
+            continue
+        weights = np.frombuffer(payload, np.uint8, w_size, offset).reshape(layer.weights_shape).copy()
         offset += w_size
         thresholds = None
         if t_size:
-            thresholds = np.frombuffer(payload, "<i4", fan_out, offset).astype(np.int32)
+            thresholds = np.frombuffer(payload, "<i4", t_size // 4, offset).astype(np.int32)
             offset += t_size
-        layers.append(BinaryLayer(fan_in, fan_out, weights, thresholds))
-    metadata = header.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise ModelFileError("model header: metadata must be a JSON object")
-    model = BinaryModel(InputEncoding(bits, size, tuple(shape), threshold), tuple(layers), metadata)
-    return model.validate()
+        layers.append(replace(layer, weights=weights, thresholds=thresholds))
+    return BinaryModel(encoding, tuple(layers), metadata).validate()

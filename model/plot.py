@@ -6,6 +6,8 @@ Uses Matplotlib's object interface with the Agg canvas, so no display and no glo
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .fileio import write_atomically
+
 
 def _plot_history(loss_axes, accuracy_axes, history, name, color, best_epoch):
     epochs = [r.epoch for r in history]
@@ -18,7 +20,8 @@ def _plot_history(loss_axes, accuracy_axes, history, name, color, best_epoch):
 
 
 def plot_training_curves(path, title, student, teacher=None):
-    """Write the curves of ``student`` (and ``teacher``), :class:`model.train.FitResult` objects, to ``path``.
+    """Write the curves of ``student`` (and ``teacher``), :class:`model.train.FitResult` objects, to ``path``
+    as a PNG, atomically (see :func:`model.fileio.write_atomically`).
 
     The dotted vertical line marks the epoch kept (best validation accuracy). Losses are those
     optimised: the student's includes the distillation term; validation losses are cross-entropy.
@@ -35,4 +38,4 @@ def plot_training_curves(path, title, student, teacher=None):
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize="small")
     figure.suptitle(title)
-    figure.savefig(path, dpi=100)
+    write_atomically(path, lambda f: figure.savefig(f, format="png", dpi=100))

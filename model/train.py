@@ -5,15 +5,28 @@ mode, into the integer model of :mod:`model.modelfile` without changing a single
 
 Student network
 ---------------
-Input ``x``: for 8-bit input the raw pixel values as floats; for 1-bit input +1 where
-``pixel >= threshold`` and -1 elsewhere.
+Layers are :mod:`model.layers` descriptions: convolutions and 2 x 2 max-pools, then fully
+connected layers, with the shapes and the channels-innermost order defined there.
 
-Hidden layer ``k``: ``z = x @ sign(W_k).T`` is the integer pre-activation of the model file (float32
-holds it exactly because every partial sum stays below 2**24, see :func:`check_arch`);
-``a = z / s_k`` with ``s_0`` the data set's ``max_value`` for 8-bit input and ``s_k = 1`` otherwise;
-``h = gamma * (a - mean) / sqrt(var + BN_EPS) + beta`` (batch statistics in training; in
-evaluation the training set's statistics, recomputed after every epoch by
-:func:`recalibrate_batchnorm`, see :func:`hidden_fires`); the output is ``sign(h)`` with sign(0) = +1.
+Input ``x``: for 8-bit input the raw pixel values as floats; for 1-bit input +1 where
+``pixel >= threshold`` and -1 elsewhere; a map ``(H, W, C)`` before a convolution, a vector before a
+fully connected layer.
+
+Hidden layer ``k`` (a fully connected layer but the last, or a convolution): ``z = rows @
+sign(W_k).T``, ``rows`` being the whole input (fully connected) or one ``kernel x kernel x C_in``
+window per output pixel (a convolution, :func:`model.layers.windows`), is the integer
+pre-activation of the model file (float32 holds it exactly because every partial sum stays below
+2**24, see :func:`fit_arch`); ``a = z / s_k`` with ``s_0`` the data set's ``max_value`` for 8-bit
+input and ``s_k = 1`` otherwise; ``h = gamma * (a - mean) / sqrt(var + BN_EPS) + beta`` per output
+(neuron, or channel over all pixels: batch statistics in training; in evaluation the training set's
+statistics, recomputed after every epoch by :func:`recalibrate_batchnorm`, see :func:`hidden_fires`);
+the output is ``sign(h)`` with sign(0) = +1.
+
+Max-pool (directly after a convolution): the model file's pool is the OR of the +1 bits of each
+2 x 2 window of the convolution's outputs, i.e. their maximum. As sign is non-decreasing, that is
+``sign(max h)`` over the window, which is how training computes it: the gradient takes the sign's
+surrogate derivative at the window's largest ``h`` and goes to that one position (the first of
+equal largest values, in the order of :func:`model.layers.pool_quarters`), as in a float max-pool.
 
 Output layer: ``logits = exp(log_alpha) * z``, one learned positive scale and no bias, so the
 class (the argmax, ties to the lowest index) is the argmax of the integer ``z``.
@@ -23,36 +36,45 @@ clipping (``1`` where ``|h| <= 1``, ``grad="ste"``) or the ApproxSign derivative
 (``2 - 2|h|`` where ``|h| <= 1``, ``grad="approxsign"``). The weights' sign uses the plain
 straight-through estimator on latent real weights, which are clipped to [-1, 1] after every step.
 
+Evaluation mode: each hidden output is :func:`hidden_fires` of its integer ``z``. That is monotone
+in ``z``, so it equals one integer comparison per output, ``row_sign * z >= t``, whose
+``(row_sign, t)`` :func:`firing_thresholds` finds by bisection over every integer ``z`` the
+model file allows; evaluation computes the comparison (exact, and far cheaper than batch norm in
+float64 on every pixel of a map), and :mod:`model.fold` stores it.
+
 Teacher
 -------
 A full-precision MLP (ReLU hidden layers with biases, input ``pixel / max_value``) trained with
 cross-entropy. The student then learns from ``(1 - w) * CE(labels) + w * T**2 * KL(teacher_T ||
-student_T)`` where ``_T`` is the softmax at temperature ``T``. Teachers are saved as ``.npz``
-files, see :func:`save_teacher`.
+student_T)`` where ``_T`` is the softmax at temperature ``T``. Teachers are saved in the format
+of :mod:`model.teacherfile`.
+
+Augmentation: random whole-pixel shifts and, optionally, horizontal mirror images of the training
+images (:class:`TrainSettings`), for the student and the teacher alike.
 
 Every random choice (initialisation, validation split, batch order, augmentation) comes from
 ``np.random.default_rng(seed)``; the same seed gives the same network.
 """
 
 import math
-import os
+import re
 import time
-import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
+from math import prod
 
 import numpy as np
 from tqdm import tqdm
 
-from .bits import sign_bits
+from .bits import pack_bits, sign_bits
 from .datasets import stratified_split
-from .errors import TeacherFileError, TrainingError
+from .errors import TrainingError
+from .layers import Conv, Dense, MaxPool, arch_string, layer_shapes, pool_quarters, windows, windows_adjoint
 
 BN_EPS = 1e-5
 GRADS = ("ste", "approxsign")
 # Largest |z| a float32 matmul of integer-valued operands reproduces exactly.
 FLOAT32_EXACT = 1 << 24
-TEACHER_FORMAT = "bnn-teacher"
-TEACHER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -61,13 +83,15 @@ class TrainSettings:
 
     ``lr`` is Adam's initial learning rate, decayed to 0 along a half cosine over all steps.
     ``max_shift`` > 0 translates each training image by a random whole number of pixels in
-    ``[-max_shift, max_shift]`` along both axes (zero fill) every time it is used.
+    ``[-max_shift, max_shift]`` along both axes (zero fill) every time it is used; ``flip`` mirrors
+    it left to right with probability 1/2 (for data sets whose classes a mirror image keeps).
     """
 
     epochs: int
     batch_size: int
     lr: float
     max_shift: int = 0
+    flip: bool = False
 
     def check(self):
         if self.epochs < 1:
@@ -99,36 +123,94 @@ class Distillation:
 # ----------------------------------------------------------------------------------------------
 # Architecture strings
 
+ARCH_SYNTAX = ("layer sizes joined by '-', the input first, e.g. 784-256-256-10; cNkK is a convolution "
+               "of N channels and K x K kernels and p a 2 x 2 max-pool, e.g. c32k3-p-c64k3-p-256-10")
+_CONV = re.compile(r"c([0-9]+)k([0-9]+)")
+_SHAPE = re.compile(r"([0-9]+)x([0-9]+)(?:x([0-9]+))?")
+
+
+def _layer_spec(token):
+    """The :mod:`model.layers` description of one ``--arch`` token, or None if it names no layer."""
+    if token == "p":
+        return MaxPool()
+    if token.isascii() and token.isdigit():
+        return Dense(int(token))
+    conv = _CONV.fullmatch(token)
+    return Conv(int(conv[1]), int(conv[2])) if conv else None
+
 
 def parse_arch(text):
-    """``"784-256-10"`` to ``(784, 256, 10)``; raise :class:`TrainingError` on anything else."""
-    parts = str(text).split("-")
-    if len(parts) < 2 or not all(p.isascii() and p.isdigit() for p in parts):
-        raise TrainingError(f"--arch {text!r}: expected layer sizes joined by '-', e.g. 784-256-256-10")
-    sizes = tuple(int(p) for p in parts)
-    if min(sizes) < 1:
+    """An ``--arch`` string to ``(input_shape, specs)``: the input's shape and the layers'
+    :mod:`model.layers` descriptions.
+
+    Tokens joined by ``-``: ``N`` a fully connected layer of ``N`` neurons, ``cNkK`` a convolution
+    of ``N`` output channels with ``K`` x ``K`` kernels, ``p`` a 2 x 2 max-pool. The first token is
+    the input: ``N`` values (``"784-256-10"``, ``input_shape`` ``(784,)``) or an image ``HxW`` or
+    ``HxWxC`` (``(H, W, 1)`` or ``(H, W, C)``); before a convolution it may be left out
+    (``"c32k3-p-256-10"``, ``input_shape`` None: the data set's image). Raises
+    :class:`TrainingError` on anything else; whether the layers fit each other and a data set is
+    :func:`fit_arch`'s check.
+    """
+    tokens = str(text).split("-")
+    shape = _SHAPE.fullmatch(tokens[0])
+    if shape:
+        input_shape = (int(shape[1]), int(shape[2]), int(shape[3] or 1))
+    elif isinstance(_layer_spec(tokens[0]), Dense):
+        input_shape = (int(tokens[0]),)
+    else:
+        input_shape, tokens = None, [""] + tokens
+    specs = tuple(_layer_spec(token) for token in tokens[1:])
+    if not specs or None in specs:
+        raise TrainingError(f"--arch {text!r}: expected {ARCH_SYNTAX}")
+    if min(input_shape or (1,)) < 1 or min((s.units for s in specs if isinstance(s, Dense)), default=1) < 1:
         raise TrainingError(f"--arch {text!r}: every layer needs at least one neuron")
-    if sizes[-1] < 2:
+    if isinstance(specs[-1], Dense) and specs[-1].units < 2:
         raise TrainingError(f"--arch {text!r}: the output layer needs at least 2 classes")
-    return sizes
+    return input_shape, specs
 
 
 def arch_name(arch):
+    """Layer sizes (input first) of a fully connected network as text: ``(64, 256, 10)`` to ``"64-256-10"``."""
     return "-".join(str(n) for n in arch)
 
 
-def check_arch(arch, dataset, input_bits):
-    """Check that ``arch`` fits ``dataset`` (input size, class count) and float32 exactness."""
-    if arch[0] != dataset.input_size:
-        raise TrainingError(f"--arch {arch_name(arch)} starts with {arch[0]} inputs but {dataset.name} "
-                            f"images have {dataset.input_size} pixels")
-    if arch[-1] != dataset.classes:
-        raise TrainingError(f"--arch {arch_name(arch)} ends with {arch[-1]} outputs but {dataset.name} "
+def fit_arch(text, dataset, input_bits):
+    """``(input_shape, specs)`` of the ``--arch`` string ``text`` for ``dataset`` (see :func:`parse_arch`).
+
+    ``input_shape`` is the data set's image as a map ``(H, W, C)`` before a convolution and its
+    pixel count ``(n,)`` before a fully connected layer. Raises :class:`TrainingError` with a
+    one-line reason if the input does not match the data set's images, the layers do not fit each
+    other (:func:`model.layers.layer_shapes`), the output layer does not have one neuron per class,
+    or a pre-activation could be too wide to train exactly in float32.
+    """
+    input_shape, specs = parse_arch(text)
+    image = tuple(dataset.shape) if len(dataset.shape) == 3 else (*dataset.shape, 1)
+    if isinstance(specs[0], Dense):
+        if prod(input_shape) != dataset.input_size:
+            raise TrainingError(f"--arch {text}: starts with {prod(input_shape)} inputs but {dataset.name} "
+                                f"images have {dataset.input_size} pixels")
+        input_shape = (dataset.input_size,)
+    elif input_shape is None:
+        input_shape = image
+    elif len(input_shape) == 3 and input_shape != image:   # a vector before a convolution: layer_shapes says so
+        raise TrainingError(f"--arch {text}: reads {arch_string(input_shape, [])} images but {dataset.name} "
+                            f"images are {arch_string(image, [])}")
+    shapes = layer_shapes(input_shape, specs, error=lambda message: TrainingError(f"--arch {text}: {message}"))
+    if specs[-1].units != dataset.classes:
+        raise TrainingError(f"--arch {text}: ends with {specs[-1].units} outputs but {dataset.name} "
                             f"has {dataset.classes} classes")
-    largest = max(n * (dataset.max_value if (k == 0 and input_bits == 8) else 1) for k, n in enumerate(arch[:-1]))
+    fan_ins = [_fan_in(spec, shape) for spec, shape in zip(specs, [input_shape, *shapes])
+               if not isinstance(spec, MaxPool)]
+    largest = max(n * (dataset.max_value if (k == 0 and input_bits == 8) else 1) for k, n in enumerate(fan_ins))
     if largest >= FLOAT32_EXACT:
-        raise TrainingError(f"--arch {arch_name(arch)}: pre-activations up to {largest} are too wide "
+        raise TrainingError(f"--arch {text}: pre-activations up to {largest} are too wide "
                             f"to train exactly (limit {FLOAT32_EXACT - 1})")
+    return input_shape, specs
+
+
+def _fan_in(spec, in_shape):
+    """Inputs of one output of a layer with weights: its window (a convolution) or its whole input."""
+    return spec.kernel * spec.kernel * in_shape[2] if isinstance(spec, Conv) else prod(in_shape)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,9 +222,17 @@ def binary_weights(latent):
     return sign_bits(latent).astype(np.float32) * 2 - 1
 
 
+def plus_minus(fires):
+    """Bools as float32 values, +1 where True and -1 where False."""
+    values = fires.astype(np.float32)
+    values *= 2
+    values -= 1
+    return values
+
+
 def sign_activation(h):
     """Forward sign with sign(0) = +1, as float32 values -1/+1."""
-    return np.where(h >= 0, np.float32(1), np.float32(-1))
+    return plus_minus(h >= 0)
 
 
 def sign_gradient(h, grad):
@@ -150,7 +240,10 @@ def sign_gradient(h, grad):
     if grad == "ste":
         return (np.abs(h) <= 1).astype(h.dtype)
     if grad == "approxsign":
-        return np.maximum(0, 2 - 2 * np.abs(h)).astype(h.dtype)
+        slope = np.abs(h)   # 2 - 2|h|, at least 0, in place
+        slope *= -2
+        slope += 2
+        return np.maximum(slope, 0, out=slope)
     raise TrainingError(f"unknown gradient {grad!r} (choose from {', '.join(GRADS)})")
 
 
@@ -159,8 +252,12 @@ def batchnorm_forward(a, gamma, beta):
     mean = a.mean(axis=0)
     var = a.var(axis=0)
     inv_std = 1 / np.sqrt(var + BN_EPS)
-    normalised = (a - mean) * inv_std
-    return gamma * normalised + beta, mean, var, (normalised, inv_std, gamma)
+    # in place: a convolution's a holds a value per image, pixel and channel
+    normalised = a - mean
+    normalised *= inv_std
+    h = normalised * gamma
+    h += beta
+    return h, mean, var, (normalised, inv_std, gamma)
 
 
 def batchnorm_backward(dh, cache):
@@ -170,15 +267,20 @@ def batchnorm_backward(dh, cache):
     dgamma = (dh * normalised).sum(axis=0)
     dbeta = dh.sum(axis=0)
     dnorm = dh * gamma
-    da = inv_std / n * (n * dnorm - dnorm.sum(axis=0) - normalised * (dnorm * normalised).sum(axis=0))
+    # inv_std / n * (n * dnorm - sum(dnorm) - normalised * sum(dnorm * normalised)), in place
+    da = dnorm * n
+    da -= dnorm.sum(axis=0)
+    da -= normalised * (dnorm * normalised).sum(axis=0)
+    da *= inv_std / n
     return da, dgamma, dbeta
 
 
 def hidden_fires(z, scale, mean, var, gamma, beta):
     """Evaluation-mode batch norm and sign of integer pre-activations ``z``: True where the output is +1.
 
-    Computed in float64. This is the one definition both the float network in evaluation mode and
-    the folding (:mod:`model.fold`) use, so both agree on every input. For each neuron the result is
+    Computed in float64. This is the one definition of the float network's evaluation mode; both
+    its forward pass and the folding (:mod:`model.fold`) compute it through
+    :func:`firing_thresholds`, so both agree on every input. For each output the result is
     monotone in ``z`` (non-decreasing if ``gamma > 0``, non-increasing if ``gamma < 0``, constant if
     ``gamma == 0``), because every float operation in it is monotone.
     """
@@ -214,20 +316,47 @@ def classification_loss(logits, labels, teacher_logits=None, distillation=None):
     return float((1 - w) * ce + w * t * t * kl), ((1 - w) * d_ce + w * d_kl).astype(logits.dtype)
 
 
+def max_pool_forward(h):
+    """Training-mode 2 x 2 max-pool of ``(B, H, W, C)`` maps: ``(pooled, positions)``, ``pooled`` the
+    largest value of each window and ``positions`` (int8, 0..3, :func:`model.layers.pool_quarters`'
+    order) where the first of them sits."""
+    q0, q1, q2, q3 = pool_quarters(h)
+    pooled = np.maximum(np.maximum(q0, q1), np.maximum(q2, q3))
+    positions = np.full(pooled.shape, 3, np.int8)
+    for q, values in reversed(list(enumerate((q0, q1, q2)))):
+        positions[values == pooled] = q
+    return pooled, positions
+
+
+def max_pool_backward(d_pooled, positions, shape):
+    """The gradient of :func:`max_pool_forward`: ``d_pooled`` at each window's ``positions``, 0 elsewhere."""
+    d = np.zeros(shape, d_pooled.dtype)
+    for q, view in enumerate(pool_quarters(d)):
+        view[...] = d_pooled * (positions == q)
+    return d
+
+
 # ----------------------------------------------------------------------------------------------
 # The student: a binary network
+
+# Evaluation takes images in chunks whose largest layer holds about this many values.
+_CHUNK_VALUES = 1 << 23
 
 
 @dataclass
 class BinaryNetwork:
     """The trainable float binary network described in the module docstring.
 
-    ``params`` holds the trained arrays: ``w{k}`` latent weights ``(fan_out, fan_in)`` float32,
-    ``gamma{k}``/``beta{k}`` of hidden layers, and ``log_alpha`` (shape ``(1,)``) of the output
-    layer. ``stats`` holds the ``mean{k}``/``var{k}`` (float64) used in evaluation mode.
+    ``specs`` are the layers (:mod:`model.layers`), ``input_shape`` what the first one reads:
+    ``(H, W, C)`` before a convolution, ``(n,)`` before a fully connected layer. ``params`` holds
+    the trained arrays of layer ``k``: ``w{k}`` latent weights ``(rows, fan_in)`` float32 (a row
+    per neuron or output channel; a convolution's in ``(ky, kx, c)`` order), ``gamma{k}``/``beta{k}``
+    of hidden layers, and ``log_alpha`` (shape ``(1,)``) of the output layer. ``stats`` holds the
+    ``mean{k}``/``var{k}`` (float64) used in evaluation mode. A max-pool has none of them.
     """
 
-    arch: tuple
+    input_shape: tuple
+    specs: tuple
     input_bits: int
     input_scale: int
     input_threshold: int | None
@@ -235,23 +364,67 @@ class BinaryNetwork:
     params: dict
     stats: dict = field(default_factory=dict)
 
+    @cached_property
+    def shapes(self):
+        """``shapes[k]`` is layer ``k``'s input shape, ``shapes[k + 1]`` its output shape."""
+        return [tuple(self.input_shape), *layer_shapes(self.input_shape, self.specs, error=TrainingError)]
+
     @property
-    def hidden_layers(self):
-        return len(self.arch) - 2
+    def arch(self):
+        """The architecture as text (:func:`model.layers.arch_string`), as the folded model states it."""
+        return arch_string(self.input_shape, self.specs)
+
+    @property
+    def hidden(self):
+        """Indices of the hidden layers with weights (convolutions, fully connected layers but the last)."""
+        return [k for k, spec in enumerate(self.specs[:-1]) if not isinstance(spec, MaxPool)]
+
+    @property
+    def output(self):
+        """Index of the output layer."""
+        return len(self.specs) - 1
+
+    def fan_in(self, k):
+        """Inputs of one output of layer ``k`` (a layer with weights): the length of its weight rows."""
+        return _fan_in(self.specs[k], self.shapes[k])
 
     def layer_scale(self, k):
         """``s_k``: the float pre-activation of hidden layer ``k`` is ``z / s_k``."""
         return self.input_scale if k == 0 and self.input_bits == 8 else 1
 
+    def preactivation_bound(self, k):
+        """Largest ``|z|`` of layer ``k`` for any input the model file allows (8-bit pixels up to
+        255), as :meth:`model.modelfile.BinaryModel.preactivation_bound` states it."""
+        return self.fan_in(k) * (255 if k == 0 and self.input_bits == 8 else 1)
+
+    def fires(self, k, z):
+        """Evaluation mode of hidden layer ``k`` on integer pre-activations ``z`` (``(..., rows)``):
+        :func:`hidden_fires` with the layer's statistics and parameters."""
+        return hidden_fires(z, self.layer_scale(k), self.stats[f"mean{k}"], self.stats[f"var{k}"],
+                            self.params[f"gamma{k}"], self.params[f"beta{k}"])
+
     def encode(self, pixels):
-        """The first layer's float input for raw ``pixels`` (see the module docstring)."""
-        if self.input_bits == 8:
-            return pixels.astype(np.float32)
-        return np.where(pixels >= self.input_threshold, np.float32(1), np.float32(-1))
+        """The first layer's float input ``(B, *input_shape)`` for raw ``pixels`` (see the module docstring)."""
+        x = pixels.astype(np.float32) if self.input_bits == 8 else plus_minus(pixels >= self.input_threshold)
+        return x.reshape(len(pixels), *self.input_shape)
+
+    def rows(self, k, x):
+        """Layer ``k``'s input ``x`` (``(B, *shapes[k])``) as rows of ``fan_in(k)`` values: one per
+        image for a fully connected layer, one per image and output pixel for a convolution."""
+        spec = self.specs[k]
+        return windows(x, spec.kernel) if isinstance(spec, Conv) else x.reshape(len(x), -1)
+
+    @property
+    def images_per_chunk(self):
+        """How many images evaluation takes at once (about :data:`_CHUNK_VALUES` values in the largest layer)."""
+        largest = max(prod(self.shapes[k + 1][:-1]) * max(self.fan_in(k), self.shapes[k + 1][-1])
+                      for k in [*self.hidden, self.output])
+        return max(1, _CHUNK_VALUES // largest)
 
 
-def init_binary_network(arch, input_bits, max_value, grad, rng, input_threshold=None):
-    """A fresh :class:`BinaryNetwork` with Glorot-uniform latent weights.
+def init_binary_network(input_shape, specs, input_bits, max_value, grad, rng, input_threshold=None):
+    """A fresh :class:`BinaryNetwork` of ``specs`` reading ``input_shape``, with Glorot-uniform latent
+    weights (fan-out: the number of rows).
 
     ``input_threshold`` applies to 1-bit input and defaults to ``ceil(max_value / 2)``.
     """
@@ -268,66 +441,129 @@ def init_binary_network(arch, input_bits, max_value, grad, rng, input_threshold=
         if not 1 <= input_threshold <= max_value:
             raise TrainingError(f"input threshold must lie in 1..{max_value} for this data set (pixels are "
                                 f"0..{max_value}; another value makes every input the same), not {input_threshold}")
-    params, stats = {}, {}
-    for k, (fan_in, fan_out) in enumerate(zip(arch[:-1], arch[1:])):
-        limit = math.sqrt(6 / (fan_in + fan_out))
-        params[f"w{k}"] = rng.uniform(-limit, limit, (fan_out, fan_in)).astype(np.float32)
-        if k < len(arch) - 2:
-            params[f"gamma{k}"] = np.ones(fan_out, np.float32)
-            params[f"beta{k}"] = np.zeros(fan_out, np.float32)
-            stats[f"mean{k}"] = np.zeros(fan_out)
-            stats[f"var{k}"] = np.ones(fan_out)
+    net = BinaryNetwork(tuple(input_shape), tuple(specs), input_bits, max_value, input_threshold, grad, {}, {})
+    for k in [*net.hidden, net.output]:
+        fan_in, rows = net.fan_in(k), net.shapes[k + 1][-1]
+        limit = math.sqrt(6 / (fan_in + rows))
+        net.params[f"w{k}"] = rng.uniform(-limit, limit, (rows, fan_in)).astype(np.float32)
+        if k != net.output:
+            net.params[f"gamma{k}"] = np.ones(rows, np.float32)
+            net.params[f"beta{k}"] = np.zeros(rows, np.float32)
+            net.stats[f"mean{k}"] = np.zeros(rows)
+            net.stats[f"var{k}"] = np.ones(rows)
     # Random +-1 dot products over fan_in inputs have a spread of about sqrt(fan_in).
-    params["log_alpha"] = np.array([-0.5 * math.log(arch[-2])], np.float32)
-    return BinaryNetwork(tuple(arch), input_bits, max_value, input_threshold, grad, params, stats)
+    net.params["log_alpha"] = np.array([-0.5 * math.log(net.fan_in(net.output))], np.float32)
+    return net
 
 
 def binary_loss_and_grads(net, pixels, labels, teacher_logits=None, distillation=None):
     """One training-mode pass (batch statistics): ``(loss, logits, grads)``."""
     x = net.encode(pixels)
-    caches = []
-    for k in range(net.hidden_layers):
-        w_bin = binary_weights(net.params[f"w{k}"])
-        a = (x @ w_bin.T) / np.float32(net.layer_scale(k))
+    caches = {}
+    for k in net.hidden:
+        rows, w_bin = net.rows(k, x), binary_weights(net.params[f"w{k}"])
+        a = (rows @ w_bin.T) / np.float32(net.layer_scale(k))
         h, _, _, bn_cache = batchnorm_forward(a, net.params[f"gamma{k}"], net.params[f"beta{k}"])
-        caches.append((x, w_bin, h, bn_cache))
+        h = h.reshape(len(x), *net.shapes[k + 1])
+        pool = None   # (positions, shape before pooling) when a max-pool follows
+        if isinstance(net.specs[k + 1], MaxPool):
+            pooled, positions = max_pool_forward(h)
+            h, pool = pooled, (positions, h.shape)
+        caches[k] = (rows, w_bin, h, bn_cache, pool, x.shape)
         x = sign_activation(h)
-    last = net.hidden_layers
-    w_bin = binary_weights(net.params[f"w{last}"])
-    z = x @ w_bin.T
+    last = net.output
+    rows, w_bin = net.rows(last, x), binary_weights(net.params[f"w{last}"])
+    z = rows @ w_bin.T
     alpha = np.exp(net.params["log_alpha"])
     logits = alpha * z
     loss, dlogits = classification_loss(logits, labels, teacher_logits, distillation)
 
     grads = {"log_alpha": np.array([(dlogits * logits).sum()], np.float32)}
     dz = dlogits * alpha
-    grads[f"w{last}"] = dz.T @ x
-    dx = dz @ w_bin
-    for k in reversed(range(last)):
-        x_in, w_bin, h, bn_cache = caches[k]
-        dh = dx * sign_gradient(h, net.grad)
-        da, grads[f"gamma{k}"], grads[f"beta{k}"] = batchnorm_backward(dh, bn_cache)
+    grads[f"w{last}"] = dz.T @ rows
+    d_rows = dz @ w_bin
+    for k in reversed(net.hidden):
+        rows, w_bin, h, bn_cache, pool, x_shape = caches[k]
+        dh = d_rows.reshape(h.shape) * sign_gradient(h, net.grad)
+        if pool is not None:
+            dh = max_pool_backward(dh, *pool)
+        da, grads[f"gamma{k}"], grads[f"beta{k}"] = batchnorm_backward(dh.reshape(len(rows), -1), bn_cache)
         dz = da / np.float32(net.layer_scale(k))
         # Straight-through on the weights' sign: latent weights stay in [-1, 1] (clip_weights),
         # where the clipped estimator passes the gradient unchanged.
-        grads[f"w{k}"] = dz.T @ x_in
+        grads[f"w{k}"] = dz.T @ rows
         if k:
-            dx = dz @ w_bin
+            d_rows = dz @ w_bin
+            if isinstance(net.specs[k], Conv):
+                d_rows = windows_adjoint(d_rows, x_shape, net.specs[k].kernel)
     return loss, logits, grads
 
 
 def clip_weights(net):
     """Clip the latent weights to [-1, 1] (after every optimiser step)."""
-    for k in range(len(net.arch) - 1):
+    for k in [*net.hidden, net.output]:
         np.clip(net.params[f"w{k}"], -1, 1, out=net.params[f"w{k}"])
+
+
+def _smallest_firing(fires, count, bound):
+    """Per output, the smallest integer ``t`` in ``[-bound, bound]`` with ``fires(t)`` true, or
+    ``bound + 1`` if there is none.
+
+    ``fires`` maps an int64 vector (one value per output, ``count`` outputs) to bools and must be
+    non-decreasing in each output's value.
+    """
+    low = np.full(count, -bound, np.int64)
+    high = np.full(count, bound + 1, np.int64)
+    while np.any(low < high):
+        middle = (low + high) // 2
+        on = fires(middle)
+        high = np.where(on & (low < high), middle, high)
+        low = np.where(~on & (low < high), middle + 1, low)
+    return low
+
+
+def firing_thresholds(net, k):
+    """``(row_signs, thresholds)`` of hidden layer ``k`` in evaluation mode: output ``j`` fires
+    (:func:`hidden_fires`) iff ``row_signs[j] * z_j >= thresholds[j]``, for every integer ``z_j`` in
+    ``[-bound, bound]`` (:meth:`BinaryNetwork.preactivation_bound`).
+
+    ``row_signs`` is -1 where ``gamma < 0`` (there firing falls as ``z`` grows) and +1 elsewhere,
+    int64; ``thresholds`` is int32 in ``[-bound, bound + 1]``: ``-bound`` for an output that
+    always fires, ``bound + 1`` for one that never does. Found by bisection on
+    :func:`hidden_fires` itself, not by its closed form (float rounding could put that one off).
+    """
+    row_signs = np.where(net.params[f"gamma{k}"] < 0, -1, 1).astype(np.int64)
+    thresholds = _smallest_firing(lambda z: net.fires(k, row_signs * z), len(row_signs), net.preactivation_bound(k))
+    return row_signs, thresholds.astype(np.int32)
+
+
+def _evaluate_layers(net, layers, x, thresholds):
+    """Evaluation mode of ``layers`` (consecutive indices, no output layer) on their float input ``x``:
+    one bool array per layer, ``(B, *out_shape)``, True where the output is +1. ``thresholds`` maps
+    each hidden layer to its :func:`firing_thresholds`."""
+    outputs = []
+    for k in layers:
+        if isinstance(net.specs[k], MaxPool):
+            q0, q1, q2, q3 = pool_quarters(outputs[-1])
+            fires = q0 | q1 | q2 | q3
+        else:
+            row_signs, t = thresholds[k]
+            # z, row signs and thresholds are integers below 2**24: float32 compares them exactly
+            z = net.rows(k, x) @ binary_weights(net.params[f"w{k}"]).T
+            fires = (z * row_signs.astype(np.float32) >= t.astype(np.float32)).reshape(len(x), *net.shapes[k + 1])
+        outputs.append(fires)
+        x = plus_minus(fires)
+    return outputs
 
 
 @dataclass
 class EvaluatedBatch:
-    """Evaluation-mode results for ``B`` images: ``hidden[k]`` is ``(B, n_k)`` bool (True = +1),
-    ``scores`` the output layer's integer ``z`` (``(B, classes)`` int64), ``logits`` float64."""
+    """Evaluation-mode results for ``B`` images: ``activations[k]`` are the packed outputs of layer ``k``
+    for every layer but the last, as :class:`model.golden.Inference` holds them (``(B, ceil(n/8))``
+    uint8, maps flattened channels innermost); ``scores`` the output layer's integer ``z`` (``(B,
+    classes)`` int64), ``logits`` float64."""
 
-    hidden: list
+    activations: list
     scores: np.ndarray
     logits: np.ndarray
 
@@ -336,54 +572,53 @@ class EvaluatedBatch:
         return np.argmax(self.scores, axis=1)
 
 
-def integer_preactivations(x, latent):
-    """``x @ sign(latent).T`` as int64 (exact: operands are integers and sums stay below 2**24)."""
-    return (x @ binary_weights(latent).T).astype(np.int64)
-
-
 def evaluate_binary(net, pixels):
-    """Run ``net`` in evaluation mode (batch norm with ``net.stats``) on raw ``pixels``."""
-    x, hidden = net.encode(pixels), []
-    for k in range(net.hidden_layers):
-        z = integer_preactivations(x, net.params[f"w{k}"])
-        fires = hidden_fires(z, net.layer_scale(k), net.stats[f"mean{k}"], net.stats[f"var{k}"],
-                             net.params[f"gamma{k}"], net.params[f"beta{k}"])
-        hidden.append(fires)
-        x = np.where(fires, np.float32(1), np.float32(-1))
-    scores = integer_preactivations(x, net.params[f"w{net.hidden_layers}"])
+    """Run ``net`` in evaluation mode (batch norm with ``net.stats``) on raw ``pixels``, in chunks."""
+    thresholds = {k: firing_thresholds(net, k) for k in net.hidden}
+    step, activations, scores = net.images_per_chunk, [], []
+    for start in range(0, max(1, len(pixels)), step):
+        x = net.encode(pixels[start:start + step])
+        outputs = _evaluate_layers(net, range(net.output), x, thresholds)
+        activations.append([pack_bits(fires.reshape(len(x), -1)) for fires in outputs])
+        x = plus_minus(outputs[-1]) if outputs else x
+        scores.append((net.rows(net.output, x) @ binary_weights(net.params[f"w{net.output}"]).T).astype(np.int64))
+    scores = np.concatenate(scores)
     logits = float(np.exp(np.float64(net.params["log_alpha"][0]))) * scores
-    return EvaluatedBatch(hidden, scores, logits)
+    return EvaluatedBatch([np.concatenate(layer) for layer in zip(*activations)], scores, logits)
 
 
-def _layer_inputs(net, k, chunks, previous):
-    """Hidden layer ``k``'s float input, chunk by chunk: encoded pixels for ``k == 0``, else the
-    previous layer's outputs (``previous``, bool per chunk) as -1/+1."""
-    for j, pixels in enumerate(chunks):
-        yield net.encode(pixels) if k == 0 else np.where(previous[j], np.float32(1), np.float32(-1))
+def recalibrate_batchnorm(net, pixels):
+    """Set the evaluation statistics to the exact mean and variance of each hidden layer's ``a`` over
+    ``pixels`` (and over every pixel of a convolution's map, per channel).
 
-
-def recalibrate_batchnorm(net, pixels, chunk=4096):
-    """Set the evaluation statistics to the exact mean and variance of each hidden layer's ``a`` over ``pixels``.
-
-    Layer by layer: layer ``k`` sees the outputs of layers ``0..k-1`` in evaluation mode with their
-    new statistics. Exact population statistics give steadier thresholds than a running average
-    of the last few batches would.
+    Layer by layer: layer ``k`` sees the outputs of the layers before it in evaluation mode with
+    their new statistics. Exact population statistics give steadier thresholds than a running
+    average of the last few batches would. The sums are of integers, exact in float64 whatever
+    their order, so the statistics do not depend on how the images are chunked.
     """
-    chunks = [pixels[i:i + chunk] for i in range(0, len(pixels), chunk)]
-    previous = None
-    for k in range(net.hidden_layers):
-        latent, scale = net.params[f"w{k}"], net.layer_scale(k)
+    step = net.images_per_chunk
+    # each chunk's input of the next hidden layer: raw pixels first, then bools (True = +1)
+    chunks = [pixels[start:start + step] for start in range(0, len(pixels), step)]
+    for k in net.hidden:
         total = total_sq = 0.0
-        for x in _layer_inputs(net, k, chunks, previous):
-            z = integer_preactivations(x, latent).astype(np.float64)
+        for chunk in chunks:
+            x = _hidden_input(net, k, chunk)
+            z = (net.rows(k, x) @ binary_weights(net.params[f"w{k}"]).T).astype(np.float64)
             total = total + z.sum(axis=0)
             total_sq = total_sq + (z * z).sum(axis=0)
-        mean_z = total / len(pixels)
+        count, scale = len(pixels) * prod(net.shapes[k + 1][:-1]), net.layer_scale(k)
+        mean_z = total / count
         net.stats[f"mean{k}"] = mean_z / scale
-        net.stats[f"var{k}"] = np.maximum(total_sq / len(pixels) - mean_z * mean_z, 0) / scale ** 2
-        bn = (scale, net.stats[f"mean{k}"], net.stats[f"var{k}"], net.params[f"gamma{k}"], net.params[f"beta{k}"])
-        previous = [hidden_fires(integer_preactivations(x, latent), *bn)
-                    for x in _layer_inputs(net, k, chunks, previous)]
+        net.stats[f"var{k}"] = np.maximum(total_sq / count - mean_z * mean_z, 0) / scale ** 2
+        block = range(k, next((j for j in net.hidden if j > k), net.output))   # k and the pools after it
+        thresholds = {k: firing_thresholds(net, k)}
+        chunks = [_evaluate_layers(net, block, _hidden_input(net, k, chunk), thresholds)[-1] for chunk in chunks]
+
+
+def _hidden_input(net, k, chunk):
+    """Hidden layer ``k``'s float input from a chunk of raw pixels (``k == 0``) or of the bool
+    outputs (True = +1) of the layer before it."""
+    return net.encode(chunk) if k == 0 else plus_minus(chunk)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -449,82 +684,6 @@ def teacher_loss_and_grads(teacher, pixels, labels, _teacher_logits=None, _disti
     return loss, logits, grads
 
 
-def save_teacher(teacher, path):
-    """Write ``teacher`` as an uncompressed ``.npz``.
-
-    Entries: ``format`` (the string ``"bnn-teacher"``), ``version`` (1), ``arch`` (int64 layer
-    sizes), ``input_scale`` (the pixel divisor, the data set's ``max_value``), and per layer ``k``
-    ``w{k}`` ``(fan_out, fan_in)`` and ``b{k}`` ``(fan_out,)`` float32.
-    """
-    arrays = {"format": np.array(TEACHER_FORMAT), "version": np.array(TEACHER_VERSION),
-              "arch": np.array(teacher.arch, np.int64), "input_scale": np.array(teacher.input_scale)}
-    arrays.update(teacher.params)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _teacher_entry(archive, name, path):
-    if name not in archive.files:
-        raise TeacherFileError(f"{path}: teacher file lacks the '{name}' entry")
-    return archive[name]
-
-
-def _read_teacher(archive, path):
-    fmt = _teacher_entry(archive, "format", path)
-    if fmt.shape != () or str(fmt) != TEACHER_FORMAT:
-        raise TeacherFileError(f"{path}: not a teacher file (format {fmt!r})")
-    version = _teacher_entry(archive, "version", path)
-    if version.shape != () or int(version) != TEACHER_VERSION:
-        raise TeacherFileError(f"{path}: teacher format version {version} is not supported "
-                               f"(this tool reads version {TEACHER_VERSION})")
-    arch = _teacher_entry(archive, "arch", path)
-    if arch.ndim != 1 or len(arch) < 2 or arch.dtype.kind not in "iu" or arch.min() < 1:
-        raise TeacherFileError(f"{path}: teacher arch must be at least two positive sizes, not {arch.tolist()}")
-    scale = _teacher_entry(archive, "input_scale", path)
-    if scale.shape != () or scale.dtype.kind not in "iu" or int(scale) < 1:
-        raise TeacherFileError(f"{path}: teacher input_scale must be a positive integer, not {scale!r}")
-    arch = tuple(int(n) for n in arch)
-    params = {}
-    for k, (fan_in, fan_out) in enumerate(zip(arch[:-1], arch[1:])):
-        for name, shape in ((f"w{k}", (fan_out, fan_in)), (f"b{k}", (fan_out,))):
-            value = _teacher_entry(archive, name, path)
-            if value.shape != shape or value.dtype.kind != "f":
-                raise TeacherFileError(f"{path}: teacher {name} must be float of shape {shape}, "
-                                       f"not {value.dtype} {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise TeacherFileError(f"{path}: teacher {name} holds non-finite values")
-            params[name] = value.astype(np.float32)
-    return TeacherNetwork(arch, int(scale), params)
-
-
-def load_teacher(path):
-    """Read and validate a teacher saved by :func:`save_teacher`; :class:`TeacherFileError` if bad."""
-    if not os.path.isfile(path):
-        raise TeacherFileError(f"{path}: no such teacher file")
-    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except unreadable as e:
-        raise TeacherFileError(f"{path}: not a teacher file ({e})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise TeacherFileError(f"{path}: not a teacher file (a single .npy array, not an .npz archive)")
-    with archive:
-        try:
-            return _read_teacher(archive, path)
-        except unreadable as e:
-            raise TeacherFileError(f"{path}: damaged teacher file ({e})") from None
-
-
-def check_teacher(teacher, dataset):
-    """Check that ``teacher`` takes ``dataset``'s images and predicts its classes."""
-    if teacher.arch[0] != dataset.input_size or teacher.arch[-1] != dataset.classes:
-        raise TeacherFileError(f"teacher {arch_name(teacher.arch)} does not fit {dataset.name} "
-                               f"({dataset.input_size} inputs, {dataset.classes} classes)")
-    if teacher.input_scale != dataset.max_value:
-        raise TeacherFileError(f"teacher was trained on pixels up to {teacher.input_scale} but "
-                               f"{dataset.name} pixels reach {dataset.max_value}")
-
-
 # ----------------------------------------------------------------------------------------------
 # Optimiser and training loop
 
@@ -576,26 +735,46 @@ def translate(images, shape, dy, dx):
     return out.reshape(n, h * w)
 
 
-def _offset_index(dy, dx, max_shift):
-    side = 2 * max_shift + 1
-    return (dy + max_shift) * side + (dx + max_shift)
+def mirror(images, shape, flips):
+    """Flattened ``shape`` images with those where ``flips`` is True mirrored left to right."""
+    n, (h, w) = len(images), shape
+    grid = images.reshape(n, h, w)
+    return np.where(flips[:, None, None], grid[:, :, ::-1], grid).reshape(n, h * w)
 
 
-def _teacher_table(teacher, images, shape, max_shift, chunk=2048):
-    """The teacher's logits for every training image at every offset, ``(offsets, n, classes)``.
+def augment(images, shape, settings, rng):
+    """``(images, variants)``: ``images`` (flattened ``shape``) moved and mirrored at random as
+    ``settings`` ask (:class:`TrainSettings`), and the index of each image's variant, the table
+    row of :func:`_teacher_table`. Draws the offsets (and the mirror choices, only if asked) from ``rng``."""
+    dy, dx = random_offsets(len(images), settings.max_shift, rng)
+    if settings.max_shift:
+        images = translate(images, shape, dy, dx)
+    side = 2 * settings.max_shift + 1
+    variants = (dy + settings.max_shift) * side + (dx + settings.max_shift)
+    if settings.flip:
+        flips = rng.integers(0, 2, len(images)).astype(bool)
+        images = mirror(images, shape, flips)
+        variants = variants + flips * side * side
+    return images, variants
+
+
+def _teacher_table(teacher, images, shape, settings, chunk=2048):
+    """The teacher's logits for every training image in every variant :func:`augment` can make,
+    ``(variants, n, classes)``.
 
     Computed once, so that distillation costs no teacher pass per batch; indexed by
-    :func:`_offset_index`.
+    :func:`augment`'s variant index.
     """
-    n, side = len(images), 2 * max_shift + 1
-    table = np.empty((side * side, n, teacher.arch[-1]), np.float32)
-    for oy in range(-max_shift, max_shift + 1):
-        for ox in range(-max_shift, max_shift + 1):
-            row = table[_offset_index(oy, ox, max_shift)]
-            for start in range(0, n, chunk):
-                part = images[start:start + chunk]
-                shifted = translate(part, shape, np.full(len(part), oy), np.full(len(part), ox))
-                row[start:start + chunk] = teacher_logits(teacher, shifted)
+    n, shift, side = len(images), settings.max_shift, 2 * settings.max_shift + 1
+    offsets = [(oy, ox) for oy in range(-shift, shift + 1) for ox in range(-shift, shift + 1)]
+    table = np.empty(((2 if settings.flip else 1) * side * side, n, teacher.arch[-1]), np.float32)
+    for variant in range(len(table)):
+        (oy, ox), flip = offsets[variant % len(offsets)], variant >= len(offsets)
+        for start in range(0, n, chunk):
+            part = images[start:start + chunk]
+            moved = translate(part, shape, np.full(len(part), oy), np.full(len(part), ox))
+            mirrored = mirror(moved, shape, np.full(len(part), flip))
+            table[variant, start:start + chunk] = teacher_logits(teacher, mirrored)
     return table
 
 
@@ -660,7 +839,7 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
     total_steps = settings.epochs * steps_per_epoch
     adam = Adam(net.params)
     history, best, best_epoch, step = [], None, 0, 0
-    soft_table = _teacher_table(teacher, images, shape, settings.max_shift) if teacher is not None else None
+    soft_table = _teacher_table(teacher, images, shape, settings) if teacher is not None else None
     # bars on a terminal only (None: tqdm asks whether stderr is one), never into a redirected log
     bars = None if progress else True
     epochs = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", disable=bars, leave=False)
@@ -671,9 +850,8 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
                        leave=False)
         for b in batches:
             idx = order[b * settings.batch_size:(b + 1) * settings.batch_size]
-            dy, dx = random_offsets(len(idx), settings.max_shift, rng)
-            batch = translate(images[idx], shape, dy, dx) if settings.max_shift else images[idx]
-            soft = soft_table[_offset_index(dy, dx, settings.max_shift), idx] if teacher is not None else None
+            batch, variants = augment(images[idx], shape, settings, rng)
+            soft = soft_table[variants, idx] if teacher is not None else None
             # a learning rate too high for the network overflows: the loss says so below, as one error
             with np.errstate(over="ignore", invalid="ignore"):
                 loss, logits, grads = trainee.loss_and_grads(net, batch, labels[idx], soft, distillation)

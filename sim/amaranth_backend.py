@@ -5,14 +5,11 @@ import time
 from amaranth.sim import Simulator
 
 from hw.engine import Engine
+from model.errors import SimulationTimeout
 
 from .stimulus import RunRecord
 
 CLOCK_PERIOD = 1e-8  # 100 MHz nominal; only the cycle count matters
-
-
-class SimulationTimeout(RuntimeError):
-    """The engine did not produce every expected result within the run's cycle budget."""
 
 
 def _build(engine, spec, record, on_result):
@@ -38,8 +35,7 @@ def _build(engine, spec, record, on_result):
         cycle = 0
         while len(record.outputs) < spec.frames:
             if cycle >= spec.max_cycles:
-                raise SimulationTimeout(f"{len(record.outputs)} of {spec.frames} results "
-                                        f"after {spec.max_cycles} cycles")
+                raise SimulationTimeout(len(record.outputs), spec.frames, spec.max_cycles)
             ready = spec.ready_pattern[cycle % len(spec.ready_pattern)]
             ctx.set(results.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(results.valid, results.payload.as_value())

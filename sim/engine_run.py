@@ -1,24 +1,33 @@
 """Run images through the simulated engine and compare every result with the golden model."""
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from hw.compiler import compile_model
+from model.fileio import write_atomically
 from model.golden import infer
 
 from .amaranth_backend import run_amaranth
-from .cxxrtl import find_cxx_compiler
+from .cxxrtl import COMPILER_HINT, find_cxx_compiler, missing_compiler
 from .stimulus import decode_result, make_run_spec
 
 # Frames/s are quoted at this clock: the iCEBreaker's 12 MHz oscillator. Nominal until a place and
 # route closes timing at it.
 DEFAULT_CLOCK_MHZ = 12.0
 
+log = logging.getLogger("bnn")
+
 
 def default_backend_name():
-    """``"cxxrtl"`` (fast) when a C++ compiler is found, else ``"amaranth"``."""
-    return "cxxrtl" if find_cxx_compiler() else "amaranth"
+    """``"cxxrtl"`` (fast) when a C++ compiler is found, else ``"amaranth"``; the fallback is
+    logged on the ``bnn`` logger, with why and how to get the fast back end."""
+    if find_cxx_compiler():
+        return "cxxrtl"
+    log.warning(f"{missing_compiler()}: simulating with Amaranth's simulator, about 1,000x slower; "
+                f"for the fast cxxrtl back end, {COMPILER_HINT}")
+    return "amaranth"
 
 
 def backend_runner(name):
@@ -94,6 +103,18 @@ def mismatched_frames(golden, classes, scores):
     return [int(i) for i in np.flatnonzero(differs)]
 
 
+def _simulate(backend, compiled, spec, vcd_path, on_result):
+    """Run ``spec`` on ``backend``. A VCD trace is written under a temporary name in the folder
+    of ``vcd_path`` (the simulator opens it by name) and renamed to ``vcd_path`` once the run is
+    complete; a failed run removes it."""
+    if vcd_path is None:
+        return backend(compiled, spec, vcd_path=None, on_result=on_result)
+    records = []
+    write_atomically(vcd_path, lambda partial: records.append(
+        backend(compiled, spec, vcd_path=partial.name, on_result=on_result)))
+    return records[0]
+
+
 def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, capacity=None, seed=0,
                input_gaps=0.0, output_stalls=0.0, vcd_path=None, progress=None, backend=run_amaranth):
     """Compile ``model``, simulate ``images`` (``(B, input_size)`` uint8) cycle by cycle, compare.
@@ -101,6 +122,7 @@ def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, 
     ``pe``, ``simd``, ``tree_stages``, ``pixels_per_beat`` and ``capacity`` are passed to
     :func:`hw.compiler.compile_model`; ``seed``, ``input_gaps`` and ``output_stalls`` to
     :func:`sim.stimulus.make_run_spec`.
+    ``vcd_path`` gets a VCD trace of the run, complete or not at all (see :func:`_simulate`).
     ``progress`` is an optional callable invoked after every result. ``backend`` runs the
     simulation: :func:`sim.amaranth_backend.run_amaranth`, :func:`sim.cxxrtl_backend.run_cxxrtl`
     or any callable with their signature. Raises
@@ -110,7 +132,7 @@ def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, 
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,
                              pixels_per_beat=pixels_per_beat, capacity=capacity)
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=input_gaps, output_stalls=output_stalls)
-    record = backend(compiled, spec, vcd_path=vcd_path, on_result=progress or (lambda: None))
+    record = _simulate(backend, compiled, spec, vcd_path, progress or (lambda: None))
 
     decoded = [decode_result(payload, compiled.params) for _, payload in record.outputs]
     classes = np.array([cls for cls, _ in decoded], dtype=np.int64)

@@ -77,13 +77,6 @@ def make_run_spec(compiled, images, *, seed=0, input_gaps=0.0, output_stalls=0.0
 
 
 def decode_result(payload, params):
-    """Split a result payload into ``(cls, scores)`` following :func:`hw.engine.result_layout`."""
-    layout = result_layout(params)
-    cls_field = layout["cls"]
-    cls = (payload >> cls_field.offset) & ((1 << cls_field.width) - 1)
-    width = params.score_width
-    scores = []
-    for i in range(params.score_count):
-        raw = (payload >> (layout["scores"].offset + i * width)) & ((1 << width) - 1)
-        scores.append(raw - (1 << width) if raw >> (width - 1) else raw)
-    return cls, scores
+    """Split a result payload (an int) into ``(cls, scores)`` with :func:`hw.engine.result_layout`."""
+    result = result_layout(params).from_bits(payload)
+    return result.cls, list(result.scores)

@@ -1,32 +1,72 @@
-"""Test support: the simulator fixtures (clock, watchdog, VCD trace of a failing run) and a small
-model file for the command-line tests."""
+"""Test support: the simulator fixtures (clock, watchdog, a generator per testbench, VCD trace of a
+failing run), the compile cache of the session, the ``needs_cxx`` marker, and a small model file for
+the command-line tests."""
 
+import functools
+import inspect
+import itertools
 import sys
+import zlib
 
+# Imported before any test runs: in a session without hypothesis tests its pytest plugin imports it
+# late, while reporting, and pytest's assertion rewriting of it then fails, once Amaranth simulations
+# have run, with "SystemError: AST constructor recursion depth mismatch" (seen on CPython 3.11.7).
+import hypothesis  # noqa: F401
+import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from model.modelfile import save_model
 from model.random_models import random_model
+from sim.cxxrtl import COMPILER_HINT, find_cxx_compiler
 
 CLOCK_PERIOD = 1e-6
+TESTBENCH_SEED = 1      # with the test's id, seeds the generator of each testbench that takes one
+NO_CXX_COMPILER = f"no C++ compiler, which the CXXRTL back end needs: {COMPILER_HINT}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_cxx: the test builds a CXXRTL simulation, so it needs a C++ "
+                                       "compiler; skipped where there is none")
+
+
+def pytest_collection_modifyitems(items):
+    if find_cxx_compiler() is None:
+        for item in items:
+            if item.get_closest_marker("needs_cxx"):
+                item.add_marker(pytest.mark.skip(reason=NO_CXX_COMPILER))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache(tmp_path_factory):
+    """The CXXRTL compile cache of the session (``BNN_CACHE_DIR``, which the commands a test runs in a
+    subprocess inherit): under pytest's temporary directory, not the user's ``~/.cache``, and shared
+    by every test of the session, so that a design is built once per session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BNN_CACHE_DIR", str(tmp_path_factory.mktemp("cxxrtl-cache")))
+        yield
 
 
 class WatchdogTimeout(AssertionError):
     """A simulation ran past its cycle budget (a hang, or a budget set too low)."""
 
 
-def _build(dut, testbenches, background, cycles):
+def _with_generator(testbench, seed):
+    """``testbench``, given a new generator of ``seed`` as ``rng`` if it takes that argument."""
+    if "rng" in inspect.signature(testbench).parameters:
+        return functools.partial(testbench, rng=np.random.default_rng(seed))
+    return testbench
+
+
+def _build(dut, testbenches, background, cycles, seed):
     top = Module()  # defines the clock domain, so that purely combinational units get a clock too
     top.domains.sync = ClockDomain()
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(CLOCK_PERIOD)
-    for testbench in testbenches:
-        sim.add_testbench(testbench)
-    for testbench in background:
-        sim.add_testbench(testbench, background=True)
+    for index, testbench in enumerate([*testbenches, *background]):
+        sim.add_testbench(_with_generator(testbench, [*seed, index]), background=index >= len(testbenches))
 
     async def watchdog(ctx):
         await ctx.tick().repeat(cycles)
@@ -37,24 +77,33 @@ def _build(dut, testbenches, background, cycles):
 
 
 @pytest.fixture
-def simulate(tmp_path):
+def simulate(request, tmp_path):
     """Run ``dut`` with the given async testbenches, failing after ``cycles`` clock cycles.
 
-    Call as ``simulate(dut, *testbenches, background=(), cycles=10_000)``. If the run fails, it
-    is repeated with a VCD trace written to ``tmp_path / "failure.vcd"`` (the path is added to
-    the exception's notes), then the failure is re-raised.
+    Call as ``simulate(dut, *testbenches, background=(), cycles=10_000)``. A testbench that takes
+    an ``rng`` argument (``async def producer(ctx, rng)``) gets a generator of its own, seeded with
+    ``[TESTBENCH_SEED, crc32 of the test's id, n, i]`` for the ``n``-th call of the test and the
+    ``i``-th testbench (those given, then the background ones): the same draws on every run. If the
+    run fails, it is repeated, with new generators of the same seeds, so that it replays the
+    failure, with a VCD trace written to ``tmp_path / "failure.vcd"``; the seed and the path are
+    added to the exception's notes, then the failure is re-raised.
     """
+    test_seed = zlib.crc32(request.node.nodeid.encode())
+    calls = itertools.count()
+
     def run(dut, *testbenches, background=(), cycles=10_000):
+        seed = [TESTBENCH_SEED, test_seed, next(calls)]
         try:
-            _build(dut, testbenches, background, cycles).run()
+            _build(dut, testbenches, background, cycles, seed).run()
         except Exception as failure:
             vcd_path = tmp_path / "failure.vcd"
-            sim = _build(dut, testbenches, background, cycles)
+            sim = _build(dut, testbenches, background, cycles, seed)
             try:
                 with sim.write_vcd(str(vcd_path)):
                     sim.run()
             except Exception:
                 pass  # the original failure is the one to report; the trace is what we wanted
+            failure.add_note(f"testbench i's rng: numpy.random.default_rng([{', '.join(map(str, seed))}, i])")
             failure.add_note(f"VCD trace of the failing run: {vcd_path}")
             raise
     return run

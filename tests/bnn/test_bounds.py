@@ -5,9 +5,10 @@ import os
 
 import pytest
 
+import model.fileio
 import model.modelfile
 from bnn.cli import main
-from model.errors import ModelFileError
+from model.errors import ModelFileError, OutputFileError
 from model.modelfile import load_model, save_model
 from model.random_models import random_model
 
@@ -46,9 +47,10 @@ def test_an_engine_of_more_lanes_than_meant_is_refused_at_once(capsys, model_fil
     assert "4096 x 4096 = 16777216 lanes; at most 4096" in error
 
 
-def test_a_model_file_is_read_with_a_size_limit(tmp_path, monkeypatch):
+def test_a_model_file_is_read_with_a_size_limit(capsys, tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="not a model file"):
         load_model("/dev/zero")                      # would never end
+    assert "/dev/zero: larger than" in _one_line_error(capsys, ["eval", "--model", "/dev/zero"], 1)
     path = tmp_path / "big.bnn"
     path.write_bytes(b"x" * 100)
     monkeypatch.setattr(model.modelfile, "MAX_FILE_BYTES", 99)
@@ -62,8 +64,8 @@ def test_a_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     before = path.read_bytes()
     def full_disk(*args):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(model.modelfile.os, "replace", full_disk)   # the last step fails
-    with pytest.raises(OSError):
+    monkeypatch.setattr(model.fileio.os, "replace", full_disk)   # the last step fails
+    with pytest.raises(OutputFileError, match="m.bnn': No space left on device"):
         save_model(random_model([8, 4], seed=2), path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.bnn"]
 
@@ -72,6 +74,8 @@ def test_a_model_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     (["--arch", "64-²-10"], "expected layer sizes joined by '-'"),
     (["--lr", "inf"], "learning rate must be a positive finite number"),
     (["--temperature", "2"], "--temperature and --distill-weight only apply with --teacher"),
+    (["--distill-weight", "0.3"], "--temperature and --distill-weight only apply with --teacher"),
+    (["--distill-weight", "0.5"], "--temperature and --distill-weight only apply with --teacher"),
     (["--shift", "8"], "--shift 8 moves a 8x8 image out of sight; at most 7"),
     (["--input-bits", "1", "--input-threshold", "0"], "input threshold must lie in 1..16"),
     (["--input-bits", "1", "--input-threshold", "17"], "another value makes every input the same"),
@@ -93,6 +97,16 @@ def test_output_locations_are_checked_before_training(capsys, tmp_path, monkeypa
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert "cannot create the folder" in _one_line_error(capsys, ["train", "--out", str(blocker / "m.bnn")], 1)
+    assert "cannot create the folder" in _one_line_error(capsys, ["demo", "--out-dir", str(blocker)], 1)
+
+
+def test_a_build_folder_that_is_a_file_is_refused_before_any_tool(capsys, model_file, tmp_path, monkeypatch):
+    import hw.build
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["build", "--board", "icebreaker", "--model", model_file, "--pe", "2", "--simd", "8", "--out", str(blocker)]
+    assert "exists and is not a folder" in _one_line_error(capsys, argv, 1)
 
 
 def test_absurd_memory_sizes_are_refused_by_the_parser(capsys, model_file):
@@ -100,11 +114,19 @@ def test_absurd_memory_sizes_are_refused_by_the_parser(capsys, model_file):
     assert "N in 1..1048576" in error
 
 
-def test_an_unwritable_vcd_path_or_cache_is_one_line(capsys, model_file, tmp_path, monkeypatch):
+def test_an_unwritable_vcd_path_is_one_line(capsys, model_file, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--vcd", str(blocker / "x.vcd")], 1)
     assert "cannot create the folder" in error
+    error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--vcd", str(tmp_path)], 1)
+    assert "it is a folder" in error
+
+
+@pytest.mark.needs_cxx
+def test_an_unusable_compile_cache_is_one_line(capsys, model_file, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
     monkeypatch.setenv("BNN_CACHE_DIR", str(blocker / "cache"))
     error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--backend", "cxxrtl"], 1)
     assert "cannot use the compile cache" in error and "BNN_CACHE_DIR" in error

@@ -46,6 +46,7 @@ def served(tmp_path):
         process.communicate(timeout=30)
 
 
+@pytest.mark.needs_cxx
 def test_a_simulated_board_streams_two_models_without_a_rebuild(tmp_path, capsys, served):
     url, process = served
     first, second = str(tmp_path / "first.bnn"), _model(tmp_path, "second.bnn", seed=7)

@@ -8,7 +8,8 @@ from host.board import compile_for_board
 from host.link import Link, LinkError, counters_delta, input_frame, load_requests
 from host.protocol import (FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_LOAD_DATA, MODEL_ID_BYTES, Command, Frame,
                            FrameDecoder, LoadTarget, Memory, Status, crc16, encode_frame, frame_bytes, word_bytes)
-from hw.compiler import CompileError, compile_model
+from hw.compiler import compile_model
+from hw.params import CompileError
 from model.bits import pack_bits
 from model.golden import infer
 from model.random_models import random_images, random_model
@@ -72,7 +73,8 @@ def test_identify_and_status_decode(model8):
     assert counters["frames"] == 0 and list(counters)[0] == "frames"
     link.reset()
     assert [r[0] for r in fake.requests] == [Command.IDENTIFY, Command.STATUS, Command.RESET]
-    assert counters_delta({"frames": 0xFFFFFFFF, "bad_crc": 3}, {"frames": 2, "bad_crc": 5}) == {"frames": 3, "bad_crc": 2}
+    delta = counters_delta({"frames": 0xFFFFFFFF, "bad_crc": 3}, {"frames": 2, "bad_crc": 5})
+    assert delta == {"frames": 3, "bad_crc": 2}
 
 
 def test_identify_retries_an_error_and_a_lost_answer(model8):
@@ -91,7 +93,8 @@ def test_bad_identity_is_a_link_error(model8):
 def test_silent_board_fails_within_the_timeout(model8):
     link = _link(FakeBoard(board_identity(model8), silent=True), timeout=0.2, name="socket://x")
     start = time.monotonic()
-    with pytest.raises(LinkError, match=r"no answer from socket://x within 0.2 s: is the board / bnn serve-sim running\?"):
+    message = r"no answer from socket://x within 0.2 s: is the board / bnn serve-sim running\?"
+    with pytest.raises(LinkError, match=message):
         link.identify()
     assert time.monotonic() - start < 0.5
 

@@ -19,6 +19,7 @@ from model.modelfile import save_model
 from model.random_models import random_model
 
 
+@pytest.mark.needs_cxx
 def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_model, tmp_path, capsys,
                                                                          monkeypatch):
     monkeypatch.setenv("BNN_CACHE_DIR", str(tmp_path / "cache"))

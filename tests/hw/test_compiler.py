@@ -2,9 +2,12 @@
 
 import pytest
 
-from hw.compiler import CompileError, choose_folding, compile_model
+from hw.compiler import choose_folding, compile_model
+from hw.link import LinkCore
+from hw.params import CompileError
 from model.bits import unpack_bits
-from model.random_models import random_model
+from model.layers import Conv, Dense, MaxPool
+from model.random_models import random_conv_model, random_model
 
 
 def signed(value, width):
@@ -104,3 +107,15 @@ def test_choose_folding_refuses_an_unreachable_target():
     with pytest.raises(CompileError, match=r"no P x S of at most 64 lanes reaches 100 cycles per frame; "
                                            r"the fastest, 4 x 16, needs 6424"):
         choose_folding(model, max_cycles=100, max_lanes=64)
+
+
+def test_a_convolutional_model_is_refused_with_one_line():
+    model = random_conv_model((6, 6), [Conv(2, 3), MaxPool(), Dense(3)])
+    with pytest.raises(CompileError, match="fully connected networks only, not 6x6-c2k3-p-3"):
+        compile_model(model, pe=2, simd=4)
+
+
+def test_the_link_refuses_an_engine_whose_classes_do_not_fit_a_byte():
+    compiled = compile_model(random_model([8, 300]), pe=4, simd=8)
+    with pytest.raises(CompileError, match="at most 256 scores, not 300"):
+        LinkCore(compiled, clock_hz=12_000_000, baud=115_200)

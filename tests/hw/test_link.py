@@ -102,6 +102,7 @@ def test_crc16_update_is_the_host_crc(simulate):
 
 # -- requests and responses, on the serial line directly
 
+@pytest.mark.needs_cxx
 def test_identify_answers_the_identity(line, board8):
     frames = line.exchange(request(Command.IDENTIFY, 42), 1)
     assert bytes(line.received) == encode_frame(Status.OK, 42, board8.identity.encode())
@@ -111,6 +112,7 @@ def test_identify_answers_the_identity(line, board8):
     assert identity.input_words * identity.simd == BUILT_FRAME_BYTES
 
 
+@pytest.mark.needs_cxx
 def test_infer_answers_the_golden_classes(line, board8):
     model = board8.model
     one, several, most = images(1, 1), images(5, 2), images(MAX_INFER_FRAMES, 3)
@@ -162,6 +164,7 @@ FAULTS = [
 
 
 @pytest.mark.parametrize("make, expected, counter, increment", [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
+@pytest.mark.needs_cxx
 def test_a_fault_gets_its_error_and_the_next_request_its_answer(line, board8, make, expected, counter, increment):
     model = board8.model
     first, last = images(3, 8), images(2, 9)
@@ -190,11 +193,13 @@ def small_model(line, board8):
     return model
 
 
+@pytest.mark.needs_cxx
 def test_more_than_max_infer_frames_of_a_smaller_model_is_bad_length(line, small_model):
     frames = images(MAX_INFER_FRAMES + 1, 21, size=8)
     assert line.call(Command.INFER, 1, infer_payload(small_model, frames)) == (Status.BAD_LENGTH, b"")
 
 
+@pytest.mark.needs_cxx
 def test_an_infer_of_many_small_frames_does_not_wedge_the_board(line, small_model):
     frames = images(32, 22, size=8)
     assert [(f.code, f.seq) for f in line.exchange(infer_request(small_model, frames, 1), 1)] == [
@@ -204,6 +209,7 @@ def test_an_infer_of_many_small_frames_does_not_wedge_the_board(line, small_mode
 
 
 @pytest.mark.parametrize("keep", [1, 2, 3, 5, 6, 5 + INPUT_SIZE + 1, 5 + 2 * INPUT_SIZE, 5 + 2 * INPUT_SIZE + 1])
+@pytest.mark.needs_cxx
 def test_a_request_cut_off_times_out_and_the_next_is_answered(line, board8, keep):
     model = board8.model
     first, last = images(1, 10), images(2, 11)
@@ -218,12 +224,14 @@ def test_a_request_cut_off_times_out_and_the_next_is_answered(line, board8, keep
     assert counters(line, 10)["timeouts"] == 1
 
 
+@pytest.mark.needs_cxx
 def test_requests_back_to_back_each_get_their_response(line, board8):
     count = MAX_PENDING_REQUESTS   # the rule docs/protocol.md gives a host: the board queues that many
     frames = line.exchange(b"".join(request(Command.IDENTIFY, seq) for seq in range(count)), count)
     assert [(f.code, f.seq) for f in frames] == [(Status.OK, seq) for seq in range(count)]
 
 
+@pytest.mark.needs_cxx
 def test_status_counts_and_reset_zeroes(line, board8):
     model = board8.model
     line.exchange(infer_request(model, images(4, 13), 0) + _flip(request(Command.STATUS, 1), 20)
@@ -237,6 +245,7 @@ def test_status_counts_and_reset_zeroes(line, board8):
     assert line.call(Command.INFER, 5, infer_payload(model, images(1, 14)))[0] == Status.OK
 
 
+@pytest.mark.needs_cxx
 def test_a_second_model_loaded_without_rebuilding(line, board8, second_model):
     model2, compiled2 = second_model
     frames = images(MAX_INFER_FRAMES, 15)
@@ -253,6 +262,7 @@ def test_a_second_model_loaded_without_rebuilding(line, board8, second_model):
         Status.OK, golden_classes(board8.model, frames))
 
 
+@pytest.mark.needs_cxx
 def test_an_interrupted_load_leaves_no_model(line, board8, second_model):
     model2, compiled2 = second_model
     payloads = load_payloads(compiled2, board8.identity)
@@ -267,6 +277,7 @@ def test_an_interrupted_load_leaves_no_model(line, board8, second_model):
         Status.OK, golden_classes(model2, frames))
 
 
+@pytest.mark.needs_cxx
 def test_the_model_id_is_zeros_while_no_model_is_loaded(line, board8, second_model):
     _, compiled2 = second_model
     assert line.call(Command.LOAD, 0, load_payloads(compiled2, board8.identity)[0]) == (Status.OK, b"")
@@ -294,6 +305,7 @@ def _load_with_one_chunk_corrupted(line, compiled, victim, into):
     return line.load(compiled, seq)
 
 
+@pytest.mark.needs_cxx
 def test_a_load_request_corrupted_on_the_line_leaves_no_wrong_model(line, second_model):
     model2, compiled2 = second_model
     seq = _load_with_one_chunk_corrupted(line, compiled2, LoadTarget.STARTS, LoadTarget.WEIGHTS)
@@ -302,6 +314,7 @@ def test_a_load_request_corrupted_on_the_line_leaves_no_wrong_model(line, second
     assert status == Status.NO_MODEL or classes == golden_classes(model2, frames)
 
 
+@pytest.mark.needs_cxx
 def test_a_load_request_corrupted_into_the_descriptors_does_not_wedge_the_board(line, second_model):
     model2, compiled2 = second_model
     seq = _load_with_one_chunk_corrupted(line, compiled2, LoadTarget.NETWORK, LoadTarget.DESCRIPTORS)
@@ -309,6 +322,7 @@ def test_a_load_request_corrupted_into_the_descriptors_does_not_wedge_the_board(
     assert line.call(Command.STATUS, seq + 1)[0] == Status.OK
 
 
+@pytest.mark.needs_cxx
 def test_load_and_reset_while_frames_are_in_flight_are_busy(line, board8, second_model):
     _, compiled2 = second_model
     model = board8.model
@@ -325,6 +339,7 @@ def test_load_and_reset_while_frames_are_in_flight_are_busy(line, board8, second
     assert counters(line, 6)["frames"] == 2 * MAX_INFER_FRAMES
 
 
+@pytest.mark.needs_cxx
 def test_load_outside_its_memory_is_refused(line, board8):
     depth = board8.identity.memories[LoadTarget.STARTS].depth
     outside = bytes([LoadTarget.STARTS]) + depth.to_bytes(2, "little") + bytes(4)
@@ -334,12 +349,14 @@ def test_load_outside_its_memory_is_refused(line, board8):
     assert line.call(Command.LOAD, 2, bytes([LoadTarget.STARTS, 0, 0, 1])) == (Status.BAD_LENGTH, b"")
 
 
+@pytest.mark.needs_cxx
 def test_a_load_to_an_unknown_target_above_7_is_refused(line):
     whole_word = bytes([8 + LoadTarget.STARTS, 0, 0]) + bytes(4)
     assert line.call(Command.LOAD, 1, whole_word) == (Status.BAD_ADDRESS, b"")
 
 
 @pytest.mark.parametrize("threshold", [0, 1, 128, 256])
+@pytest.mark.needs_cxx
 def test_a_1_bit_model_takes_packed_frames(board1, threshold):
     model = random_model([BIT_INPUT_SIZE, 12, 10], input_bits=1, seed=20 + threshold, input_threshold=threshold)
     frames = images(MAX_INFER_FRAMES, 18, size=BIT_INPUT_SIZE)
@@ -378,6 +395,7 @@ def _streamed(link, model, frames, **options):
     return bytes(answers[k] for k in range(len(frames)))
 
 
+@pytest.mark.needs_cxx
 def test_end_to_end_through_a_socket(board8, second_model):
     model2, compiled2 = second_model
     model3 = random_model([INPUT_SIZE, 12, 10], input_bits=8, seed=12)
@@ -420,6 +438,7 @@ def test_end_to_end_through_a_socket(board8, second_model):
         assert delta == {"bad_crc": 2, "bad_length": 1, "unknown_command": 1, "timeouts": 1, "skipped_bytes": 60}
 
 
+@pytest.mark.needs_cxx
 def test_the_link_core_settles_in_one_evaluation_per_cycle(board8):
     # a register bit that is always 0 or 1 becomes a constant driving part of its wire; CXXRTL then
     # evaluates the whole design twice a cycle (the link ran at half speed until such bits were gone)

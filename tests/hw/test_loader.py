@@ -39,7 +39,7 @@ def test_loader_writes_planes_and_alternates_banks(simulate, input_bits, size, s
                 await put(ctx, dut.pixels, [(beat >> (8 * i)) & 0xff for i in range(per_beat)])
 
     async def monitor(ctx):
-        async for _, _, enable, address, word in ctx.tick().sample(dut.write_en, dut.write_addr, dut.write_data):
+        async for _, _, enable, address, word in ctx.tick().sample(dut.write.en, dut.write.addr, dut.write.data):
             if enable:
                 writes.append((address, word))
 

@@ -67,11 +67,12 @@ def test_pe_accumulates_xnor_and_and_terms(simulate, simd, stages):
                 for name in ("x", "w"):
                     ctx.set(getattr(dut, name), ops[cycle][name])
             if 0 <= cycle - shift_latency < len(ops):
-                ctx.set(dut.shift, ops[cycle - shift_latency]["shift"])
+                ctx.set(dut.control.shift, ops[cycle - shift_latency]["shift"])
             if cycle >= latency:
                 op = ops[cycle - latency]
-                for name in ("valid", "first", "start"):
-                    ctx.set(getattr(dut, name), op[name])
+                for name in ("valid", "first"):
+                    ctx.set(getattr(dut.control, name), op[name])
+                ctx.set(dut.start, op["start"])
                 total = expected[cycle - latency]
                 assert ctx.get(dut.total) == total, f"op {cycle - latency}"
                 assert ctx.get(dut.fire) == int(total >= 0), f"op {cycle - latency}"
@@ -129,12 +130,12 @@ def test_pe_array_shares_the_input_and_splits_the_weights(simulate):
                 ctx.set(dut.x, op["x"])
                 ctx.set(dut.weights, sum(w << (p * simd) for p, w in enumerate(op["w"])))
             if 0 <= cycle - shift_latency < len(ops):
-                ctx.set(dut.shift, ops[cycle - shift_latency]["shift"])
+                ctx.set(dut.control.shift, ops[cycle - shift_latency]["shift"])
             if cycle >= latency:
                 k = cycle - latency
                 op = ops[k]
                 for name in ("valid", "first"):
-                    ctx.set(getattr(dut, name), op[name])
+                    ctx.set(getattr(dut.control, name), op[name])
                 for p in range(pe):
                     ctx.set(dut.starts[p], op["start"][p])
                 for p in range(pe):

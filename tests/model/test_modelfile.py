@@ -7,7 +7,7 @@ import pytest
 
 from model.bits import pack_bits, to_words, unpack_bits, unpack_signs
 from model.errors import ModelFileError
-from model.modelfile import FORMAT_VERSION, load_model, parse_model, save_model
+from model.modelfile import DENSE_VERSION, load_model, parse_model, save_model
 
 from model.random_models import random_model
 
@@ -27,7 +27,7 @@ def _split(data):
     return json.loads(data[16:16 + header_len]), data[16 + header_len:]
 
 
-def _join(header, payload, version=FORMAT_VERSION):
+def _join(header, payload, version=DENSE_VERSION):
     text = json.dumps(header).encode()
     return b"BNNMODEL" + struct.pack("<II", version, len(text)) + text + payload
 
@@ -82,6 +82,11 @@ def _corrupt_header(tmp_path, edit):
     (lambda h: h.pop("layers"), "lacks 'layers'"),
     (lambda h: h.update(payload_bytes=1), "declares 1 payload bytes"),
     (lambda h: h.update(payload_crc32=0), "checksum mismatch"),
+    (lambda h: h.pop("metadata"), "header lacks 'metadata'"),
+    (lambda h: h["input"].pop("threshold"), "input lacks 'threshold'"),
+    (lambda h: h.update(version=2), "header has unknown key 'version'"),
+    (lambda h: h["input"].update(channels=1), "input has unknown key 'channels'"),
+    (lambda h: h["layers"][0].update(kind="dense"), r"layers\[0\] has unknown key 'kind'"),
 ])
 def test_header_errors(tmp_path, edit, message):
     with pytest.raises(ModelFileError, match=message):
@@ -113,7 +118,7 @@ def test_file_level_errors(tmp_path):
     cases = [
         (b"", "bad magic"),
         (b"PK\x03\x04" + data[4:], "bad magic"),
-        (_join(header, payload, version=2), "version 2 is not supported"),
+        (_join(header, payload, version=3), "version 3 is not supported"),
         (data[:20], r"truncated model file \(header\)"),
         (data[:-3], "truncated model file: payload"),
         (data + b"\0", "1 unexpected bytes"),

@@ -1,4 +1,4 @@
-"""Training: gradients of the custom layers, estimators, clipping, determinism, teachers, `bnn train`."""
+"""Training: gradients of the custom layers, estimators, clipping, determinism, `bnn train`."""
 
 import json
 
@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 
 from bnn.cli import main
-from bnn.cmd_train import TrainRequest, train_and_save
 from model import train
 from model.datasets import load_dataset
-from model.errors import TeacherFileError, TrainingError
+from model.errors import TrainingError
+from model.layers import Dense
 from model.modelfile import load_model
+from model.pipeline import TrainRequest, train_and_save
+
+
+def dense_network(sizes, *args, **kwargs):
+    """A fresh fully connected :class:`train.BinaryNetwork` of layer sizes ``sizes`` (input size first)."""
+    return train.init_binary_network((sizes[0],), tuple(map(Dense, sizes[1:])), *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def test_teacher_gradients_match_finite_differences(digits):
 
 def test_output_scale_gradient_matches_finite_differences(digits):
     rng = np.random.default_rng(4)
-    net = train.init_binary_network((64, 16, 10), 8, digits.max_value, "ste", rng)
+    net = dense_network((64, 16, 10), 8, digits.max_value, "ste", rng)
     pixels, labels = digits.train_images[:32], digits.train_labels[:32]
     _, _, grads = train.binary_loss_and_grads(net, pixels, labels)
     net.params["log_alpha"] = net.params["log_alpha"].astype(np.float64)
@@ -93,7 +99,7 @@ def test_output_scale_gradient_matches_finite_differences(digits):
 
 
 def test_binary_gradients_have_the_parameter_shapes(digits):
-    net = train.init_binary_network((64, 16, 12, 10), 1, digits.max_value, "approxsign", np.random.default_rng(5))
+    net = dense_network((64, 16, 12, 10), 1, digits.max_value, "approxsign", np.random.default_rng(5))
     _, logits, grads = train.binary_loss_and_grads(net, digits.train_images[:20], digits.train_labels[:20])
     assert logits.shape == (20, 10)
     assert grads.keys() == net.params.keys()
@@ -127,7 +133,7 @@ def test_approxsign_backward_scales_the_upstream_gradient(digits):
     """Both estimators give the same weight-gradient shapes, but different values."""
     results = {}
     for grad in train.GRADS:
-        net = train.init_binary_network((64, 16, 10), 8, digits.max_value, grad, np.random.default_rng(6))
+        net = dense_network((64, 16, 10), 8, digits.max_value, grad, np.random.default_rng(6))
         results[grad] = train.binary_loss_and_grads(net, digits.train_images[:40], digits.train_labels[:40])[2]
     assert results["ste"]["w0"].shape == results["approxsign"]["w0"].shape
     assert not np.allclose(results["ste"]["w0"], results["approxsign"]["w0"])
@@ -138,7 +144,7 @@ def test_approxsign_backward_scales_the_upstream_gradient(digits):
 
 def test_latent_weights_stay_clipped(digits):
     rng = np.random.default_rng(7)
-    net = train.init_binary_network((64, 16, 10), 8, digits.max_value, "ste", rng)
+    net = dense_network((64, 16, 10), 8, digits.max_value, "ste", rng)
     data = train.split_validation(digits, 0.1, 7)
     # A large learning rate pushes many weights against the clip.
     train.train_binary(data, net, train.TrainSettings(2, 32, 0.5), rng, progress=False)
@@ -148,7 +154,7 @@ def test_latent_weights_stay_clipped(digits):
 
 
 def test_clip_weights_clips_to_unit_interval(digits):
-    net = train.init_binary_network((64, 4, 10), 8, digits.max_value, "ste", np.random.default_rng(8))
+    net = dense_network((64, 4, 10), 8, digits.max_value, "ste", np.random.default_rng(8))
     net.params["w0"][0, :3] = [-3.0, 0.5, 7.0]
     train.clip_weights(net)
     assert net.params["w0"][0, :3].tolist() == [-1.0, 0.5, 1.0]
@@ -156,7 +162,7 @@ def test_clip_weights_clips_to_unit_interval(digits):
 
 def test_training_learns_and_keeps_the_best_epoch(digits):
     rng = np.random.default_rng(9)
-    net = train.init_binary_network((64, 32, 10), 8, digits.max_value, "ste", rng)
+    net = dense_network((64, 32, 10), 8, digits.max_value, "ste", rng)
     data = train.split_validation(digits, 0.1, 9)
     result = train.train_binary(data, net, train.TrainSettings(5, 64, 1e-2), rng, progress=False)
     assert [r.epoch for r in result.history] == [1, 2, 3, 4, 5]
@@ -169,24 +175,25 @@ def test_training_learns_and_keeps_the_best_epoch(digits):
 @pytest.mark.parametrize("input_bits", [8, 1])
 def test_recalibration_sets_the_population_statistics_layer_by_layer(digits, input_bits):
     rng = np.random.default_rng(10)
-    net = train.init_binary_network((64, 12, 9, 10), input_bits, digits.max_value, "ste", rng)
+    net = dense_network((64, 12, 9, 10), input_bits, digits.max_value, "ste", rng)
     net.params["beta0"][:] = rng.normal(size=12).astype(np.float32)
     pixels = digits.train_images[:500]
-    train.recalibrate_batchnorm(net, pixels, chunk=64)
+    train.recalibrate_batchnorm(net, pixels)
     x = net.encode(pixels).astype(np.float64)
     for k in range(2):
         a = x @ train.binary_weights(net.params[f"w{k}"]).T / net.layer_scale(k)
         np.testing.assert_allclose(net.stats[f"mean{k}"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(net.stats[f"var{k}"], a.var(axis=0), rtol=1e-9, atol=1e-12)
-        h = (a - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + train.BN_EPS) * net.params[f"gamma{k}"] + net.params[f"beta{k}"]
+        h = ((a - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + train.BN_EPS) * net.params[f"gamma{k}"]
+             + net.params[f"beta{k}"])
         x = np.where(h >= 0, 1.0, -1.0)
 
 
 def test_one_bit_input_threshold_defaults_to_half_the_maximum(digits):
-    net = train.init_binary_network((64, 4, 10), 1, digits.max_value, "ste", np.random.default_rng(0))
+    net = dense_network((4, 4, 10), 1, digits.max_value, "ste", np.random.default_rng(0))
     assert net.input_threshold == 8
     assert net.encode(np.array([[7, 8, 0, 16]], np.uint8)).tolist() == [[-1, 1, -1, 1]]
-    assert train.init_binary_network((64, 4, 10), 1, 255, "ste", np.random.default_rng(0)).input_threshold == 128
+    assert dense_network((64, 4, 10), 1, 255, "ste", np.random.default_rng(0)).input_threshold == 128
 
 
 def test_cosine_schedule_decays_from_lr_to_zero():
@@ -212,13 +219,22 @@ def test_translate_fills_uncovered_pixels_with_zero():
     assert moved.reshape(3, 3).tolist() == [[0, 0, 0], [2, 3, 0], [5, 6, 0]]
 
 
-def test_teacher_table_holds_the_teacher_logits_of_each_shifted_image(digits):
+@pytest.mark.parametrize("flip", [False, True])
+def test_teacher_table_holds_the_teacher_logits_of_each_augmented_image(digits, flip):
     teacher = train.init_teacher((64, 8, 10), digits.max_value, np.random.default_rng(0))
     images = digits.train_images[:30]
-    table = train._teacher_table(teacher, images, digits.shape, 1, chunk=7)
-    dy, dx = train.random_offsets(30, 1, np.random.default_rng(1))
-    expected = train.teacher_logits(teacher, train.translate(images, digits.shape, dy, dx))
-    np.testing.assert_allclose(table[train._offset_index(dy, dx, 1), np.arange(30)], expected, rtol=1e-5, atol=1e-6)
+    settings = train.TrainSettings(1, 30, 1e-3, max_shift=1, flip=flip)
+    table = train._teacher_table(teacher, images, digits.shape, settings, chunk=7)
+    assert len(table) == (18 if flip else 9)
+    augmented, variants = train.augment(images, digits.shape, settings, np.random.default_rng(1))
+    expected = train.teacher_logits(teacher, augmented)
+    np.testing.assert_allclose(table[variants, np.arange(30)], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mirror_flips_chosen_images_left_to_right():
+    images = np.arange(12, dtype=np.uint8).reshape(2, 6)   # two 2 x 3 images
+    mirrored = train.mirror(images, (2, 3), np.array([True, False]))
+    assert mirrored.tolist() == [[2, 1, 0, 5, 4, 3], [6, 7, 8, 9, 10, 11]]
 
 
 def test_same_seed_gives_the_same_model_bytes(tmp_path):
@@ -229,68 +245,6 @@ def test_same_seed_gives_the_same_model_bytes(tmp_path):
     a, b, c = (open(p, "rb").read() for p in paths)
     assert a == b
     assert a != c
-
-
-# --- teachers --------------------------------------------------------------------------------------
-
-def _saved_teacher(tmp_path, digits, arch=(64, 8, 10)):
-    teacher = train.init_teacher(arch, digits.max_value, np.random.default_rng(0))
-    path = tmp_path / "teacher.npz"
-    train.save_teacher(teacher, path)
-    return teacher, path
-
-
-def test_teacher_round_trip(tmp_path, digits):
-    teacher, path = _saved_teacher(tmp_path, digits)
-    loaded = train.load_teacher(path)
-    assert loaded.arch == teacher.arch and loaded.input_scale == 16
-    for name in teacher.params:
-        np.testing.assert_array_equal(loaded.params[name], teacher.params[name])
-    train.check_teacher(loaded, digits)
-
-
-def _rewrite(path, **changes):
-    with np.load(path) as archive:
-        entries = {k: archive[k] for k in archive.files}
-    entries.update(changes)
-    for name in [k for k, v in changes.items() if v is None]:
-        del entries[name]
-    np.savez(path, **entries)
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"format": np.array("something-else")}, "not a teacher file"),
-    ({"version": np.array(9)}, "version 9 is not supported"),
-    ({"w1": None}, "lacks the 'w1' entry"),
-    ({"w0": np.zeros((8, 63), np.float32)}, "w0 must be float of shape (8, 64)"),
-    ({"b0": np.full(8, np.nan, np.float32)}, "b0 holds non-finite values"),
-    ({"arch": np.array([64])}, "at least two positive sizes"),
-])
-def test_bad_teacher_files_are_rejected(tmp_path, digits, change, message):
-    _, path = _saved_teacher(tmp_path, digits)
-    _rewrite(path, **change)
-    with pytest.raises(TeacherFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        train.load_teacher(path)
-
-
-def test_missing_and_foreign_teacher_files_are_rejected(tmp_path):
-    with pytest.raises(TeacherFileError, match="no such teacher file"):
-        train.load_teacher(tmp_path / "absent.npz")
-    text = tmp_path / "notes.npz"
-    text.write_text("hello")
-    with pytest.raises(TeacherFileError, match="not a teacher file"):
-        train.load_teacher(text)
-    single = tmp_path / "single.npz"
-    with open(single, "wb") as f:
-        np.save(f, np.zeros(3))
-    with pytest.raises(TeacherFileError, match="not a teacher file"):
-        train.load_teacher(single)
-
-
-def test_teacher_must_fit_the_data_set(tmp_path, digits):
-    _, path = _saved_teacher(tmp_path, digits, arch=(784, 8, 10))
-    with pytest.raises(TeacherFileError, match="does not fit digits"):
-        train.check_teacher(train.load_teacher(path), digits)
 
 
 # --- architecture strings and the command line -----------------------------------------------------
@@ -330,7 +284,7 @@ def test_cli_trains_with_a_teacher_and_prints_one_json_object(tmp_path, capsys):
     assert report["arch"] == "64-24-16-10" and report["input_bits"] == 1 and report["distillation"]
     assert report["accuracy"]["float"] == report["accuracy"]["folded"]
     assert 0 < report["accuracy"]["teacher"] <= 1
-    assert report["mismatches"] == {"classes": 0, "activations": 0}
+    assert report["mismatches"] == {"classes": 0, "activations": 0, "thresholds": 0}
     assert report["counts"]["train"] + report["counts"]["validation"] == 1347
     assert report["counts"]["test"] == 450
     for kind in ("model", "plot", "teacher"):

@@ -4,8 +4,11 @@ The designs are two small stream components defined here; the engine's own agree
 in ``test_cxxrtl_engine.py``.
 """
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -154,6 +157,7 @@ def pair_sum(width, seed):
 
 @pytest.mark.parametrize("width", [8, 40, 70])
 @pytest.mark.parametrize("in_density,out_density", [(1.0, 1.0), (0.6, 0.5), (0.2, 0.9), (0.9, 0.15)])
+@pytest.mark.needs_cxx
 def test_agrees_with_amaranth_cycle_for_cycle(cache, width, in_density, out_density):
     rng = np.random.default_rng([width, int(in_density * 10), int(out_density * 10)])
     cycles = 400
@@ -171,6 +175,7 @@ def test_agrees_with_amaranth_cycle_for_cycle(cache, width, in_density, out_dens
 
 
 @pytest.mark.parametrize("vcd", [False, True])
+@pytest.mark.needs_cxx
 def test_combinational_path_agrees(cache, vcd):
     """Ready and valid that depend combinationally on the other side's inputs, on the same cycle.
 
@@ -189,6 +194,7 @@ def test_combinational_path_agrees(cache, vcd):
     assert len(got[1]) > 50
 
 
+@pytest.mark.needs_cxx
 def test_stops_at_token_and_output_counts(cache):
     model = build_library(convert_stream_design(pair_sum(8, 2)), cache=cache)
     tokens = np.arange(20, dtype=np.uint8)
@@ -203,6 +209,7 @@ def test_stops_at_token_and_output_counts(cache):
     assert rest.cycles == 1000
 
 
+@pytest.mark.needs_cxx
 def test_second_compile_reuses_and_changed_design_rebuilds(tmp_path):
     first = build_library(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
     again = build_library(convert_stream_design(pair_sum(8, 4)), cache=tmp_path)
@@ -228,6 +235,7 @@ def test_failed_compile_is_one_error_pointing_to_the_log(monkeypatch, tmp_path):
     assert "write_cxxrtl" in open(log).read()
 
 
+@pytest.mark.needs_cxx
 def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
     model = build_library(convert_stream_design(pair_sum(8, 6)), vcd=True, cache=cache)
     path = tmp_path / "wave.vcd"
@@ -244,12 +252,14 @@ def test_vcd_covers_the_recorded_cycles(cache, tmp_path):
     assert "o__payload" in text and "have_first" in text
 
 
+@pytest.mark.needs_cxx
 def test_vcd_needs_a_vcd_build(cache, tmp_path):
     with StreamSimulator(build_library(convert_stream_design(Passthrough()), cache=cache)) as simulator:
         with pytest.raises(CxxrtlError, match="without waveform support"):
             simulator.open_vcd(tmp_path / "wave.vcd")
 
 
+@pytest.mark.needs_cxx
 def test_token_wider_than_payload_is_refused(cache):
     with StreamSimulator(build_library(convert_stream_design(Passthrough()), cache=cache)) as simulator:
         with pytest.raises(ValueError, match=r"\[0, 2\*\*8\)"):
@@ -285,13 +295,65 @@ def test_design_without_the_named_stream_is_refused():
         convert_stream_design(Passthrough(), input_port="data")
 
 
+@pytest.mark.needs_cxx
 def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
     # a second `bnn sim` with a cold cache waits for the first one's build instead of repeating it
     script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
               "from sim.cxxrtl import build_library, convert_stream_design; "
-              f"print(build_library(convert_stream_design(PairSum(8, list(range(12)))), cache={str(tmp_path)!r}).built)")
+              "design = convert_stream_design(PairSum(8, list(range(12)))); "
+              f"print(build_library(design, cache={str(tmp_path)!r}).built)")
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
                  for _ in range(2)]
     built = sorted(p.communicate(timeout=300)[0].strip() for p in processes)
     assert built == ["False", "True"]
     assert len([path for path in tmp_path.iterdir() if not path.name.startswith(".")]) == 1
+
+
+def _build_in_background(cache):
+    """A process (in a session of its own) building PairSum(8, 0..11) into ``cache``, once its
+    build folder exists."""
+    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
+              "from sim.cxxrtl import build_library, convert_stream_design; "
+              f"build_library(convert_stream_design(PairSum(8, list(range(12)))), cache={str(cache)!r})")
+    process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(cache.glob(".build-*")):
+        assert process.poll() is None and time.monotonic() < deadline, "the build never started"
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.needs_cxx
+def test_a_build_folder_left_by_a_killed_process_goes_with_the_next_build(tmp_path):
+    design = convert_stream_design(PairSum(8, list(range(12))))
+    process = _build_in_background(tmp_path)
+    os.killpg(process.pid, signal.SIGKILL)   # it and its build steps, with no cleanup
+    process.wait()
+    assert list(tmp_path.glob(".build-*"))
+    again = build_library(design, cache=tmp_path)
+    assert again.built
+    assert [path.name for path in tmp_path.iterdir()] == [again.library.parent.name]
+
+
+@pytest.mark.needs_cxx
+def test_only_a_real_build_is_announced(tmp_path, caplog):
+    design = convert_stream_design(pair_sum(8, 7))
+    with caplog.at_level("INFO", logger="bnn"):
+        build_library(design, cache=tmp_path)
+        assert "compiling the simulation model to C++ with CXXRTL" in caplog.text
+        caplog.clear()
+        build_library(design, cache=tmp_path)
+    assert caplog.text == ""
+
+
+@pytest.mark.needs_cxx
+def test_waiting_for_another_process_is_announced(tmp_path, caplog):
+    design = convert_stream_design(PairSum(8, list(range(12))))
+    process = _build_in_background(tmp_path)
+    try:
+        with caplog.at_level("INFO", logger="bnn"):
+            library = build_library(design, cache=tmp_path)
+    finally:
+        process.wait(timeout=300)
+    assert not library.built
+    assert caplog.messages == ["waiting for another process compiling the same simulation model"]

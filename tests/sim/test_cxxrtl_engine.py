@@ -29,6 +29,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("sizes, input_bits, pe, simd, stages, per_beat, gaps, stalls", CASES)
+@pytest.mark.needs_cxx
 def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, per_beat,
                                          gaps, stalls):
     seed = sum(sizes) + pe * simd + stages
@@ -46,6 +47,7 @@ def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, pe
     assert [scores[:model.classes] for _, scores in decoded] == golden.scores.tolist()
 
 
+@pytest.mark.needs_cxx
 def test_back_pressure_moves_the_cycles():
     """Guards the agreement test: stalls and gaps change the recorded cycles, so it compares timing."""
     model = random_model([20, 7, 3], seed=1)
@@ -58,6 +60,7 @@ def test_back_pressure_moves_the_cycles():
     assert free.input_cycles != stalled.input_cycles
 
 
+@pytest.mark.needs_cxx
 def test_consumer_never_ready_times_out():
     model = random_model([9, 2], seed=3)
     compiled = compile_model(model, pe=2, simd=2)
@@ -67,6 +70,7 @@ def test_consumer_never_ready_times_out():
         run_cxxrtl(compiled, spec)
 
 
+@pytest.mark.needs_cxx
 def test_vcd_of_a_frame_range(tmp_path):
     model = random_model([20, 7, 3], seed=1)
     compiled = compile_model(model, pe=1, simd=4)
@@ -82,6 +86,7 @@ def test_vcd_of_a_frame_range(tmp_path):
     assert "results__payload" in path.read_text()
 
 
+@pytest.mark.needs_cxx
 def test_second_build_comes_from_the_cache(tmp_path):
     compiled = compile_model(random_model([20, 7, 3], seed=5), pe=1, simd=4)
     first = build_engine(compiled, cache=tmp_path)
@@ -107,6 +112,7 @@ def sim_json(path, capsys, *argv):
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.needs_cxx
 def test_bnn_sim_back_ends_report_the_same_run(digits_model_file, capsys):
     fast = sim_json(digits_model_file, capsys, "--backend", "cxxrtl")
     slow = sim_json(digits_model_file, capsys, "--backend", "amaranth")
@@ -116,6 +122,7 @@ def test_bnn_sim_back_ends_report_the_same_run(digits_model_file, capsys):
     assert [fast[k] for k in timing] == [slow[k] for k in timing]
 
 
+@pytest.mark.needs_cxx
 def test_bnn_sim_defaults_to_cxxrtl_and_says_so(digits_model_file, capsys, monkeypatch):
     assert main(["sim", "--model", digits_model_file, "--count", "2", "--pe", "2", "--simd", "8"]) == 0
     assert "(cxxrtl back end" in capsys.readouterr().out
@@ -132,6 +139,7 @@ def test_bnn_sim_cxxrtl_without_compiler_names_what_to_install(digits_model_file
     assert err.count("\n") == 1
 
 
+@pytest.mark.needs_cxx
 def test_bnn_sim_vcd_of_a_frame_range(digits_model_file, tmp_path, capsys):
     vcd = tmp_path / "two.vcd"
     assert main(["sim", "--model", digits_model_file, "--count", "4", "--pe", "2", "--simd", "8",

@@ -116,6 +116,7 @@ def settled_cycles(server, timeout=2.0):
     raise AssertionError("the simulation is still running")
 
 
+@pytest.mark.needs_cxx
 def test_serial_line_sends_and_receives_at_the_bit_rate(simulator):
     data = np.arange(0, 250, 7)
     batch = simulator.run(data, max_cycles=(len(data) + 2) * BYTE_CYCLES)
@@ -141,6 +142,7 @@ def test_serial_line_checks_its_core():
         SerialLine(EchoCore(DIVISOR), 2)
 
 
+@pytest.mark.needs_cxx
 def test_a_client_gets_its_answers_and_time_stands_still_when_idle(simulator):
     with running(simulator) as (server, _):
         assert server.stats.cycles == 0
@@ -163,6 +165,7 @@ def test_a_client_gets_its_answers_and_time_stands_still_when_idle(simulator):
         assert (stats.bytes_in, stats.bytes_out, stats.clients) == (len(data) + 1, len(data) + 1, 1)
 
 
+@pytest.mark.needs_cxx
 def test_the_client_s_reaction_time_is_not_simulated(simulator):
     quiet = 3 * BYTE_CYCLES
     exchanges = 20
@@ -181,6 +184,7 @@ def test_the_client_s_reaction_time_is_not_simulated(simulator):
     assert cycles <= exchanges * (3 * BYTE_CYCLES + quiet) + IDLE_CYCLES + 3 * IDLE_CYCLES
 
 
+@pytest.mark.needs_cxx
 def test_a_client_leaving_mid_stream_does_not_disturb_the_next(simulator):
     with running(simulator) as (server, _):
         with connect(server) as first:
@@ -196,6 +200,7 @@ def test_a_client_leaving_mid_stream_does_not_disturb_the_next(simulator):
         assert stats.bytes_out + stats.bytes_dropped == stats.bytes_in <= 256 * 40 + 4
 
 
+@pytest.mark.needs_cxx
 def test_a_second_client_waits_for_the_first(simulator):
     with running(simulator) as (server, _):
         with connect(server) as first:
@@ -209,6 +214,7 @@ def test_a_second_client_waits_for_the_first(simulator):
                 assert second.read(1) == b"y"
 
 
+@pytest.mark.needs_cxx
 def test_stop_ends_the_server_promptly_even_while_busy(simulator):
     with running(simulator) as (server, stop):
         with connect(server) as port:
@@ -220,6 +226,7 @@ def test_stop_ends_the_server_promptly_even_while_busy(simulator):
     assert server.stats.bytes_in == 20_000 and server.stats.bytes_out < 20_000
 
 
+@pytest.mark.needs_cxx
 def test_serve_says_where_it_listens(simulator):
     stop = threading.Event()
     listening, answers, log = [], [], []
@@ -308,6 +315,7 @@ def _stdout_line(process, timeout):
 
 
 @pytest.mark.parametrize("as_json, stop_signal", [(False, signal.SIGINT), (True, signal.SIGTERM)])
+@pytest.mark.needs_cxx
 def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_signal):
     # with --json, the folding is the board's fastest that fits
     pe, simd = explicit_folding(digits_model_file)

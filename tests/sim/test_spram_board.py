@@ -15,6 +15,7 @@ from sim.serve import serving_in_background
 
 
 @pytest.mark.parametrize("input_bits", [1, 8])
+@pytest.mark.needs_cxx
 def test_a_board_with_spram_weights_runs_a_model_loaded_over_the_line(tmp_path, monkeypatch, input_bits):
     monkeypatch.setenv("BNN_CACHE_DIR", str(tmp_path / "cache"))
     model = random_model([70, 24, 10], input_bits=input_bits, seed=input_bits, input_threshold=100)

@@ -1,0 +1,116 @@
+"""Output files: written whole or not at all, and output locations checked before the work."""
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from model import fileio, train
+from model.errors import BnnError
+from model.fileio import OutputFileError, check_output_paths, write_atomically
+from model.plot import plot_training_curves
+from model.teacherfile import save_teacher
+
+
+class Interrupted(Exception):
+    """Stands for anything that stops a write half-way."""
+
+
+def _half_then(failure):
+    """A ``write`` that writes some bytes, then raises ``failure``."""
+    def write(f):
+        f.write(b"half of a file")
+        raise failure
+    return write
+
+
+def _full_disk():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_writes_and_replaces_a_file(tmp_path):
+    path = tmp_path / "out.bin"
+    write_atomically(path, lambda f: f.write(b"first"))
+    assert path.read_bytes() == b"first"
+    write_atomically(path, lambda f: f.write(b"second"))
+    assert path.read_bytes() == b"second"
+    write_atomically(path, lambda f: f.write("text \u00e9\n"), text=True)
+    assert path.read_text(encoding="utf-8") == "text \u00e9\n"
+    assert os.listdir(tmp_path) == ["out.bin"]
+
+
+@pytest.mark.parametrize("failure", [Interrupted("stop"), KeyboardInterrupt(), _full_disk()])
+@pytest.mark.parametrize("existing", [None, b"the old content"])
+def test_a_failed_write_leaves_no_partial_file_and_the_old_one_untouched(tmp_path, failure, existing):
+    path = tmp_path / "out.bin"
+    if existing is not None:
+        path.write_bytes(existing)
+    expected = OutputFileError if isinstance(failure, OSError) else type(failure)
+    with pytest.raises(expected):
+        write_atomically(path, _half_then(failure))
+    assert os.listdir(tmp_path) == ([] if existing is None else ["out.bin"])
+    if existing is not None:
+        assert path.read_bytes() == existing
+
+
+def test_a_disk_error_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "out.bin"
+    with pytest.raises(OutputFileError) as caught:
+        write_atomically(path, _half_then(_full_disk()))
+    assert isinstance(caught.value, BnnError)
+    assert str(caught.value) == f"cannot write {str(path)!r}: No space left on device"
+    with pytest.raises(OutputFileError, match="No such file or directory"):
+        write_atomically(tmp_path / "missing" / "out.bin", lambda f: f.write(b"x"))
+    with pytest.raises(OutputFileError, match="Is a directory"):
+        write_atomically(tmp_path, lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == []
+
+
+def _fit_result():
+    history = [train.EpochRecord(epoch, 1.0 / epoch, 0.5, 1.2 / epoch, 0.4) for epoch in (1, 2, 3)]
+    return train.FitResult(None, history, best_epoch=2, seconds=0.0)
+
+
+def _write_teacher(path):
+    save_teacher(train.init_teacher((4, 3, 2), 255, np.random.default_rng(0)), path)
+
+
+def _write_plot(path):
+    plot_training_curves(path, "title", _fit_result(), _fit_result())
+
+
+@pytest.mark.parametrize("write", [_write_teacher, _write_plot], ids=["teacher", "plot"])
+def test_the_project_s_files_survive_a_full_disk(tmp_path, monkeypatch, write):
+    """Each writer goes through write_atomically: a full disk at the end keeps the previous file."""
+    path = tmp_path / "file"
+    write(path)
+    before = path.read_bytes()
+    assert before
+    # the disk fills up as the file is flushed: the last moment before the rename
+    def fsync(fd):
+        raise _full_disk()
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    with pytest.raises(OutputFileError, match="No space left on device"):
+        write(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["file"]
+
+
+def test_check_output_paths_creates_folders_and_refuses_what_cannot_be_written(tmp_path):
+    check_output_paths([str(tmp_path / "a" / "b" / "m.bnn"), "relative-name-in-the-current-folder.bnn"])
+    assert (tmp_path / "a" / "b").is_dir() and not os.listdir(tmp_path / "a" / "b")
+    with pytest.raises(OutputFileError, match="it is a folder, not a file name"):
+        check_output_paths([str(tmp_path / "a")])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutputFileError, match="cannot create the folder"):
+        check_output_paths([str(blocker / "m.bnn")])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_check_output_paths_refuses_a_read_only_folder(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    with pytest.raises(OutputFileError, match="is not writable"):
+        check_output_paths([str(folder / "m.bnn")])
