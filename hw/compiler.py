@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.bits import to_words, unpack_bits
+from model.bits import unpack_bits
+from model.modelfile import ConvLayer, MaxPoolLayer
 
 from .params import (MAX_LANES, PLANES, CompileError, EngineParams, LayerDescriptor, argmax_latency,
                      check_capacity, check_folding, check_positive, compute_cycles, cycles_per_frame,
-                     input_planes, layer_gap_cycles)
+                     input_planes, layer_gap_cycles, Window)
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,10 @@ class CompiledModel:
 
     @property
     def ideal_cycles(self):
-        """Sum over layers of groups * slices * planes: every lane busy every cycle."""
-        return sum(d.cycles for d in self.image.descriptors)
+        """Every lane busy every cycle: the sum over layers of positions * groups *
+        ceil(fan_in / S) * planes (a convolution's positions: the output pixels it computes, all
+        but those an odd-sized pool drops)."""
+        return sum(d.ideal_cycles for d in self.image.descriptors)
 
     @property
     def compute_cycles(self):
@@ -71,15 +74,71 @@ class CompiledModel:
     def load_cycles(self):
         """Cycles the loader needs per frame at full input rate (it overlaps the computation):
         one per beat plus the plane writes of every word, during which it holds the stream off."""
-        return self.beats_per_frame + self.image.descriptors[0].slices * self.input_planes
+        return self.beats_per_frame + -(-self.image.input_size // self.params.simd) * self.input_planes
+
+
+@dataclass(frozen=True)
+class _LayerPlan:
+    """A layer with weights as the engine runs it: its index in ``model.layers``, the layer, its
+    descriptor, and how its weight rows spread over its window rows: ``(A, B, C, C_stored)``,
+    a row is ``A`` window rows of ``B`` pixels of ``C`` channels, stored ``C_stored`` apart."""
+
+    index: int
+    layer: object
+    descriptor: LayerDescriptor
+    spread: tuple
+    out_bits: int      # bits of its output as stored (activation memory), or its scores
+
+
+def _plan(model, pe, simd):
+    """A :class:`_LayerPlan` per layer with weights. A fully connected model gets the
+    descriptors of the fully connected engine; any other the windows of a ``conv`` engine
+    (``docs/engine.md``, "Convolutions and max-pools")."""
+    conv = not model.is_dense
+    plans, feeding = [], model.input.map_shape if conv and isinstance(model.layers[0], ConvLayer) else None
+    if feeding is not None:
+        feeding = (*feeding, feeding[2])      # the image: (H, W, C, C stored)
+    for k, layer in enumerate(model.layers):
+        if isinstance(layer, MaxPoolLayer):
+            continue
+        outputs = layer.weights_shape[0]
+        groups = -(-outputs // pe)
+        bit_serial, last = k == 0 and model.input.bits == 8, k == len(model.layers) - 1
+        planes = PLANES if bit_serial else 1
+        if isinstance(layer, ConvLayer):
+            height, width, channels, stored = feeding
+            kernel = layer.kernel
+            out_h, out_w = height - kernel + 1, width - kernel + 1
+            pool = k + 1 < len(model.layers) and isinstance(model.layers[k + 1], MaxPoolLayer)
+            scale = 2 if pool else 1
+            lines, cols = out_h // scale, out_w // scale
+            slices = -(-kernel * stored // simd)
+            window = Window(lines, cols, pool, kernel * stored - (slices - 1) * simd, stored,
+                            scale * stored, width * stored, scale * width * stored)
+            descriptor = LayerDescriptor(
+                slices, groups, bit_serial, last, rows=kernel, positions=lines * cols * scale * scale,
+                window=window, ideal=lines * cols * scale * scale * groups * -(-layer.fan_in // simd) * planes)
+            spread = (kernel, kernel, channels, stored)
+            feeding = (lines, cols, outputs, groups * pe)
+            out_bits = lines * cols * groups * pe
+        else:
+            if feeding is None:
+                spread = (1, 1, layer.fan_in, layer.fan_in)
+            else:
+                height, width, channels, stored = feeding
+                spread = (1, height * width, channels, stored)
+            fan_in = spread[1] * spread[3]
+            slices = -(-fan_in // simd)
+            window = Window(1, 1, False, fan_in - (slices - 1) * simd, fan_in, 0, 0, 0) if conv else None
+            ideal = groups * -(-layer.fan_in // simd) * planes if conv else None
+            descriptor = LayerDescriptor(slices, groups, bit_serial, last, window=window, ideal=ideal)
+            feeding, out_bits = None, outputs
+        plans.append(_LayerPlan(k, layer, descriptor, spread, out_bits))
+    return plans
 
 
 def _descriptors(model, pe, simd):
-    rows = []
-    for k, layer in enumerate(model.layers):
-        rows.append(LayerDescriptor(-(-layer.fan_in // simd), -(-layer.fan_out // pe),
-                                    k == 0 and model.input.bits == 8, k == len(model.layers) - 1))
-    return tuple(rows)
+    return tuple(plan.descriptor for plan in _plan(model, pe, simd))
 
 
 def _term_scale(d):
@@ -99,24 +158,26 @@ def _bias(layer, d, simd, weight_ones):
     ``y = 2 * sum(p & w) - sum(p) = sum_b 2**b * matches_b + 255 * (ones(w) - S * slices)``: the
     frame's pixel sum cancels, and the bias is a constant of the neuron.
     """
-    lanes = simd * d.slices
+    lanes = simd * d.window_words
     if d.bit_serial:
         return 255 * (weight_ones - lanes)
     return -(2 * lanes - layer.fan_in)
 
 
-def _starts(model, descriptors, pe, simd):
+def _starts(model, plans, pe, simd):
     """Per layer, the accumulator start value of every neuron slot (``groups * pe``): its bias
     (:func:`_bias`) less its threshold. The sum then ends at ``y - threshold`` (``y`` in the
     output layer), so the activation bit is its sign: ``1`` iff the sum is ``>= 0``. Pad
     neurons (zero weights) get threshold ``bound + 1``, which no pre-activation reaches."""
     per_layer = []
-    for k, (layer, d) in enumerate(zip(model.layers, descriptors)):
+    for plan in plans:
+        layer, d = plan.layer, plan.descriptor
+        outputs = layer.weights_shape[0]
         ones = unpack_bits(layer.weights, layer.fan_in).sum(axis=1, dtype=np.int64).tolist()
-        ones += [0] * (d.groups * pe - layer.fan_out)
-        pad = model.preactivation_bound(k) + 1
-        thresholds = [0] * layer.fan_out if layer.thresholds is None else [int(t) for t in layer.thresholds]
-        thresholds += [0 if layer.thresholds is None else pad] * (d.groups * pe - layer.fan_out)
+        ones += [0] * (d.groups * pe - outputs)
+        pad = model.preactivation_bound(plan.index) + 1
+        thresholds = [0] * outputs if layer.thresholds is None else [int(t) for t in layer.thresholds]
+        thresholds += [0 if layer.thresholds is None else pad] * (d.groups * pe - outputs)
         per_layer.append([_bias(layer, d, simd, n) - t for n, t in zip(ones, thresholds)])
     return per_layer
 
@@ -126,40 +187,57 @@ def _signed_width(lo, hi):
     return max((-lo - 1).bit_length(), hi.bit_length()) + 1
 
 
-def _start_range(model, k, d, simd):
-    """The start values any model of this shape can have in layer ``k``: its bias for any weights,
+def _start_range(model, plan, simd):
+    """The start values any model of this shape can have in this layer: its bias for any weights,
     less every threshold the model file allows (``[-bound, bound + 1]``; none in the output
     layer). Sizing for the range, not for this model's values, lets every model of the shape fit."""
-    layer = model.layers[k]
+    layer, d = plan.layer, plan.descriptor
     biases = _bias(layer, d, simd, 0), _bias(layer, d, simd, layer.fan_in)
     lo, hi = min(biases), max(biases)
-    bound = 0 if d.last else model.preactivation_bound(k)
+    bound = 0 if d.last else model.preactivation_bound(plan.index)
     return lo - bound - (0 if d.last else 1), hi + bound
 
 
-def _widths(model, descriptors, simd):
+def _widths(model, plans, simd):
     """``(acc_width, start_width, score_width)``: signed widths holding every start value, every
     partial sum (from the lowest start to the highest plus the most a layer's terms add), and
     every score (an output layer's final sum ``y``, ``|y| <= bound``)."""
     acc_lo = acc_hi = start_lo = start_hi = 0
-    for k, d in enumerate(descriptors):
-        lo, hi = _start_range(model, k, d, simd)
+    for plan in plans:
+        lo, hi = _start_range(model, plan, simd)
         start_lo, start_hi = min(start_lo, lo), max(start_hi, hi)
         acc_lo = min(acc_lo, lo)
-        acc_hi = max(acc_hi, hi + _term_scale(d) * simd * d.slices)
-    score_bound = model.preactivation_bound(len(descriptors) - 1)
+        acc_hi = max(acc_hi, hi + _term_scale(plan.descriptor) * simd * plan.descriptor.window_words)
+    score_bound = model.preactivation_bound(plans[-1].index)
     return (_signed_width(acc_lo, acc_hi), _signed_width(start_lo, start_hi),
             _signed_width(-score_bound, score_bound))
 
 
-def _weight_words(model, descriptors, pe, simd):
+def _window_bits(plan, pe, simd):
+    """The layer's weights spread over its window: ``(groups * pe, rows, slices * simd)`` bits,
+    row ``j`` of output ``j`` (zeros for pad outputs), lane ``r * S + i`` of window row ``ky``
+    the weight of element ``r * S + i`` of that row as the map stores it (0 for a pad channel and
+    past the row's end)."""
+    layer, d = plan.layer, plan.descriptor
+    outputs = layer.weights_shape[0]
+    rows, pixels, channels, stored = plan.spread
+    bits = unpack_bits(layer.weights, layer.fan_in).reshape(outputs, rows, pixels, channels)
+    bits = np.pad(bits, ((0, d.groups * pe - outputs), (0, 0), (0, 0), (0, stored - channels)))
+    bits = bits.reshape(d.groups * pe, rows, pixels * stored)
+    return np.pad(bits, ((0, 0), (0, 0), (0, d.slices * simd - pixels * stored)))
+
+
+def _weight_words(plans, pe, simd):
+    """Per layer, group, window row and slice: the word of P x S weight bits, PE ``p`` at bits
+    ``[p*S, (p+1)*S)``."""
     words = []
-    for layer, d in zip(model.layers, descriptors):
-        rows = to_words(layer.weights, layer.fan_in, simd)
-        for group in range(d.groups):
-            neurons = range(group * pe, min((group + 1) * pe, layer.fan_out))
-            for s in range(d.slices):
-                words.append(sum(rows[j][s] << ((j - group * pe) * simd) for j in neurons))
+    for plan in plans:
+        bits = _window_bits(plan, pe, simd)
+        for group in range(plan.descriptor.groups):
+            for row in range(plan.descriptor.rows):
+                for s in range(plan.descriptor.slices):
+                    block = bits[group * pe:(group + 1) * pe, row, s * simd:(s + 1) * simd]
+                    words.append(int.from_bytes(np.packbits(block.ravel(), bitorder="little").tobytes(), "little"))
     return tuple(words)
 
 
@@ -197,34 +275,35 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     Raises
     ------
     hw.params.CompileError
-        On a model with convolution or pooling layers, on invalid P, S, beat width or tree stages
-        (:func:`hw.params.check_folding`), or a model that does not fit ``capacity``.
+        On invalid P, S, beat width or tree stages (:func:`hw.params.check_folding`), a model with
+        convolutions and S not a power of two, or a model that does not fit ``capacity``.
     """
-    if not model.is_dense:
-        raise CompileError(f"the engine runs fully connected networks only, not {model.arch} "
-                           f"(convolution and pooling layers are not built yet)")
     pixels_per_beat = check_folding(pe, simd, pixels_per_beat=pixels_per_beat, tree_stages=tree_stages)
     capacity = check_capacity(capacity)
+    conv = not model.is_dense
+    if conv and simd & (simd - 1):
+        raise CompileError(f"a convolutional network ({model.arch}) needs S a power of two, not {simd}")
 
-    descriptors = _descriptors(model, pe, simd)
-    starts = _starts(model, descriptors, pe, simd)
-    acc_bits, start_bits, score_bits = _widths(model, descriptors, simd)
+    plans = _plan(model, pe, simd)
+    descriptors = tuple(plan.descriptor for plan in plans)
+    starts = _starts(model, plans, pe, simd)
+    acc_bits, start_bits, score_bits = _widths(model, plans, simd)
     acc_width = _fit("accumulator bits", acc_bits, capacity.get("acc_width"))
     start_width = _fit("start value bits", start_bits, capacity.get("start_width"))
     score_width = _fit("score bits", score_bits, capacity.get("score_width"))
-    weight_words = _weight_words(model, descriptors, pe, simd)
+    weight_words = _weight_words(plans, pe, simd)
     start_words = _start_words(starts, pe, start_width)
-    hidden = model.layers[:-1]
     params = EngineParams(
         pe=pe, simd=simd, input_bits=model.input.bits, pixels_per_beat=pixels_per_beat,
         tree_stages=tree_stages, acc_width=acc_width, start_width=start_width, score_width=score_width,
         weight_depth=_fit("weight words", len(weight_words), capacity.get("weight_depth")),
         start_depth=_fit("start words", len(start_words), capacity.get("start_depth")),
-        input_words=_fit("input words", descriptors[0].slices, capacity.get("input_words")),
-        act_words=_fit("activation words", max([-(-l.fan_out // simd) for l in hidden], default=1),
+        input_words=_fit("input words", -(-model.input.size // simd), capacity.get("input_words")),
+        act_words=_fit("activation words", max([-(-p.out_bits // simd) for p in plans[:-1]], default=1),
                        capacity.get("act_words")),
         max_layers=_fit("layers", len(descriptors), capacity.get("max_layers")),
         score_count=_fit("score registers", descriptors[-1].groups * pe, capacity.get("score_count")),
+        conv=conv,
     )
     image = NetworkImage(descriptors, weight_words, start_words, model.input.size,
                          model.input.threshold or 0, model.classes)

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+from amaranth.utils import ceil_log2, exact_log2
 
 from host.protocol import LoadTarget, frame_bytes
 
@@ -189,6 +189,10 @@ class Engine(wiring.Component):
         start_addr, start_data = registered_read(m, starts, "start")
         input_addr, input_data = registered_read(m, inputs, "input")
         act_addr, act_data = registered_read(m, activations, "act")
+        if params.conv:
+            # a window slice starts at any lane: the next word too, on a second read port
+            next_input_addr, next_input_data = registered_read(m, inputs, "next_input")
+            next_act_addr, next_act_data = registered_read(m, activations, "next_act")
         wiring.connect(m, loader.write, inputs.write_port())
         act_write = activations.write_port(granularity=pe)
         if self._loadable:
@@ -210,23 +214,41 @@ class Engine(wiring.Component):
         operands = commands[MEMORY_LATENCY]
         # each block RAM's data goes straight into a register (its clock-to-out leaves little of
         # the cycle); the input/activation choice is made after them, in the PEs' first LUTs
-        input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
-        w = Signal(pe * simd, reset_less=True)
-        m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data[:pe * simd])]
-        x = Mux(operands.from_input, input_bits, act_bits)
+        lane_bits = exact_log2(simd) if params.conv else 0
+        if params.conv:
+            # two words, the slice's lanes shifted down from its offset, the invalid ones masked
+            words = Signal(2 * simd, reset_less=True)
+            w = Signal(pe * simd, reset_less=True)
+            m.d.sync += [words.eq(Mux(commands[1].from_input, Cat(input_data, next_input_data),
+                                      Cat(act_data, next_act_data))), w.eq(weight_data[:pe * simd])]
+            lanes = Cat(*[operands.lanes > i for i in range(simd)])
+            shifted = words.bit_select(operands.offset[:lane_bits], simd) if lane_bits else words[:simd]
+            x = shifted & lanes
+        else:
+            input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
+            w = Signal(pe * simd, reset_less=True)
+            m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data[:pe * simd])]
+            x = Mux(operands.from_input, input_bits, act_bits)
         # start values: read array.latency cycles after the operands' address, registered once
         # more in the fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
         m.d.sync += start_values.eq(start_data)
 
+        # the input word a command reads (and, in a conv engine, the next one)
+        word = issued.offset[lane_bits:] if params.conv else issued.slice
         m.d.comb += [
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
             weight_addr.eq(issued.weight_addr),
-            input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
-            act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity)),
+            input_addr.eq(input_address(params, loader.compute_bank, word, issued.plane)),
+            act_addr.eq(Cat(word[:act_bank], ~issued.parity)),
             start_addr.eq(commands[array.latency].start_addr),
         ]
+        if params.conv:
+            m.d.comb += [
+                next_input_addr.eq(input_address(params, loader.compute_bank, word + 1, issued.plane)),
+                next_act_addr.eq(Cat((word + 1)[:act_bank], ~issued.parity)),
+            ]
 
         m.d.comb += [
             array.x.eq(x),
@@ -247,10 +269,18 @@ class Engine(wiring.Component):
 
         group_done = written.valid & written.last
         chunks = simd // pe
+        out_bits = fires
+        if params.conv:
+            # max-pool: the OR of the pool window's bits, written after its last pixel
+            pooled = Signal(pe, reset_less=True)
+            out_bits = Mux(written.sub_first, fires, pooled | fires)
+            with m.If(group_done):
+                m.d.sync += pooled.eq(out_bits)
+            group_done = group_done & written.write
         m.d.comb += [
             act_write.addr.eq(Cat(written.out_word, written.parity)),
             # the group writing chunk 0 of a word clears the rest: stale bits never reach a pad lane
-            act_write.data.eq(Cat(*[Mux(written.out_chunk == c, fires, 0) for c in range(chunks)])),
+            act_write.data.eq(Cat(*[Mux(written.out_chunk == c, out_bits, 0) for c in range(chunks)])),
             act_write.en.eq(Mux(group_done & ~written.last_layer,
                                 Mux(written.out_chunk == 0, (1 << chunks) - 1, 1 << written.out_chunk), 0)),
         ]

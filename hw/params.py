@@ -61,6 +61,7 @@ class EngineParams:
     act_words: int         # simd-bit words per activation bank (two banks)
     max_layers: int        # rows of the layer descriptor table
     score_count: int       # score registers (a multiple of pe)
+    conv: bool = False     # every layer a sweep of windows (convolutions, docs/engine.md); S a power of two
 
     @property
     def layer_gap(self):
@@ -77,27 +78,64 @@ class EngineParams:
 
 
 @dataclass(frozen=True)
+class Window:
+    """How a ``conv`` engine walks a layer's input map (``docs/engine.md``, "Convolutions").
+
+    The input map is stored ``channels`` (C) values per pixel, ``row_step`` = W * C per row. The
+    sweep covers ``lines`` x ``cols`` positions (output pixels, or pool windows if ``pool``),
+    moving ``pixel_step`` (C, or 2C with pool) per column and ``line_step`` (W*C, or 2*W*C) per
+    line; the last of a window row's slices has ``lanes`` valid lanes. A fully connected layer
+    is one position of one row of ``fan_in`` values.
+    """
+
+    lines: int
+    cols: int
+    pool: bool
+    lanes: int
+    channels: int
+    pixel_step: int
+    row_step: int
+    line_step: int
+
+
+@dataclass(frozen=True)
 class LayerDescriptor:
     """One row of the sequencer's table: the loops of one layer.
 
-    ``slices`` = ceil(fan_in / S) input words, ``groups`` = ceil(fan_out / P) neuron groups,
-    ``bit_serial`` = 8-bit layer 0, one bit plane of the pixels per cycle (8 planes per slice),
-    ``last`` = output layer.
+    ``slices`` = S-bit input words per window row (ceil(fan_in / S) in a fully connected layer),
+    ``groups`` = ceil(fan_out / P) neuron groups, ``bit_serial`` = 8-bit layer 0, one bit plane
+    of the pixels per cycle (8 planes per slice), ``last`` = output layer. In a ``conv`` engine,
+    ``rows`` = window rows (K), ``positions`` = windows per group sweep (output pixels computed,
+    4 per pool window), ``window`` the addressing, and ``ideal`` the layer's ideal cycles
+    (``positions`` x groups x ceil(K*K*C_in / S) x planes).
     """
 
     slices: int
     groups: int
     bit_serial: bool
     last: bool
+    rows: int = 1
+    positions: int = 1
+    window: Window | None = None
+    ideal: int | None = None
 
     @property
     def planes(self):
         return PLANES if self.bit_serial else 1
 
     @property
+    def window_words(self):
+        """S-lane words one window issues (pad lanes included): rows * slices."""
+        return self.rows * self.slices
+
+    @property
     def cycles(self):
-        """Issue cycles of the layer: one per (group, slice, plane)."""
-        return self.groups * self.slices * self.planes
+        """Issue cycles of the layer: one per (position, group, row, slice, plane)."""
+        return self.positions * self.groups * self.rows * self.slices * self.planes
+
+    @property
+    def ideal_cycles(self):
+        return self.cycles if self.ideal is None else self.ideal
 
 
 def argmax_latency(score_count):

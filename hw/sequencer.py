@@ -16,25 +16,47 @@ def _index(count):
     return range(max(count, 2))
 
 
+def map_elements(params):
+    """Elements (lanes) of the largest map a ``conv`` engine holds: its offsets' range."""
+    return max(params.input_words, params.act_words) * params.simd
+
+
 def descriptor_layout(params):
     """Row layout of the descriptor table (see :class:`hw.params.LayerDescriptor`): the last
-    slice and group index (compared for equality, no subtraction on the sequencer's paths)."""
-    return data.StructLayout({
+    slice and group index (compared for equality, no subtraction on the sequencer's paths).
+    A ``conv`` engine's rows add the window walk (:class:`hw.params.Window`): the last window
+    row, column and line, the pool flag, the valid lanes of a row's last slice, and the steps
+    between the offsets of channels, pixels, window rows and lines."""
+    fields = {
         "last_slice": _index(max(params.input_words, params.act_words)),
         "last_group": _index(params.start_depth),
         "bit_serial": 1,
         "first": 1,
         "last": 1,
-    })
+    }
+    if params.conv:
+        elements = range(map_elements(params) + 1)
+        fields.update(last_row=elements, last_col=elements, last_line=elements, pool=1,
+                      lanes=range(params.simd + 1), channels=elements, pixel_step=elements,
+                      row_step=elements, line_step=elements)
+    return data.StructLayout(fields)
 
 
 def descriptor_rows(params, descriptors):
     """The table's rows for ``descriptors``, as the integers the table stores (see
     :mod:`hw.loadable`)."""
     layout = descriptor_layout(params)
-    return [row_value(layout, {"last_slice": d.slices - 1, "last_group": d.groups - 1,
-                               "bit_serial": int(d.bit_serial), "first": int(k == 0), "last": int(d.last)})
-            for k, d in enumerate(descriptors)]
+    rows = []
+    for k, d in enumerate(descriptors):
+        values = {"last_slice": d.slices - 1, "last_group": d.groups - 1,
+                  "bit_serial": int(d.bit_serial), "first": int(k == 0), "last": int(d.last)}
+        if params.conv:
+            w = d.window
+            values.update(last_row=d.rows - 1, last_col=w.cols - 1, last_line=w.lines - 1, pool=int(w.pool),
+                          lanes=w.lanes, channels=w.channels, pixel_step=w.pixel_step,
+                          row_step=w.row_step, line_step=w.line_step)
+        rows.append(row_value(layout, values))
+    return rows
 
 
 def command_layout(params):
@@ -45,8 +67,12 @@ def command_layout(params):
     layer, 1 in an XNOR layer); ``slice`` indexes the input word; ``parity`` is the layer number's low
     bit (layer ``k`` writes activation bank ``k % 2`` and reads bank ``(k - 1) % 2``);
     ``out_word``/``out_chunk`` locate the group's P output bits in the written bank.
+
+    A ``conv`` engine's commands read at element ``offset`` of the input or activation map
+    instead of word ``slice``, ``lanes`` of them valid; ``sub_first`` marks a pool window's
+    first pixel and ``write`` its last (both 1 without pool): the group's bits are written then.
     """
-    return data.StructLayout({
+    fields = {
         "valid": 1,
         "first": 1,
         "last": 1,
@@ -62,7 +88,11 @@ def command_layout(params):
         "out_chunk": _index(params.simd // params.pe),
         "last_layer": 1,
         "frame_end": 1,
-    })
+    }
+    if params.conv:
+        del fields["slice"]
+        fields.update(offset=_index(map_elements(params)), lanes=range(params.simd + 1), sub_first=1, write=1)
+    return data.StructLayout(fields)
 
 
 class Sequencer(wiring.Component):
@@ -135,6 +165,9 @@ class Sequencer(wiring.Component):
         next_row = Signal(layout)
         m.d.comb += lookup.addr.eq(Mux(~primed | row.last, 0, layer + 1))
         m.d.sync += next_row.eq(looked_up)
+        if params.conv:
+            self._walk_windows(m, primed, layer, row, next_row, looked_up)
+            return m
 
         group = Signal.like(self.command.group)
         slice_ = Signal.like(self.command.slice)
@@ -201,3 +234,118 @@ class Sequencer(wiring.Component):
                 with m.If(row.last):
                     m.d.sync += [weight_addr.eq(0), start_addr.eq(0)]
         return m
+
+    def _walk_windows(self, m, primed, layer, row, next_row, looked_up):
+        """A ``conv`` engine's walk (``docs/engine.md``, "Convolutions and max-pools"): per layer,
+        lines, columns, groups, pool pixels, window rows, slices and planes, innermost last; the
+        read offset is kept by adders from the row's steps."""
+        params, cmd = self._params, self.command
+        simd = params.simd
+        with m.If(~primed):
+            m.d.sync += [primed.eq(1), row.eq(looked_up)]
+
+        offset = Signal.like(cmd.offset)
+        row_start = Signal.like(cmd.offset)      # the current window row's first element
+        pixel = Signal.like(cmd.offset)          # the current position's (pool window's) corner
+        line = Signal.like(cmd.offset)           # the current line's first position's corner
+        slice_ = Signal.like(row.last_slice)
+        window_row = Signal.like(row.last_row)
+        sub = Signal(2)                          # pixel of the pool window: dy = sub[1], dx = sub[0]
+        group = Signal.like(cmd.group)
+        col = Signal.like(row.last_col)
+        line_index = Signal.like(row.last_line)
+        plane = Signal(range(PLANES))
+        weight_addr = Signal.like(cmd.weight_addr)
+        group_weights = Signal.like(cmd.weight_addr)     # the group's first weight word
+        layer_weights = Signal.like(cmd.weight_addr)     # the layer's
+        start_addr = Signal.like(cmd.start_addr)
+        layer_starts = Signal.like(cmd.start_addr)
+        out_word = Signal.like(cmd.out_word)
+        out_chunk = Signal.like(cmd.out_chunk)
+        active = Signal()
+        gap = Signal(range(params.layer_gap + 1), init=2)
+
+        start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
+        issue = active | start
+        plane_last = ~row.bit_serial | (plane == PLANES - 1)
+        slice_last = slice_ == row.last_slice
+        row_last = window_row == row.last_row
+        sub_last = ~row.pool | (sub == 3)
+        group_last = group == row.last_group
+        col_last = col == row.last_col
+        line_last = line_index == row.last_line
+        window_end = plane_last & slice_last & row_last
+        group_end = window_end & sub_last
+        position_end = group_end & group_last
+        line_end = position_end & col_last
+        layer_end = line_end & line_last
+
+        m.d.comb += [
+            cmd.valid.eq(issue),
+            cmd.first.eq((slice_ == 0) & (window_row == 0) & (plane == 0)),
+            cmd.last.eq(window_end),
+            cmd.plane.eq(plane),
+            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
+            cmd.from_input.eq(row.first),
+            cmd.parity.eq(layer[0]),
+            cmd.offset.eq(offset),
+            cmd.lanes.eq(Mux(slice_last, row.lanes, simd)),
+            cmd.sub_first.eq(sub == 0),
+            cmd.write.eq(sub_last),
+            cmd.weight_addr.eq(weight_addr),
+            cmd.start_addr.eq(start_addr),
+            cmd.group.eq(group),
+            cmd.out_word.eq(out_word),
+            cmd.out_chunk.eq(out_chunk),
+            cmd.last_layer.eq(row.last),
+            cmd.frame_end.eq(layer_end & row.last),
+        ]
+        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
+
+        def restart(corner):
+            """The next window starts at ``corner``."""
+            return [row_start.eq(corner), offset.eq(corner)]
+
+        with m.If(~active & (gap != 0)):
+            m.d.sync += gap.eq(gap - 1)
+        with m.If(issue):
+            m.d.sync += [active.eq(1), plane.eq(Mux(plane_last, 0, plane + 1))]
+            with m.If(plane_last):
+                m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1)]
+                with m.If(~slice_last):
+                    m.d.sync += offset.eq(offset + simd)
+                with m.Elif(~row_last):
+                    m.d.sync += [window_row.eq(window_row + 1), *restart(row_start + row.row_step)]
+                with m.Elif(~sub_last):
+                    corner = (pixel + Mux(~sub[0], row.channels, 0)
+                              + Mux(sub[0] ^ sub[1], row.row_step, 0))
+                    m.d.sync += [window_row.eq(0), sub.eq(sub + 1), weight_addr.eq(group_weights), *restart(corner)]
+                with m.Elif(~group_last):
+                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(group + 1), group_weights.eq(weight_addr + 1),
+                                 start_addr.eq(start_addr + 1), *restart(pixel)]
+                with m.Elif(~col_last):
+                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(col + 1),
+                                 weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
+                                 start_addr.eq(layer_starts),
+                                 pixel.eq(pixel + row.pixel_step), *restart(pixel + row.pixel_step)]
+                with m.Elif(~line_last):
+                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(line_index + 1),
+                                 weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
+                                 start_addr.eq(layer_starts), line.eq(line + row.line_step),
+                                 pixel.eq(line + row.line_step), *restart(line + row.line_step)]
+                with m.Else():   # the layer's end: the next layer's images follow this one's
+                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(0),
+                                 group_weights.eq(weight_addr + 1), layer_weights.eq(weight_addr + 1),
+                                 start_addr.eq(start_addr + 1), layer_starts.eq(start_addr + 1),
+                                 line.eq(0), pixel.eq(0), *restart(0)]
+            with m.If(group_end & ~row.last):
+                with m.If(out_chunk == simd // params.pe - 1):
+                    m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
+                with m.Else():
+                    m.d.sync += out_chunk.eq(out_chunk + 1)
+            with m.If(layer_end):
+                m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
+                             layer.eq(Mux(row.last, 0, layer + 1)), row.eq(next_row)]
+                with m.If(row.last):
+                    m.d.sync += [weight_addr.eq(0), group_weights.eq(0), layer_weights.eq(0),
+                                 start_addr.eq(0), layer_starts.eq(0)]

@@ -109,10 +109,9 @@ def test_choose_folding_refuses_an_unreachable_target():
         choose_folding(model, max_cycles=100, max_lanes=64)
 
 
-def test_a_convolutional_model_is_refused_with_one_line():
-    model = random_conv_model((6, 6), [Conv(2, 3), MaxPool(), Dense(3)])
-    with pytest.raises(CompileError, match="fully connected networks only, not 6x6-c2k3-p-3"):
-        compile_model(model, pe=2, simd=4)
+def test_a_convolutional_model_builds_a_conv_engine_and_a_dense_one_does_not():
+    assert compile_model(random_conv_model((6, 6), [Conv(2, 3), MaxPool(), Dense(3)]), pe=2, simd=4).params.conv
+    assert not compile_model(random_model([36, 3]), pe=2, simd=4).params.conv
 
 
 def test_the_link_refuses_an_engine_whose_classes_do_not_fit_a_byte():

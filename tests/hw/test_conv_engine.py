@@ -1,0 +1,69 @@
+"""Convolutional networks on the engine: every class and score equals the golden model's under
+random back-pressure, and the cycles per frame and latency equal the compiler's formula."""
+
+import numpy as np
+import pytest
+
+from hw.compiler import compile_model
+from hw.params import CompileError
+from model.layers import Conv, Dense, MaxPool
+from model.random_models import random_conv_model, random_images
+from tests.hw.test_engine import check_engine
+
+CASES = [
+    # image shape, layers, input bits, P, S, tree stages
+    ((5, 5), [Conv(2, 3), Dense(3)], 1, 2, 4, 0),
+    ((7, 7), [Conv(3, 3), MaxPool(), Dense(3)], 8, 2, 4, 1),                 # pool after 5 x 5
+    ((6, 5, 3), [Conv(5, 1), MaxPool(), Dense(4)], 1, 2, 8, 0),              # K = 1, C_in = 3, odd width
+    ((5, 6, 17), [Conv(3, 3), MaxPool(), Dense(2)], 8, 1, 16, 0),            # C_in = 17, pool after 3 x 4
+    ((5, 5, 17), [Conv(3, 1), Dense(2)], 1, 2, 4, 0),                        # a window row of 5 slices
+    ((9, 8), [Conv(5, 3), Conv(6, 3), MaxPool(), Dense(5), Dense(3)], 1, 4, 8, 2),  # C_out 5: pad channels
+    ((12, 12), [Conv(4, 3), MaxPool(), Conv(8, 3), MaxPool(), Dense(10)], 8, 4, 16, 0),
+]
+
+
+def _case_id(case):
+    shape, specs, bits, pe, simd, stages = case
+    return f"{'x'.join(map(str, shape))}-{'-'.join(map(str, specs))}-{bits}bit-{pe}x{simd}-d{stages}"
+
+
+@pytest.mark.parametrize("shape, specs, input_bits, pe, simd, stages", CASES, ids=map(_case_id, CASES))
+def test_conv_engine_matches_golden_model_under_back_pressure(simulate, shape, specs, input_bits, pe, simd, stages):
+    seed = sum(shape) + pe * simd
+    model = random_conv_model(shape, specs, input_bits=input_bits, seed=seed, input_threshold=100)
+    images = random_images(3, model.input.size, seed=seed)
+    check_engine(simulate, model, images, pe=pe, simd=simd, tree_stages=stages)
+
+
+@pytest.mark.parametrize("shape, specs, input_bits, pe, simd, stages", CASES[1:4], ids=map(_case_id, CASES[1:4]))
+def test_conv_cycles_equal_the_formula(engine_run, shape, specs, input_bits, pe, simd, stages):
+    model = random_conv_model(shape, specs, input_bits=input_bits, seed=3)
+    run = engine_run(model, random_images(3, model.input.size, seed=4), pe=pe, simd=simd, tree_stages=stages)
+    compiled = run.compiled
+    assert run.mismatches == 0
+    assert run.intervals == [compiled.cycles_per_frame] * 2
+    assert run.latency == compiled.latency
+
+
+def test_extreme_thresholds_and_pixels_in_a_conv_net(simulate):
+    model = random_conv_model((6, 6, 2), [Conv(3, 2), MaxPool(), Dense(3)], input_bits=8, seed=5,
+                              extreme_thresholds=0.6)
+    images = np.array([[0] * 72, [255] * 72, [255, 0] * 36], dtype=np.uint8)
+    check_engine(simulate, model, images, pe=2, simd=8)
+
+
+def test_cycle_formula_and_ideal():
+    # 12 x 12, c4k3-p (10 x 10 -> 5 x 5), c8k3 (5 x 5 x 4 -> 3 x 3), 10 classes; 8-bit input, 4 x 16
+    model = random_conv_model((12, 12), [Conv(4, 3), MaxPool(), Conv(8, 3), Dense(10)], seed=1)
+    compiled = compile_model(model, pe=4, simd=16)
+    conv1 = 100 * 1 * 3 * 1 * 8        # positions x groups x window rows x slices per row x planes
+    conv2 = 9 * 2 * 3 * 1              # a window row of 3 x 4 channels is one slice
+    dense = 3 * ((9 * 8 + 15) // 16)   # 72 stored values: 5 slices, 3 groups
+    assert compiled.cycles_per_frame == conv1 + conv2 + dense + 3 * compiled.params.layer_gap
+    assert compiled.ideal_cycles == 100 * 1 * 1 * 8 + 9 * 2 * 3 + dense   # ceil(36 / 16) = 3 slices
+
+
+def test_a_conv_net_needs_s_a_power_of_two():
+    model = random_conv_model((6, 6), [Conv(2, 3), MaxPool(), Dense(3)])
+    with pytest.raises(CompileError, match="6x6-c2k3-p-3.* needs S a power of two, not 6"):
+        compile_model(model, pe=2, simd=6)
