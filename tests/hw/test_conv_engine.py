@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hw.compiler import compile_model
-from hw.params import CompileError
+from hw.params import CAPACITY_KEYS, CompileError
 from model.layers import Conv, Dense, MaxPool
 from model.random_models import random_conv_model, random_images
 from tests.hw.test_engine import check_engine
@@ -67,3 +67,19 @@ def test_a_conv_net_needs_s_a_power_of_two():
     model = random_conv_model((6, 6), [Conv(2, 3), MaxPool(), Dense(3)])
     with pytest.raises(CompileError, match="6x6-c2k3-p-3.* needs S a power of two, not 6"):
         compile_model(model, pe=2, simd=6)
+
+
+def test_a_conv_net_that_does_not_fit_is_refused_with_both_numbers():
+    model = random_conv_model((8, 8), [Conv(4, 3), Dense(3)], input_bits=1)   # a 6 x 6 x 4 map: 9 words of 16
+    with pytest.raises(CompileError, match="the model needs 9 activation words but the engine has 8"):
+        compile_model(model, pe=2, simd=16, capacity={"act_words": 8})
+    with pytest.raises(CompileError, match="the model needs 4 input words but the engine has 3"):
+        compile_model(model, pe=2, simd=16, capacity={"input_words": 3})
+
+
+def test_a_conv_net_runs_on_the_hardware_of_a_bigger_one(simulate):
+    big = compile_model(random_conv_model((9, 9), [Conv(6, 3), MaxPool(), Dense(4)], seed=2), pe=2, simd=8)
+    capacity = {key: getattr(big.params, key) for key in CAPACITY_KEYS}
+    small = random_conv_model((7, 6), [Conv(3, 2), MaxPool(), Dense(3)], seed=3)
+    assert compile_model(small, pe=2, simd=8, capacity=capacity).params == big.params
+    check_engine(simulate, small, random_images(3, 42, seed=3), pe=2, simd=8, capacity=capacity)
