@@ -8,6 +8,9 @@ import pytest
 from bnn.cli import main
 from model.datasets import load_dataset
 from model.golden import infer
+from model.layers import Conv, Dense, MaxPool
+from model.modelfile import save_model
+from model.random_models import random_conv_model
 
 
 def test_sim_json_reports_exact_results_and_cycles(digits_model, capsys):
@@ -62,3 +65,50 @@ def test_sim_chooses_p_and_s_for_a_cycle_target(digits_model, capsys):
     assert report["cycles_per_frame"]["analytic"] <= 40 and report["mismatches"] == 0
     assert main(["sim", "--model", path, "--max-cycles", "40", "--pe", "4"]) == 1
     assert "give either --max-cycles or --pe/--simd" in capsys.readouterr().err
+
+
+@pytest.fixture
+def digits_conv_model(tmp_path):
+    """A small random 8-bit convolutional model for the 8 x 8 digits images, and its file's path."""
+    model = random_conv_model((8, 8), [Conv(4, 3), MaxPool(), Dense(10)], input_bits=8, seed=7)
+    model.metadata["dataset"] = "digits"
+    path = tmp_path / "conv.bnn"
+    save_model(model, path)
+    return model, str(path)
+
+
+@pytest.mark.parametrize("backend", ["amaranth", pytest.param("cxxrtl", marks=pytest.mark.needs_cxx)])
+def test_sim_runs_a_conv_model_on_both_back_ends(digits_conv_model, backend, capsys):
+    model, path = digits_conv_model
+    argv = ["sim", "--model", path, "--count", "3", "--pe", "4", "--simd", "16", "--backend", backend]
+    assert main(argv + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    data = load_dataset("digits")
+    expected = np.mean(infer(model, data.test_images[:3]).classes == data.test_labels[:3])
+    assert report["mismatches"] == 0 and report["frames"] == 3 and report["accuracy"] == expected
+    assert report["arch"] == "8x8-c4k3-p-10"
+    cycles = report["cycles_per_frame"]
+    # 6 x 6 outputs pooled to 3 x 3: 36 positions x 1 group x 3 window rows x 1 slice x 8 planes,
+    # then 36 stored values (9 pixels x 4 channels) in 3 slices for 3 groups; 2 layers x (3 + 0 stages)
+    assert cycles["measured"] == cycles["analytic"] == 36 * 3 * 8 + 3 * 3 + 2 * 3
+    assert report["latency"]["measured"] == report["latency"]["analytic"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "8x8-c4k3-p-10" in out and "0 mismatches" in out and "measured 879, analytic 879" in out
+
+
+@pytest.mark.needs_cxx
+def test_sim_folds_and_sizes_a_conv_model(digits_conv_model, capsys):
+    _, path = digits_conv_model
+    argv = ["sim", "--model", path, "--count", "2", "--backend", "cxxrtl"]
+    assert main(argv + ["--max-cycles", "900", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cycles_per_frame"]["measured"] == report["cycles_per_frame"]["analytic"] <= 900
+    assert report["mismatches"] == 0
+    assert main(argv + ["--pe", "4", "--simd", "16", "--memory", "act_words=10", "--memory", "weight_depth=100",
+                        "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mismatches"] == 0
+    assert main(argv + ["--pe", "4", "--simd", "16", "--memory", "act_words=2"]) == 1
+    assert "the model needs 3 activation words but the engine has 2" in capsys.readouterr().err
+    assert main(argv + ["--pe", "4", "--simd", "12"]) == 1
+    assert "(8x8-c4k3-p-10) needs S a power of two, not 12" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from hw.compiler import compile_model
 from model.golden import infer
 from sim.amaranth_backend import SimulationTimeout, run_amaranth
 from sim.cxxrtl_backend import build_engine, run_cxxrtl
-from model.random_models import random_images, random_model
+from model.layers import Conv, Dense, MaxPool
+from model.random_models import random_conv_model, random_images, random_model
 from sim.stimulus import decode_result, make_run_spec
 
 
@@ -36,6 +37,31 @@ def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, pe
     model = random_model(sizes, input_bits=input_bits, seed=seed, extreme_thresholds=0.1)
     images = random_images(5, sizes[0], seed=seed)
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages, pixels_per_beat=per_beat)
+    spec = make_run_spec(compiled, images, seed=seed, input_gaps=gaps, output_stalls=stalls)
+    expected = run_amaranth(compiled, spec)
+    got = run_cxxrtl(compiled, spec)
+    assert got.input_cycles == expected.input_cycles
+    assert got.outputs == expected.outputs
+    golden = infer(model, images)
+    decoded = [decode_result(payload, compiled.params) for _, payload in got.outputs]
+    assert [cls for cls, _ in decoded] == golden.classes.tolist()
+    assert [scores[:model.classes] for _, scores in decoded] == golden.scores.tolist()
+
+
+CONV_CASES = [
+    # image shape, layers, input bits, P, S, tree stages, input gaps, output stalls
+    ((7, 7), [Conv(3, 3), MaxPool(), Dense(3)], 8, 2, 4, 1, 0.5, 0.7),
+    ((9, 8, 2), [Conv(5, 3), Conv(6, 3), MaxPool(), Dense(5), Dense(3)], 1, 4, 8, 2, 0.3, 0.4),
+]
+
+
+@pytest.mark.parametrize("shape, specs, input_bits, pe, simd, stages, gaps, stalls", CONV_CASES)
+@pytest.mark.needs_cxx
+def test_back_ends_agree_cycle_for_cycle_on_conv_nets(shape, specs, input_bits, pe, simd, stages, gaps, stalls):
+    seed = sum(shape) + pe * simd + stages
+    model = random_conv_model(shape, specs, input_bits=input_bits, seed=seed, input_threshold=100)
+    images = random_images(3, model.input.size, seed=seed)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages)
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=gaps, output_stalls=stalls)
     expected = run_amaranth(compiled, spec)
     got = run_cxxrtl(compiled, spec)
