@@ -11,8 +11,9 @@ def compile_for_board(model, identity):
     """Lay out ``model`` for the engine a board reports in its :class:`~host.protocol.Identity`.
 
     Raises :class:`hw.compiler.CompileError` (one line) if the model's input width differs from
-    the board's or the model does not fit the board's built sizes (the compiler's message names
-    both numbers).
+    the board's, it has convolutions and the board's engine is not a ``conv`` engine, or the model
+    does not fit the board's built sizes (the compiler's message names both numbers). A ``conv``
+    engine runs fully connected models too, laid out as windows.
     """
     if model.input.bits != identity.input_bits:
         raise CompileError(f"the model takes {model.input.bits}-bit input but the board's engine "
@@ -25,4 +26,4 @@ def compile_for_board(model, identity):
               "max_layers": memories[LoadTarget.DESCRIPTORS].depth}
     capacity = {key: depths[key] if key in depths else getattr(identity, key) for key in CAPACITY_KEYS}
     return compile_model(model, pe=identity.pe, simd=identity.simd, tree_stages=identity.tree_stages,
-                         pixels_per_beat=identity.pixels_per_beat, capacity=capacity)
+                         pixels_per_beat=identity.pixels_per_beat, capacity=capacity, conv=bool(identity.conv))

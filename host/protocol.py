@@ -28,7 +28,7 @@ SYNC = 0xA5
 HEADER_BYTES = 5            # SYNC, code, seq, length
 CRC_BYTES = 2
 OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MODEL_ID_BYTES = 16
 # The largest payloads a board accepts; a longer length field is answered BAD_LENGTH at once,
 # so that a false SYNC in line noise cannot swallow many valid frames.
@@ -183,6 +183,7 @@ IDENTITY_FIELDS = (
     ("pe", "H"), ("simd", "H"), ("input_bits", "B"), ("pixels_per_beat", "B"), ("tree_stages", "B"),
     ("acc_width", "B"), ("start_width", "B"), ("score_width", "B"),
     ("input_words", "H"), ("act_words", "H"), ("max_layers", "H"), ("score_count", "H"),
+    ("conv", "B"),              # 1: a conv engine (windows; docs/engine.md), 0: fully connected networks only
 )
 IDENTITY_MAGIC = b"BNN\0"
 _IDENTITY_STRUCT = struct.Struct("<" + "".join(f for _, f in IDENTITY_FIELDS))
@@ -213,6 +214,7 @@ class Identity:
     act_words: int
     max_layers: int
     score_count: int
+    conv: int
     memories: tuple        # Memory per LoadTarget
     model_loaded: bool
     model_id: bytes

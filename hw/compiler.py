@@ -90,11 +90,10 @@ class _LayerPlan:
     out_bits: int      # bits of its output as stored (activation memory), or its scores
 
 
-def _plan(model, pe, simd):
-    """A :class:`_LayerPlan` per layer with weights. A fully connected model gets the
-    descriptors of the fully connected engine; any other the windows of a ``conv`` engine
-    (``docs/engine.md``, "Convolutions and max-pools")."""
-    conv = not model.is_dense
+def _plan(model, pe, simd, conv):
+    """A :class:`_LayerPlan` per layer with weights: the descriptors of the fully connected
+    engine, or with ``conv`` the windows of a ``conv`` engine (``docs/engine.md``,
+    "Convolutions and max-pools"; a fully connected layer is one window)."""
     plans, feeding = [], model.input.map_shape if conv and isinstance(model.layers[0], ConvLayer) else None
     if feeding is not None:
         feeding = (*feeding, feeding[2])      # the image: (H, W, C, C stored)
@@ -138,7 +137,7 @@ def _plan(model, pe, simd):
 
 
 def _descriptors(model, pe, simd):
-    return tuple(plan.descriptor for plan in _plan(model, pe, simd))
+    return tuple(plan.descriptor for plan in _plan(model, pe, simd, not model.is_dense))
 
 
 def _term_scale(d):
@@ -255,7 +254,7 @@ def _fit(name, needed, capacity):
     return capacity
 
 
-def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capacity=None):
+def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capacity=None, conv=None):
     """Lay out ``model`` (a validated :class:`model.modelfile.BinaryModel`) for a P x S engine.
 
     Parameters
@@ -271,20 +270,29 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
         Sizes of an existing engine to fit into (keys :data:`hw.params.CAPACITY_KEYS`, the
         :class:`hw.params.EngineParams` fields of the same names); missing keys are sized to fit
         the model.
+    conv : bool or None
+        The engine's kind (:attr:`hw.params.EngineParams.conv`): a ``conv`` engine, which runs
+        any network (a fully connected layer is one window), or one for fully connected networks
+        only. None: a ``conv`` engine if and only if the model has convolutions or pools.
 
     Raises
     ------
     hw.params.CompileError
-        On invalid P, S, beat width or tree stages (:func:`hw.params.check_folding`), a model with
-        convolutions and S not a power of two, or a model that does not fit ``capacity``.
+        On invalid P, S, beat width or tree stages (:func:`hw.params.check_folding`), a ``conv``
+        engine and S not a power of two, a model with convolutions and ``conv`` False, or a model
+        that does not fit ``capacity``.
     """
     pixels_per_beat = check_folding(pe, simd, pixels_per_beat=pixels_per_beat, tree_stages=tree_stages)
     capacity = check_capacity(capacity)
-    conv = not model.is_dense
+    if conv is None:
+        conv = not model.is_dense
+    elif not conv and not model.is_dense:
+        raise CompileError(f"{model.arch} has convolutions or pools, but the engine runs fully connected "
+                           f"networks only")
     if conv and simd & (simd - 1):
         raise CompileError(f"a convolutional network ({model.arch}) needs S a power of two, not {simd}")
 
-    plans = _plan(model, pe, simd)
+    plans = _plan(model, pe, simd, conv)
     descriptors = tuple(plan.descriptor for plan in plans)
     starts = _starts(model, plans, pe, simd)
     acc_bits, start_bits, score_bits = _widths(model, plans, simd)

@@ -55,9 +55,10 @@ class LinkBoard:
         return StreamSimulator(self.library)
 
 
-def build_link_board(model, cache):
-    """A :class:`LinkBoard` of ``model``, its CXXRTL build in the directory ``cache``."""
-    compiled = compile_model(model, **FOLDING)
+def build_link_board(model, cache, *, capacity=None):
+    """A :class:`LinkBoard` of ``model``, its CXXRTL build in the directory ``cache``; ``capacity``
+    (as :func:`hw.compiler.compile_model` takes it) sizes an engine bigger than ``model`` needs."""
+    compiled = compile_model(model, **FOLDING, capacity=capacity)
     core = LinkCore(compiled, clock_hz=CLOCK_HZ, baud=BAUD, timeout_cycles=TIMEOUT_CYCLES)
     divisor, baud_error = uart_divisor(CLOCK_HZ, BAUD)
     simulated = SimulatedBoard(board=None, compiled=compiled, weights_in_spram=False, clock_hz=CLOCK_HZ,
