@@ -340,7 +340,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES):
     candidates = []
     for pe, simd in foldings(max_lanes):
         descriptors = _descriptors(model, pe, simd)
-        cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages),
+        cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages, conv=not model.is_dense),
                                   argmax_latency(descriptors[-1].groups * pe))
         candidates.append((pe * simd, cycles, pe, simd))
     fitting = [c for c in candidates if c[1] <= max_cycles]

@@ -102,7 +102,8 @@ class Engine(wiring.Component):
 
     Pipeline, for a command issued by the sequencer at cycle ``t``: the memories are read at
     ``t`` (block RAM read register at ``t + 1``), the PEs see the operands at
-    ``t + MEMORY_LATENCY`` and add the term at ``t + MEMORY_LATENCY + tree_stages``; the sums
+    ``t + L`` and add the term at ``t + L + tree_stages``, ``L = params.operand_latency``
+    (``MEMORY_LATENCY``; in a conv engine one more, the gathered slice's register); the sums
     and their sign bits are registered, and written to the activation memory (or the output
     layer's sums to the score registers) a cycle later. A result is valid ``argmax.latency + 1``
     cycles after its last score is written.
@@ -207,11 +208,14 @@ class Engine(wiring.Component):
             m.d.sync += delayed.eq(commands[-1])
             commands.append(delayed)
         issued = commands[0]
-        counted = commands[MEMORY_LATENCY + array.shift_latency]   # the PEs shift the count
-        finished = commands[MEMORY_LATENCY + array.latency]         # and add it
-        written = commands[-1]                                      # its results are stored
-        # operands: the memories' data, registered once more in the fabric
-        operands = commands[MEMORY_LATENCY]
+        latency = params.operand_latency
+        counted = commands[latency + array.shift_latency]   # the PEs shift the count
+        finished = commands[latency + array.latency]         # and add it
+        written = commands[-1]                               # its results are stored
+        # operands: the memories' data, registered once more in the fabric (a conv engine then
+        # gathers the slice from two words and registers it: the weights are read that much later)
+        gathered = commands[MEMORY_LATENCY]
+        read_late = latency - MEMORY_LATENCY
         # each block RAM's data goes straight into a register (its clock-to-out leaves little of
         # the cycle); the input/activation choice is made after them, in the PEs' first LUTs
         lane_bits = exact_log2(simd) if params.conv else 0
@@ -221,15 +225,17 @@ class Engine(wiring.Component):
             w = Signal(pe * simd, reset_less=True)
             m.d.sync += [words.eq(Mux(commands[1].from_input, Cat(input_data, next_input_data),
                                       Cat(act_data, next_act_data))), w.eq(weight_data[:pe * simd])]
-            lanes = Cat(*[operands.lanes > i for i in range(simd)])
-            shifted = words.bit_select(operands.offset[:lane_bits], simd) if lane_bits else words[:simd]
-            x = shifted & lanes
+            # the shifter and mask take log2(S) + 1 levels of logic: registered, off the PEs' paths
+            lanes = Cat(*[gathered.lanes > i for i in range(simd)])
+            shifted = words.bit_select(gathered.offset[:lane_bits], simd) if lane_bits else words[:simd]
+            x = Signal(simd, reset_less=True)
+            m.d.sync += x.eq(shifted & lanes)
         else:
             input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
             w = Signal(pe * simd, reset_less=True)
             m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data[:pe * simd])]
-            x = Mux(operands.from_input, input_bits, act_bits)
-        # start values: read array.latency cycles after the operands' address, registered once
+            x = Mux(gathered.from_input, input_bits, act_bits)
+        # start values: read array.latency cycles after the weights' address, registered once
         # more in the fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
         m.d.sync += start_values.eq(start_data)
@@ -239,10 +245,10 @@ class Engine(wiring.Component):
         m.d.comb += [
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
-            weight_addr.eq(issued.weight_addr),
+            weight_addr.eq(commands[read_late].weight_addr),
             input_addr.eq(input_address(params, loader.compute_bank, word, issued.plane)),
             act_addr.eq(Cat(word[:act_bank], ~issued.parity)),
-            start_addr.eq(commands[array.latency].start_addr),
+            start_addr.eq(commands[read_late + array.latency].start_addr),
         ]
         if params.conv:
             m.d.comb += [

@@ -18,6 +18,9 @@ PLANES = 8  # bit planes of an 8-bit input pixel
 # Cycles from a memory address to its data at the PEs: the block RAM's read register, then a
 # register in the fabric (the routing from a block RAM is slow; see docs/engine.md).
 MEMORY_LATENCY = 2
+# A conv engine registers the window slice it gathers from two words (lane shift and mask) before
+# the PEs: one more cycle from an address to the operands (docs/engine.md, "Convolutions").
+GATHER_LATENCY = 1
 # Cycles from a group's last term to its results in memory: the sums and signs are registered.
 WRITE_LATENCY = 1
 # Bounds of what can be meant: a P x S array of more lanes, or a popcount tree with more pipeline
@@ -70,7 +73,12 @@ class EngineParams:
         The memory latency, the PEs' pipeline stages and the write latency, so that the last
         activation bits are written before the next layer reads them.
         """
-        return layer_gap_cycles(self.tree_stages)
+        return layer_gap_cycles(self.tree_stages, conv=self.conv)
+
+    @property
+    def operand_latency(self):
+        """Cycles from a command's issue to its operands at the PEs."""
+        return operand_latency(self.conv)
 
     @property
     def argmax_latency(self):
@@ -144,9 +152,15 @@ def argmax_latency(score_count):
     return ceil_log2(score_count)
 
 
-def layer_gap_cycles(tree_stages):
+def operand_latency(conv):
+    """Cycles from a command's issue to its operands at the PEs (:attr:`EngineParams.operand_latency`):
+    the memories' two registers, and in a ``conv`` engine the gathered slice's register."""
+    return MEMORY_LATENCY + (GATHER_LATENCY if conv else 0)
+
+
+def layer_gap_cycles(tree_stages, *, conv=False):
     """Idle cycles after each layer (:attr:`EngineParams.layer_gap`)."""
-    return MEMORY_LATENCY + tree_stages + WRITE_LATENCY
+    return operand_latency(conv) + tree_stages + WRITE_LATENCY
 
 
 def compute_cycles(descriptors, layer_gap):
