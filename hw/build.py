@@ -49,12 +49,14 @@ def block_rams(family, depth, width):
 
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops); the link uses none."""
-    def rams(depth, width):
+    holds in flip-flops); the link uses none. A conv engine's input and activation memories have
+    a second read port, for which Yosys duplicates their block RAMs."""
+    def rams(name, depth, width):
         if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
             return 0
-        return block_rams(board.device.family, depth, width)
-    estimate = {name: rams(depth, width)
+        copies = 2 if params.conv and name in ("input_memory", "activation_memory") else 1
+        return copies * block_rams(board.device.family, depth, width)
+    estimate = {name: rams(name, depth, width)
                 for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
     return estimate
 

@@ -12,11 +12,12 @@ import hw.build
 from bnn.cli import main
 from hw.boards import BOARDS
 from hw.compiler import compile_model
-from hw.engine import Engine
+from hw.engine import Engine, memory_shapes
 from hw.pll import PllError, pll_settings
 from hw.top import BoardTop
 from model.modelfile import save_model
-from model.random_models import random_model
+from model.layers import Conv, Dense, MaxPool
+from model.random_models import random_conv_model, random_model
 
 
 @pytest.mark.needs_cxx
@@ -70,6 +71,17 @@ def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, m
         assert f"needs {needs} block RAMs, the iCE40UP5K has 30" in error
         assert re.search(advice, error), error
         assert not (tmp_path / "out").exists()
+
+
+
+def test_a_conv_engine_counts_its_duplicated_input_and_activation_rams():
+    # the second read port of the window gather: Yosys builds each of these memories twice
+    model = random_conv_model((28, 28), [Conv(8, 3), MaxPool(), Conv(16, 3), MaxPool(), Dense(64), Dense(10)], seed=1)
+    params = compile_model(model, pe=8, simd=16).params
+    estimate = hw.build.block_ram_estimate(BOARDS["icebreaker"], params)
+    for name, (depth, width) in memory_shapes(params).items():
+        copies = 2 if name in ("input_memory", "activation_memory") else 1
+        assert estimate[name] == copies * hw.build.block_rams("ice40", depth, width) > 0, name
 
 
 def test_verify_refuses_an_ecp5_board_before_building(digits_model, tmp_path, capsys, monkeypatch):
