@@ -207,6 +207,9 @@ def _last_words(paths):
 
 # nextpnr's utilisation line, e.g. "Info:          ICESTORM_LC:  5704/  5280   108%"
 _UTILISATION = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
+# nextpnr-ice40's placer when the logic does not fit, e.g. "ERROR: Failed to expand region
+# (0, 0) |_> (25, 31) of 6043 ICESTORM_LCs" (no utilisation line is printed then)
+_NO_ROOM = re.compile(r"Failed to expand region .* of (\d+) (\w+?)s?$", re.MULTILINE)
 
 
 def _overflow(paths):
@@ -214,9 +217,12 @@ def _overflow(paths):
     for path in paths:
         if os.path.exists(path):
             with open(path, errors="replace") as log:
-                for name, used, available in _UTILISATION.findall(log.read()):
+                text = log.read()
+                for name, used, available in _UTILISATION.findall(text):
                     if int(used) > int(available):
                         return f"it needs {used} {name}, the device has {available}"
+                for used, name in _NO_ROOM.findall(text):
+                    return f"it needs {used} {name}, more than the device has"
     return None
 
 

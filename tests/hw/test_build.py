@@ -186,3 +186,9 @@ def test_ecp5_synthesis_falls_back_to_classic_abc_when_abc9_fails(digits_model, 
     assert "abc -lut 4" in (tmp_path / "top-abc.ys").read_text()
     cells = hw.build.engine_cells(str(tmp_path))
     assert cells["LUT4"] > 100 and cells["TRELLIS_FF"] > 100
+
+
+def test_an_ice40_placer_without_room_is_reported_as_not_fitting(tmp_path):
+    log = tmp_path / "nextpnr.out"
+    log.write_text("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6043 ICESTORM_LCs\n")
+    assert hw.build._overflow([str(log)]) == "it needs 6043 ICESTORM_LC, more than the device has"
