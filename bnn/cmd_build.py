@@ -108,7 +108,7 @@ def run(args):
     steps = 4 + (images is not None)
 
     def progress(step, index, _total):
-        print(f"[{index}/{steps}] {step} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        print(f"[{index}/{steps}] {step}, starting {time.perf_counter() - start:.0f} s in", file=sys.stderr, flush=True)
 
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
                              out_dir=out_dir, baud=args.baud, weights=args.weights,

@@ -192,24 +192,13 @@ class Sequencer(wiring.Component):
         layer_end = op_last & group_last
 
         cmd = self.command
+        self._drive_command(m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
+                            layer_end)
         m.d.comb += [
-            cmd.valid.eq(issue),
             cmd.first.eq((slice_ == 0) & (plane == 0)),
             cmd.last.eq(op_last),
-            cmd.plane.eq(plane),
-            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
-            cmd.from_input.eq(row.first),
-            cmd.parity.eq(layer[0]),
             cmd.slice.eq(slice_),
-            cmd.weight_addr.eq(weight_addr),
-            cmd.start_addr.eq(start_addr),
-            cmd.group.eq(group),
-            cmd.out_word.eq(out_word),
-            cmd.out_chunk.eq(out_chunk),
-            cmd.last_layer.eq(row.last),
-            cmd.frame_end.eq(layer_end & row.last),
         ]
-        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
 
         with m.If(~active & (gap != 0)):
             m.d.sync += gap.eq(gap - 1)
@@ -234,6 +223,27 @@ class Sequencer(wiring.Component):
                 with m.If(row.last):
                     m.d.sync += [weight_addr.eq(0), start_addr.eq(0)]
         return m
+
+    def _drive_command(self, m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
+                       layer_end):
+        """The command fields both walks drive alike (the others depend on the walk), and
+        ``frame_taken``."""
+        cmd = self.command
+        m.d.comb += [
+            cmd.valid.eq(issue),
+            cmd.plane.eq(plane),
+            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
+            cmd.from_input.eq(row.first),
+            cmd.parity.eq(layer[0]),
+            cmd.weight_addr.eq(weight_addr),
+            cmd.start_addr.eq(start_addr),
+            cmd.group.eq(group),
+            cmd.out_word.eq(out_word),
+            cmd.out_chunk.eq(out_chunk),
+            cmd.last_layer.eq(row.last),
+            cmd.frame_end.eq(layer_end & row.last),
+        ]
+        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
 
     def _walk_windows(self, m, primed, layer, row, next_row, looked_up):
         """A ``conv`` engine's walk (``docs/engine.md``, "Convolutions and max-pools"): per layer,
@@ -280,27 +290,16 @@ class Sequencer(wiring.Component):
         line_end = position_end & col_last
         layer_end = line_end & line_last
 
+        self._drive_command(m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
+                            layer_end)
         m.d.comb += [
-            cmd.valid.eq(issue),
             cmd.first.eq((slice_ == 0) & (window_row == 0) & (plane == 0)),
             cmd.last.eq(window_end),
-            cmd.plane.eq(plane),
-            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
-            cmd.from_input.eq(row.first),
-            cmd.parity.eq(layer[0]),
             cmd.offset.eq(offset),
             cmd.lanes.eq(Mux(slice_last, row.lanes, simd)),
             cmd.sub_first.eq(sub == 0),
             cmd.write.eq(sub_last),
-            cmd.weight_addr.eq(weight_addr),
-            cmd.start_addr.eq(start_addr),
-            cmd.group.eq(group),
-            cmd.out_word.eq(out_word),
-            cmd.out_chunk.eq(out_chunk),
-            cmd.last_layer.eq(row.last),
-            cmd.frame_end.eq(layer_end & row.last),
         ]
-        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
 
         def restart(corner):
             """The next window starts at ``corner``."""
