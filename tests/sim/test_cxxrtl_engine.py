@@ -29,14 +29,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("sizes, input_bits, pe, simd, stages, per_beat, gaps, stalls", CASES)
-@pytest.mark.needs_cxx
-def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, per_beat,
-                                         gaps, stalls):
-    seed = sum(sizes) + pe * simd + stages
-    model = random_model(sizes, input_bits=input_bits, seed=seed, extreme_thresholds=0.1)
-    images = random_images(5, sizes[0], seed=seed)
-    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages, pixels_per_beat=per_beat)
+def _check_back_ends_agree(model, compiled, images, seed, gaps, stalls):
+    """Both back ends under the same back-pressure: the same cycles and outputs, the golden answers."""
     spec = make_run_spec(compiled, images, seed=seed, input_gaps=gaps, output_stalls=stalls)
     expected = run_amaranth(compiled, spec)
     got = run_cxxrtl(compiled, spec)
@@ -46,6 +40,17 @@ def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, pe
     decoded = [decode_result(payload, compiled.params) for _, payload in got.outputs]
     assert [cls for cls, _ in decoded] == golden.classes.tolist()
     assert [scores[:model.classes] for _, scores in decoded] == golden.scores.tolist()
+
+
+@pytest.mark.parametrize("sizes, input_bits, pe, simd, stages, per_beat, gaps, stalls", CASES)
+@pytest.mark.needs_cxx
+def test_back_ends_agree_cycle_for_cycle(sizes, input_bits, pe, simd, stages, per_beat,
+                                         gaps, stalls):
+    seed = sum(sizes) + pe * simd + stages
+    model = random_model(sizes, input_bits=input_bits, seed=seed, extreme_thresholds=0.1)
+    images = random_images(5, sizes[0], seed=seed)
+    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages, pixels_per_beat=per_beat)
+    _check_back_ends_agree(model, compiled, images, seed, gaps, stalls)
 
 
 CONV_CASES = [
@@ -62,15 +67,7 @@ def test_back_ends_agree_cycle_for_cycle_on_conv_nets(shape, specs, input_bits, 
     model = random_conv_model(shape, specs, input_bits=input_bits, seed=seed, input_threshold=100)
     images = random_images(3, model.input.size, seed=seed)
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=stages)
-    spec = make_run_spec(compiled, images, seed=seed, input_gaps=gaps, output_stalls=stalls)
-    expected = run_amaranth(compiled, spec)
-    got = run_cxxrtl(compiled, spec)
-    assert got.input_cycles == expected.input_cycles
-    assert got.outputs == expected.outputs
-    golden = infer(model, images)
-    decoded = [decode_result(payload, compiled.params) for _, payload in got.outputs]
-    assert [cls for cls, _ in decoded] == golden.classes.tolist()
-    assert [scores[:model.classes] for _, scores in decoded] == golden.scores.tolist()
+    _check_back_ends_agree(model, compiled, images, seed, gaps, stalls)
 
 
 @pytest.mark.needs_cxx
