@@ -46,7 +46,7 @@ def describe_board(identity):
 def board_summary(url, identity):
     """One line: the engine, its clock and baud rate, and whether it holds a model."""
     held = f"holds model {identity.model_id.hex()[:16]}" if identity.model_loaded else "holds no model"
-    kind = ", conv" if identity.conv else ""
+    kind = " with convolutions" if identity.conv else ""
     return (f"{url}: engine P x S = {identity.pe} x {identity.simd}{kind}, {identity.input_bits}-bit input, "
             f"{identity.clock_hz / 1e6:.2f} MHz, {identity.baud} baud, gateware {identity.gateware}; {held}")
 
