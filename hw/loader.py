@@ -119,7 +119,7 @@ class InputLoader(wiring.Component):
             plane_word = staging.as_value()
         else:
             # plane b of every pixel is its lowest bit after b shifts: no 8-way mux per lane
-            plane_word = Cat(*[staging[l][0] for l in range(params.simd)])
+            plane_word = Cat(*[staging[lane][0] for lane in range(params.simd)])
         m.d.comb += [
             self.write.addr.eq(input_address(params, fill_bank, word, plane)),
             self.write.data.eq(plane_word),
@@ -140,7 +140,7 @@ class InputLoader(wiring.Component):
         with m.If(writing):
             m.d.sync += plane.eq(plane + 1)
             if planes > 1:
-                m.d.sync += [staging[l].eq(staging[l] >> 1) for l in range(params.simd)]
+                m.d.sync += [staging[lane].eq(staging[lane] >> 1) for lane in range(params.simd)]
             with m.If(plane == planes - 1):
                 m.d.sync += [writing.eq(0), plane.eq(0), staging.eq(0), word.eq(word + 1)]
         with m.If(frame_done):

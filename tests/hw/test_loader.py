@@ -21,7 +21,7 @@ def expected_words(compiled, image, bank):
         lanes = values[w * simd:(w + 1) * simd]
         for p in range(planes):
             address = (bank << (word_bits + plane_bits)) | (w << plane_bits) | p
-            words[address] = sum(int((v >> p) & 1) << l for l, v in enumerate(lanes))
+            words[address] = sum(int((v >> p) & 1) << lane for lane, v in enumerate(lanes))
     return words
 
 
