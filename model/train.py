@@ -250,10 +250,13 @@ def sign_gradient(h, grad):
 def batchnorm_forward(a, gamma, beta):
     """Training-mode batch norm over axis 0; returns ``(h, mean, var, cache)``."""
     mean = a.mean(axis=0)
-    var = a.var(axis=0)
-    inv_std = 1 / np.sqrt(var + BN_EPS)
-    # in place: a convolution's a holds a value per image, pixel and channel
+    # in place: a convolution's a holds a value per image, pixel and channel. The variance is
+    # np.var's own sequence of operations (mean of the squared deviations), without its second pass
+    # for the mean.
     normalised = a - mean
+    var = np.square(normalised).sum(axis=0)
+    var /= len(a)
+    inv_std = 1 / np.sqrt(var + BN_EPS)
     normalised *= inv_std
     h = normalised * gamma
     h += beta
@@ -324,7 +327,7 @@ def max_pool_forward(h):
     pooled = np.maximum(np.maximum(q0, q1), np.maximum(q2, q3))
     positions = np.full(pooled.shape, 3, np.int8)
     for q, values in reversed(list(enumerate((q0, q1, q2)))):
-        positions[values == pooled] = q
+        np.copyto(positions, np.int8(q), where=values == pooled)
     return pooled, positions
 
 
@@ -462,7 +465,9 @@ def binary_loss_and_grads(net, pixels, labels, teacher_logits=None, distillation
     caches = {}
     for k in net.hidden:
         rows, w_bin = net.rows(k, x), binary_weights(net.params[f"w{k}"])
-        a = (rows @ w_bin.T) / np.float32(net.layer_scale(k))
+        a = rows @ w_bin.T
+        if net.layer_scale(k) != 1:   # x / 1 == x: no pass over a map for nothing
+            a /= np.float32(net.layer_scale(k))
         h, _, _, bn_cache = batchnorm_forward(a, net.params[f"gamma{k}"], net.params[f"beta{k}"])
         h = h.reshape(len(x), *net.shapes[k + 1])
         pool = None   # (positions, shape before pooling) when a max-pool follows
@@ -488,7 +493,7 @@ def binary_loss_and_grads(net, pixels, labels, teacher_logits=None, distillation
         if pool is not None:
             dh = max_pool_backward(dh, *pool)
         da, grads[f"gamma{k}"], grads[f"beta{k}"] = batchnorm_backward(dh.reshape(len(rows), -1), bn_cache)
-        dz = da / np.float32(net.layer_scale(k))
+        dz = da / np.float32(net.layer_scale(k)) if net.layer_scale(k) != 1 else da
         # Straight-through on the weights' sign: latent weights stay in [-1, 1] (clip_weights),
         # where the clipped estimator passes the gradient unchanged.
         grads[f"w{k}"] = dz.T @ rows
@@ -548,9 +553,10 @@ def _evaluate_layers(net, layers, x, thresholds):
             fires = q0 | q1 | q2 | q3
         else:
             row_signs, t = thresholds[k]
-            # z, row signs and thresholds are integers below 2**24: float32 compares them exactly
-            z = net.rows(k, x) @ binary_weights(net.params[f"w{k}"]).T
-            fires = (z * row_signs.astype(np.float32) >= t.astype(np.float32)).reshape(len(x), *net.shapes[k + 1])
+            # row_signs * z from weight rows times their signs: z, row signs and thresholds are
+            # integers below 2**24, so float32 computes and compares them exactly
+            signed_w = binary_weights(net.params[f"w{k}"]) * row_signs[:, None].astype(np.float32)
+            fires = (net.rows(k, x) @ signed_w.T >= t.astype(np.float32)).reshape(len(x), *net.shapes[k + 1])
         outputs.append(fires)
         x = plus_minus(fires)
     return outputs
@@ -602,10 +608,10 @@ def recalibrate_batchnorm(net, pixels):
     for k in net.hidden:
         total = total_sq = 0.0
         for chunk in chunks:
-            x = _hidden_input(net, k, chunk)
-            z = (net.rows(k, x) @ binary_weights(net.params[f"w{k}"]).T).astype(np.float64)
-            total = total + z.sum(axis=0)
-            total_sq = total_sq + (z * z).sum(axis=0)
+            sums, sums_sq = _preactivation_sums(net.rows(k, _hidden_input(net, k, chunk)),
+                                                binary_weights(net.params[f"w{k}"]))
+            total = total + sums
+            total_sq = total_sq + sums_sq
         count, scale = len(pixels) * prod(net.shapes[k + 1][:-1]), net.layer_scale(k)
         mean_z = total / count
         net.stats[f"mean{k}"] = mean_z / scale
@@ -613,6 +619,22 @@ def recalibrate_batchnorm(net, pixels):
         block = range(k, next((j for j in net.hidden if j > k), net.output))   # k and the pools after it
         thresholds = {k: firing_thresholds(net, k)}
         chunks = [_evaluate_layers(net, block, _hidden_input(net, k, chunk), thresholds)[-1] for chunk in chunks]
+
+
+def _preactivation_sums(rows, w_bin):
+    """``(sum z, sum z**2)`` over ``rows`` per output, ``z = rows @ w_bin.T``, float64 and exact.
+
+    ``rows`` and ``w_bin`` hold integers, so every partial sum is an integer (below 2**53 for the
+    pre-activations :func:`fit_arch` allows): the sums are exact whatever their order. For rows no
+    longer than the number of outputs (a first convolution over pixels) they come from the rows' sums
+    and Gram matrix, ``sum z**2 = w G w``, far cheaper than ``z`` itself in float64.
+    """
+    if rows.shape[1] <= w_bin.shape[0]:
+        r, w = rows.astype(np.float64), w_bin.astype(np.float64)
+        gram = r.T @ r
+        return r.sum(axis=0) @ w.T, ((w @ gram) * w).sum(axis=1)
+    z = (rows @ w_bin.T).astype(np.float64)
+    return z.sum(axis=0), (z * z).sum(axis=0)
 
 
 def _hidden_input(net, k, chunk):

@@ -16,11 +16,11 @@ from model import train
 from model.datasets import load_dataset
 from model.errors import TrainingError
 from model.fold import fold
-from model.golden import infer
 from model.layers import Conv, Dense, MaxPool, arch_string, pool_quarters, windows, windows_adjoint
 from model.modelfile import ConvLayer, MaxPoolLayer, load_model, save_model
 from model.pipeline import threshold_mismatches
 from model.random_models import random_conv_model
+from tests.model.test_fold import _assert_same_everywhere
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +40,6 @@ def _trained(digits, arch, input_bits, epochs=3, seed=1):
     data = train.split_validation(digits, 0.1, seed)
     train.train_binary(data, net, train.TrainSettings(epochs, 64, 1e-2), np.random.default_rng(seed), progress=False)
     return net
-
-
-def _assert_same_everywhere(net, model, images):
-    float_run = train.evaluate_binary(net, images)
-    golden = infer(model, images)
-    assert len(golden.activations) == len(float_run.activations) == len(model.layers) - 1
-    for k, (folded, trained) in enumerate(zip(golden.activations, float_run.activations)):
-        assert np.array_equal(folded, trained), f"layer {k}"
-    assert np.array_equal(golden.scores, float_run.scores)
-    assert np.array_equal(golden.classes, float_run.classes)
 
 
 def _with_unusual_channels(net, rng):
@@ -178,23 +168,38 @@ def test_conv_gradients_have_the_parameter_shapes(digits):
         assert np.any(g != 0), name
 
 
+# 6 channels: the statistics from the pre-activations; 12 (more than the 9 inputs of a window):
+# from the windows' sums and Gram matrix
+@pytest.mark.parametrize("channels", [6, 12])
 @pytest.mark.parametrize("input_bits", [8, 1])
-def test_recalibration_of_a_convolution_takes_every_pixel_of_every_map(digits, input_bits):
-    net = _network("8x8-c6k3-p-c5k2-10", input_bits, digits.max_value, seed=5)
+def test_recalibration_of_a_convolution_takes_every_pixel_of_every_map(digits, input_bits, channels):
+    net = _network(f"8x8-c{channels}k3-p-c5k2-10", input_bits, digits.max_value, seed=5)
     rng = np.random.default_rng(5)
-    net.params["beta0"][:] = rng.normal(size=6).astype(np.float32)
+    net.params["beta0"][:] = rng.normal(size=channels).astype(np.float32)
     pixels = digits.train_images[:300]
     train.recalibrate_batchnorm(net, pixels)
     x = net.encode(pixels).astype(np.float64)
     a = windows(x, 3) @ train.binary_weights(net.params["w0"]).T.astype(np.float64) / net.layer_scale(0)
     np.testing.assert_allclose(net.stats["mean0"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.stats["var0"], a.var(axis=0), rtol=1e-9, atol=1e-12)
-    fires = net.fires(0, a * net.layer_scale(0)).reshape(300, 6, 6, 6)
+    fires = net.fires(0, a * net.layer_scale(0)).reshape(300, 6, 6, channels)
     q = pool_quarters(fires)
     x = np.where(q[0] | q[1] | q[2] | q[3], 1.0, -1.0)
     a = windows(x, 2) @ train.binary_weights(net.params["w2"]).T.astype(np.float64)
     np.testing.assert_allclose(net.stats["mean2"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.stats["var2"], a.var(axis=0), rtol=1e-9, atol=1e-12)
+
+
+# pixels or +-1 values; rows no longer than the outputs take the Gram matrix, the others the pre-activations
+@pytest.mark.parametrize("fan_in, outputs, pixels", [(9, 32, True), (9, 4, True), (20, 20, False), (288, 64, False)])
+def test_preactivation_sums_are_exact(fan_in, outputs, pixels):
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 256, (4000, fan_in)) if pixels else rng.choice([-1, 1], (4000, fan_in))
+    w_bin = train.binary_weights(rng.uniform(-1, 1, (outputs, fan_in)).astype(np.float32))
+    z = values @ w_bin.astype(np.int64).T
+    sums, sums_sq = train._preactivation_sums(values.astype(np.float32), w_bin)
+    assert sums.dtype == sums_sq.dtype == np.float64
+    assert np.array_equal(sums, z.sum(axis=0)) and np.array_equal(sums_sq, (z * z).sum(axis=0))
 
 
 def test_a_small_cnn_learns_digits(digits):
