@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
+from bench import cnn_vs_mlp, results
 from host.protocol import frame_bytes, link_bound_fps
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -26,6 +26,11 @@ BENCHES = ["boards", "link", "sfc_spram", "engine_utilisation", "sim_speed",
 def test_the_readme_holds_what_the_bench_prints_from_its_committed_results(name):
     markdown = importlib.import_module(f"bench.{name}").markdown(results.read(name))
     assert markdown in README, f"README.md does not hold what bench/{name}.py --markdown prints:\n{markdown}"
+
+
+def test_the_readme_holds_the_mlp_against_cnn_table_from_the_committed_results():
+    markdown = cnn_vs_mlp.recorded_markdown()
+    assert markdown in README, f"README.md does not hold what bench/cnn_vs_mlp.py prints:\n{markdown}"
 
 
 def _words(text):
