@@ -22,6 +22,7 @@ from math import prod
 import numpy as np
 
 from .bits import pack_bits, unpack_bits, unpack_signs
+from .layers import windows
 from .modelfile import ConvLayer, MaxPoolLayer
 
 # Images go through the network in chunks whose largest temporaries take about this many bytes.
@@ -81,15 +82,6 @@ def _pixel_preactivations(pixels, weights, fan_in, dtype):
     return np.einsum("ri,ij->rj", pixels.astype(dtype), signs)
 
 
-def _windows(maps, kernel):
-    """The ``kernel`` x ``kernel`` windows of ``(B, H, W, C)`` maps at every valid position, one row
-    of ``kernel * kernel * C`` values each in ``(ky, kx, c)`` order; the rows go by image, then
-    output row, then output column."""
-    view = np.lib.stride_tricks.sliding_window_view(maps, (kernel, kernel), axis=(1, 2))
-    # view is (B, H', W', C, ky, kx): put c innermost
-    return view.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kernel * kernel * maps.shape[3])
-
-
 def _layer_input(model, index, inputs):
     """Layer ``index``'s input, one row of values per image: 0..255 pixels before an 8-bit first
     layer, else bits 0/1 (1 for +1)."""
@@ -113,7 +105,7 @@ def layer_preactivations(model, index, inputs):
     dtype = _int_type(model.preactivation_bound(index) + 1)
     x = _layer_input(model, index, inputs)
     if isinstance(layer, ConvLayer):
-        x = _windows(x.reshape(len(x), *layer.in_shape), layer.kernel)
+        x = windows(x.reshape(len(x), *layer.in_shape), layer.kernel)
     if index == 0 and model.input.bits == 8:
         y = _pixel_preactivations(x, layer.weights, layer.fan_in, dtype)
     else:
