@@ -59,12 +59,16 @@ ROWS = {
                    "--out", os.path.join(RUNS, "digits-cnn.bnn")],
     "fmnist-cnn": ["--dataset", "fashion-mnist", "--arch", "c32k3-p-c64k3-p-256-10",
                    "--out", os.path.join(RUNS, "fmnist-cnn.bnn")],
+    # the best CNN measured in 30 minutes: both convolutions twice as wide, as many epochs as fit
+    "fmnist-cnn-wide": ["--dataset", "fashion-mnist", "--arch", "c64k3-p-c128k3-p-256-10", "--epochs", "12",
+                        "--out", os.path.join(RUNS, "fmnist-cnn-wide.bnn")],
 }
 FLOAT_MLP = {"arch": (784, 256, 256, 256, 10), "epochs": 15, "batch_size": 128, "lr": 1e-3, "shift": 1}
 ROW_NAMES = [*ROWS, "float-mlp"]
 # The targets: folded test accuracy and training time (teacher included).
 TARGETS = {"digits": {"accuracy": 0.96, "seconds": 60}, "fmnist-256-kd": {"accuracy": 0.89, "seconds": 600},
-           "digits-cnn": {"accuracy": 0.98}, "fmnist-cnn": {"accuracy": 0.915, "seconds": 1800}}
+           "digits-cnn": {"accuracy": 0.98}, "fmnist-cnn": {"accuracy": 0.915, "seconds": 1800},
+           "fmnist-cnn-wide": {"accuracy": 0.915, "seconds": 1800}}
 DATASET_TITLES = {"digits": "digits", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
 
 
