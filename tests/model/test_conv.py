@@ -1,10 +1,10 @@
 """Convolutional models: the golden model against a plain-loop reference, the model file's version 2,
 the layer descriptions' shape rules, and the worked example of docs/model-format.md."""
 
-import json
 import struct
 import zlib
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -19,6 +19,7 @@ from model.layers import Conv, Dense, MaxPool, arch_string, layer_shapes
 from model.modelfile import (CONV_VERSION, DENSE_VERSION, BinaryLayer, BinaryModel, ConvLayer, InputEncoding,
                              MaxPoolLayer, load_model, parse_model, save_model)
 from model.random_models import random_conv_model, random_model
+from tests.model import test_modelfile as model_file_bytes
 
 # --- a reference written as plain loops over docs/model-format.md, sharing no code with the golden model
 
@@ -276,14 +277,8 @@ def test_documented_payload_sizes():
 # --- the model file, version 2
 
 
-def _split(data):
-    header_len = struct.unpack_from("<I", data, 12)[0]
-    return json.loads(data[16:16 + header_len]), data[16 + header_len:]
-
-
-def _join(header, payload, version=CONV_VERSION):
-    text = json.dumps(header).encode()
-    return b"BNNMODEL" + struct.pack("<II", version, len(text)) + text + payload
+_join = partial(model_file_bytes._join, version=CONV_VERSION)   # a version 2 file from a header and payload
+_split = model_file_bytes._split
 
 
 def _file(model, tmp_path):
