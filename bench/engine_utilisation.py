@@ -1,10 +1,13 @@
-"""Lane utilisation of the engine, measured in Amaranth's simulator, and the simulator's speed.
+"""Lane utilisation of the engine, measured in simulation, and the simulator's speed.
 
 For each architecture and P x S, a random 8-bit model runs a few frames back to back (input always
 available, output always ready); the measured cycles between results are compared with the ideal
-sum over layers of ceil(fan_out/P) * ceil(fan_in/S) (times 8 bit planes for the first layer).
-Target: measured within 3% of ideal. Every result is also checked against the golden model.
-Prints a table, writes ``bench/out/engine_utilisation.json``, exits 1 if a row misses the target.
+sum over layers of ceil(fan_out/P) * ceil(fan_in/S) (times 8 bit planes for the first layer; a
+convolution's over its output pixels, with fan_in = K*K*C_in). Targets: measured within 3% of ideal
+for the fully connected networks (Amaranth's simulator), within 5% for the CNNs the boards build
+(issue 10; CXXRTL back end, with the engine's default gather rows). Every result is also checked
+against the golden model. Prints a table, writes ``bench/out/engine_utilisation.json``, exits 1 if
+a row misses its target.
 
     .venv/bin/python bench/engine_utilisation.py
     .venv/bin/python bench/engine_utilisation.py --tree-stages 1 --frames 4
@@ -17,23 +20,32 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench.boards import row_model  # noqa: E402
 from bench.results import read, write  # noqa: E402
+from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
-from model.random_models import random_images, random_model  # noqa: E402
+from model.random_models import random_images  # noqa: E402
 
 ARCHS = ("784-256-256-256-10", "784-64-64-64-10")
 FOLDINGS = ((8, 32), (16, 64))
 TARGET = 0.03
+# the CNNs of bench/boards.py's rows, at their P x S (and the Fashion CNN at 16 x 64)
+CNN_ROWS = (("28x28-c32k3-p-c64k3-p-256-10", 8, 32), ("28x28-c32k3-p-c64k3-p-256-10", 16, 64),
+            ("28x28-c64k3-p-c128k3-p-256-10", 8, 32), ("28x28-c8k3-p-c16k3-p-64-10", 4, 8))
+CNN_TARGET = 0.05
 
 
-def measure(arch, pe, simd, tree_stages, frames):
-    sizes = [int(n) for n in arch.split("-")]
-    model = random_model(sizes, input_bits=8, seed=1)
-    run = run_engine(model, random_images(frames, sizes[0], seed=1), pe=pe, simd=simd, tree_stages=tree_stages)
+def measure(arch, pe, simd, tree_stages, frames, *, target=TARGET, backend=None):
+    model = row_model(arch, 8)
+    kwargs = {"backend": backend} if backend else {}
+    run = run_engine(model, random_images(frames, model.input.size, seed=1), pe=pe, simd=simd,
+                     tree_stages=tree_stages, **kwargs)
     compiled = run.compiled
     measured = run.measured_cycles_per_frame
     return {
-        "arch": arch, "pe": pe, "simd": simd, "tree_stages": tree_stages, "frames": frames,
+        "arch": arch, "pe": pe, "simd": simd, "tree_stages": tree_stages, "frames": frames, "target": target,
+        "gather_rows": compiled.params.gather_rows if compiled.params.conv else None,
+        "simulator": "cxxrtl" if backend else "amaranth",
         "mismatches": run.mismatches,
         "ideal": compiled.ideal_cycles, "analytic": compiled.cycles_per_frame, "measured": measured,
         "all_intervals_equal": len(set(run.intervals)) == 1,
@@ -45,12 +57,12 @@ def measure(arch, pe, simd, tree_stages, frames):
 
 def markdown(results):
     """The README's table, from the recorded ``results``."""
-    lines = [f"| network | P x S | ideal | measured = analytic | overhead (target {100 * results['target']:.0f}%) |",
-             "|---|---|---|---|---|"]
+    lines = ["| network | P x S | gather rows | ideal | measured = analytic | overhead | target |",
+             "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         measured = r["measured"] if r["measured"] == r["analytic"] else f"{r['measured']} (analytic {r['analytic']})"
-        lines.append(f"| {r['arch']} | {r['pe']} x {r['simd']} | {r['ideal']} | {measured} | "
-                     f"{100 * r['overhead']:.2f}% |")
+        lines.append(f"| {r['arch']} | {r['pe']} x {r['simd']} | {r['gather_rows'] or '-'} | {r['ideal']} | "
+                     f"{measured} | {100 * r['overhead']:.2f}% | {100 * r['target']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -64,19 +76,20 @@ def main():
         print(markdown(read("engine_utilisation")))
         return 0
     rows = []
-    print(f"{'arch':<20} {'P x S':>7} {'ideal':>6} {'analytic':>8} {'measured':>8} {'overhead':>8} "
+    print(f"{'arch':<30} {'P x S':>7} {'ideal':>6} {'analytic':>8} {'measured':>8} {'overhead':>8} "
           f"{'mismatch':>8} {'sim cyc/s':>9}")
-    for arch in ARCHS:
-        for pe, simd in FOLDINGS:
-            row = measure(arch, pe, simd, args.tree_stages, max(2, args.frames))
-            rows.append(row)
-            print(f"{arch:<20} {pe:>3}x{simd:<3} {row['ideal']:>6} {row['analytic']:>8} {row['measured']:>8} "
-                  f"{100 * row['overhead']:>7.2f}% {row['mismatches']:>8} {row['simulator_cycles_per_second']:>9.0f}",
-                  flush=True)
-    ok = all(r["overhead"] <= TARGET and r["mismatches"] == 0 and r["measured"] == r["analytic"]
+    runs = [(arch, pe, simd, {}) for arch in ARCHS for pe, simd in FOLDINGS]
+    runs += [(arch, pe, simd, {"target": CNN_TARGET, "backend": run_cxxrtl}) for arch, pe, simd in CNN_ROWS]
+    for arch, pe, simd, kwargs in runs:
+        row = measure(arch, pe, simd, args.tree_stages, max(2, args.frames), **kwargs)
+        rows.append(row)
+        print(f"{arch:<30} {pe:>3}x{simd:<3} {row['ideal']:>6} {row['analytic']:>8} {row['measured']:>8} "
+              f"{100 * row['overhead']:>7.2f}% {row['mismatches']:>8} {row['simulator_cycles_per_second']:>9.0f}",
+              flush=True)
+    ok = all(r["overhead"] <= r["target"] and r["mismatches"] == 0 and r["measured"] == r["analytic"]
              and r["all_intervals_equal"] for r in rows)
-    write("engine_utilisation", {"target": TARGET, "tree_stages": args.tree_stages, "rows": rows, "ok": ok})
-    print("target met: measured within 3% of ideal, 0 mismatches" if ok else "TARGET MISSED")
+    write("engine_utilisation", {"tree_stages": args.tree_stages, "rows": rows, "ok": ok})
+    print("targets met: measured within 3% (5% for CNNs) of ideal, 0 mismatches" if ok else "TARGET MISSED")
     return 0 if ok else 1
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hw.compiler import choose_folding
-from hw.params import CAPACITY_KEYS, MAX_CAPACITY, MAX_TREE_STAGES
+from hw.params import CAPACITY_KEYS, MAX_CAPACITY, MAX_GATHER_ROWS, MAX_TREE_STAGES
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth
@@ -66,6 +66,9 @@ def add_parser(sub):
                    help="pipeline registers per popcount tree, each adds 1 cycle per layer (default 0)")
     p.add_argument("--pixels-per-beat", type=positive_int, metavar="K",
                    help="pixels per input transfer, a divisor of S (default gcd(S, 8))")
+    p.add_argument("--gather-rows", type=int_at_least(1, MAX_GATHER_ROWS), metavar="G",
+                   help="CNNs: window rows one slice gathers from (each takes two more memory read ports; "
+                        "default: as many as the model's convolutions use, see docs/engine.md)")
     p.add_argument("--memory", action="append", type=memory_size, default=[], metavar="NAME=N",
                    help="fix an engine size instead of fitting the model, e.g. weight_depth=512 "
                         "(repeatable); names: " + ", ".join(CAPACITY_KEYS))
@@ -159,14 +162,19 @@ def run(args):
     backend, runner = choose_backend(args, len(images), builds)
     if backend == "amaranth":
         log.info(f"simulating {len(images)} frames in Amaranth's simulator, cycle by cycle")
+    capacity = dict(args.memory)
+    if args.gather_rows is not None:
+        capacity["gather_rows"] = args.gather_rows
     with frame_bar(len(images), "bnn sim") as advance:
         result = run_engine(model, images, pe=pe, simd=simd, tree_stages=args.tree_stages,
-                            pixels_per_beat=args.pixels_per_beat, capacity=dict(args.memory), seed=args.seed,
+                            pixels_per_beat=args.pixels_per_beat, capacity=capacity, seed=args.seed,
                             input_gaps=args.input_gaps, output_stalls=args.output_stalls,
                             vcd_path=args.vcd, progress=advance, backend=runner)
     report = result.figures(args.clock_mhz)
     correct = int(np.sum(result.classes == labels))
+    params = result.compiled.params
     report.update(model=str(args.model), arch=model.arch, input_bits=model.input.bits,
+                  gather_rows=params.gather_rows if params.conv else None,
                   dataset=data.name, correct=correct, accuracy=correct / len(labels), vcd=args.vcd,
                   backend=backend, build_seconds=builds[0].build_seconds if builds else None,
                   build_cached=not builds[0].built if builds else None)
@@ -174,8 +182,10 @@ def run(args):
         emit_json(report)
     else:
         cycles = report["cycles_per_frame"]
+        rows = params.gather_rows
+        gather = f", slices gathered from up to {rows} window row{'s' if rows > 1 else ''}" if params.conv else ""
         print(f"{args.model}: {model.arch}, {model.input.bits}-bit input, {data.name} test split, "
-              f"engine P x S = {pe} x {simd}")
+              f"engine P x S = {pe} x {simd}{gather}")
         print(f"accuracy {100 * report['accuracy']:.2f}% ({correct}/{len(labels)}), "
               f"{report['mismatches']} mismatches with the golden model")
         print(f"cycles per frame: measured {cycles['measured']}, analytic {cycles['analytic']}, "

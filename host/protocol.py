@@ -28,7 +28,7 @@ SYNC = 0xA5
 HEADER_BYTES = 5            # SYNC, code, seq, length
 CRC_BYTES = 2
 OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MODEL_ID_BYTES = 16
 # The largest payloads a board accepts; a longer length field is answered BAD_LENGTH at once,
 # so that a false SYNC in line noise cannot swallow many valid frames.
@@ -184,6 +184,7 @@ IDENTITY_FIELDS = (
     ("acc_width", "B"), ("start_width", "B"), ("score_width", "B"),
     ("input_words", "H"), ("act_words", "H"), ("max_layers", "H"), ("score_count", "H"),
     ("conv", "B"),              # 1: a conv engine (windows; docs/engine.md), 0: fully connected networks only
+    ("gather_rows", "B"),       # window rows one slice gathers from (conv engines; 1 otherwise)
 )
 IDENTITY_MAGIC = b"BNN\0"
 _IDENTITY_STRUCT = struct.Struct("<" + "".join(f for _, f in IDENTITY_FIELDS))
@@ -215,6 +216,7 @@ class Identity:
     max_layers: int
     score_count: int
     conv: int
+    gather_rows: int
     memories: tuple        # Memory per LoadTarget
     model_loaded: bool
     model_id: bytes

@@ -56,6 +56,13 @@ class Board:
         return platform.lookup(self.clock_resource(platform)).clock.frequency / 1e6
 
     @property
+    def gather_rows(self):
+        """A conv engine's window rows per slice (:attr:`hw.params.EngineParams.gather_rows`): on
+        iCE40, 1 (each more takes two block RAM copies and a shifter the UP5K has no room for); on
+        ECP5, None: as many as the model uses."""
+        return 1 if self.device.family == "ice40" else None
+
+    @property
     def logic_memory_bits(self):
         """Engine memories up to this size go to flip-flops, not block RAM: on iCE40 block RAMs are
         the scarce resource; on ECP5 they are plentiful and flip-flops cost LUTs for the muxes."""

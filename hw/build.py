@@ -49,12 +49,13 @@ def block_rams(family, depth, width):
 
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops); the link uses none. A conv engine's input and activation memories have
-    a second read port, for which Yosys duplicates their block RAMs."""
+    holds in flip-flops); the link uses none. A conv engine reads its input and activation
+    memories on two ports per gathered window row, for each of which Yosys takes a copy of their
+    block RAMs."""
     def rams(name, depth, width):
         if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
             return 0
-        copies = 2 if params.conv and name in ("input_memory", "activation_memory") else 1
+        copies = 2 * params.gather_rows if params.conv and name in ("input_memory", "activation_memory") else 1
         return copies * block_rams(board.device.family, depth, width)
     estimate = {name: rams(name, depth, width)
                 for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
@@ -109,12 +110,18 @@ def place_weights(compiled, board, weights="auto"):
     return False, in_block_ram
 
 
+def compile_board_model(model, board, *, pe, simd, tree_stages):
+    """:func:`hw.compiler.compile_model` for ``board``'s engine (its :attr:`hw.boards.Board.gather_rows`)."""
+    capacity = None if board.gather_rows is None else {"gather_rows": board.gather_rows}
+    return compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages, capacity=capacity)
+
+
 def fitting_folding(model, board, *, tree_stages, weights="auto"):
     """The fastest P x S (:func:`hw.compiler.foldings`) whose engine fits ``board`` with its
     weights placed as :func:`place_weights` does, or None; ties go to fewer lanes."""
     fitting = []
     for pe, simd in foldings():
-        compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages)
+        compiled = compile_board_model(model, board, pe=pe, simd=simd, tree_stages=tree_stages)
         if not place_weights(compiled, board, weights)[1]:
             fitting.append((compiled.cycles_per_frame, pe * simd, pe, simd))
     return min(fitting)[2:] if fitting else None
@@ -301,7 +308,7 @@ def _critical_path(report, clock):
 def plan_engine(model, board, *, pe, simd, weights="auto"):
     """``(compiled, weights_in_spram)`` of ``model`` for ``board``'s engine at P x S; raises
     :class:`BuildError` with the numbers and a folding that would fit if it does not fit."""
-    compiled = compile_model(model, pe=pe, simd=simd, tree_stages=board.tree_stages)
+    compiled = compile_board_model(model, board, pe=pe, simd=simd, tree_stages=board.tree_stages)
     in_spram, problems = place_weights(compiled, board, weights)
     if problems:
         hint = fitting_folding(model, board, tree_stages=board.tree_stages, weights=weights)

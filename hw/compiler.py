@@ -13,9 +13,9 @@ import numpy as np
 from model.bits import unpack_bits
 from model.modelfile import ConvLayer, MaxPoolLayer
 
-from .params import (MAX_LANES, PLANES, CompileError, EngineParams, LayerDescriptor, argmax_latency,
-                     check_capacity, check_folding, check_positive, compute_cycles, cycles_per_frame,
-                     input_planes, layer_gap_cycles, Window)
+from .params import (MAX_GATHER_ROWS, MAX_LANES, PLANES, CompileError, EngineParams, LayerDescriptor, Window,
+                     argmax_latency, check_capacity, check_folding, check_positive, compute_cycles,
+                     cycles_per_frame, input_planes, layer_gap_cycles)
 
 
 @dataclass(frozen=True)
@@ -80,20 +80,54 @@ class CompiledModel:
 @dataclass(frozen=True)
 class _LayerPlan:
     """A layer with weights as the engine runs it: its index in ``model.layers``, the layer, its
-    descriptor, and how its weight rows spread over its window rows: ``(A, B, C, C_stored)``,
-    a row is ``A`` window rows of ``B`` pixels of ``C`` channels, stored ``C_stored`` apart."""
+    descriptor, and how its weight rows spread over its walked window rows: ``(A, B, C, C_stored)``,
+    a row is ``A`` walked rows of ``B`` pixels of ``C`` channels, stored ``C_stored`` apart."""
 
     index: int
     layer: object
     descriptor: LayerDescriptor
     spread: tuple
     out_bits: int      # bits of its output as stored (activation memory), or its scores
+    pieces: int = 1    # window rows one of its slices gathers from, at most
 
 
-def _plan(model, pe, simd, conv):
+def _pieces(kernel, row_lanes, simd):
+    """The most window rows one slice touches when the ``kernel`` rows of ``row_lanes`` values
+    each are sliced as one sequence of S-lane slices."""
+    total = kernel * row_lanes
+    return max((min(start + simd, total) - 1) // row_lanes - start // row_lanes + 1
+               for start in range(0, total, simd))
+
+
+def _conv_window(height, width, stored, kernel, pool, simd, gather_rows):
+    """``(window, rows, slices, pieces)`` of a convolution over an ``H x W x C_stored`` map: its
+    slices span window rows (one walked row of ``K * K * C`` values) if that takes fewer slices
+    and a slice touches at most ``gather_rows`` window rows (``pieces`` of them), else each
+    window row is sliced alone (``pieces`` 1)."""
+    scale = 2 if pool else 1
+    lines, cols = (height - kernel + 1) // scale, (width - kernel + 1) // scale
+    row_lanes, row_step = kernel * stored, width * stored
+    sweep = dict(lines=lines, cols=cols, pool=pool, channels=stored, pixel_step=scale * stored,
+                 row_step=row_step, line_step=scale * row_step)
+    per_row = -(-row_lanes // simd)
+    spanning = -(-kernel * row_lanes // simd)
+    pieces = _pieces(kernel, row_lanes, simd)
+    if spanning < kernel * per_row and pieces <= gather_rows:
+        skip = row_step - row_lanes
+        rows_per_step, pos_step = divmod(simd, row_lanes)
+        step = simd + rows_per_step * skip
+        window = Window(**sweep, lanes=kernel * row_lanes - (spanning - 1) * simd, spans=True, step=step,
+                        wrap_step=step + skip, pos_step=pos_step, row_lanes=row_lanes, skip=skip)
+        return window, 1, spanning, pieces
+    window = Window(**sweep, lanes=row_lanes - (per_row - 1) * simd, step=simd, wrap_step=simd, row_lanes=simd)
+    return window, kernel, per_row, 1
+
+
+def _plan(model, pe, simd, conv, gather_rows=1):
     """A :class:`_LayerPlan` per layer with weights: the descriptors of the fully connected
-    engine, or with ``conv`` the windows of a ``conv`` engine (``docs/engine.md``,
-    "Convolutions and max-pools"; a fully connected layer is one window)."""
+    engine, or with ``conv`` the windows of a ``conv`` engine whose slices gather from up to
+    ``gather_rows`` window rows (``docs/engine.md``, "Convolutions and max-pools"; a fully
+    connected layer is one window)."""
     plans, feeding = [], model.input.map_shape if conv and isinstance(model.layers[0], ConvLayer) else None
     if feeding is not None:
         feeding = (*feeding, feeding[2])      # the image: (H, W, C, C stored)
@@ -104,22 +138,19 @@ def _plan(model, pe, simd, conv):
         groups = -(-outputs // pe)
         bit_serial, last = k == 0 and model.input.bits == 8, k == len(model.layers) - 1
         planes = PLANES if bit_serial else 1
+        pieces = 1
         if isinstance(layer, ConvLayer):
             height, width, channels, stored = feeding
             kernel = layer.kernel
-            out_h, out_w = height - kernel + 1, width - kernel + 1
             pool = k + 1 < len(model.layers) and isinstance(model.layers[k + 1], MaxPoolLayer)
-            scale = 2 if pool else 1
-            lines, cols = out_h // scale, out_w // scale
-            slices = -(-kernel * stored // simd)
-            window = Window(lines, cols, pool, kernel * stored - (slices - 1) * simd, stored,
-                            scale * stored, width * stored, scale * width * stored)
+            window, rows, slices, pieces = _conv_window(height, width, stored, kernel, pool, simd, gather_rows)
+            positions = window.lines * window.cols * (4 if pool else 1)
             descriptor = LayerDescriptor(
-                slices, groups, bit_serial, last, rows=kernel, positions=lines * cols * scale * scale,
-                window=window, ideal=lines * cols * scale * scale * groups * -(-layer.fan_in // simd) * planes)
-            spread = (kernel, kernel, channels, stored)
-            feeding = (lines, cols, outputs, groups * pe)
-            out_bits = lines * cols * groups * pe
+                slices, groups, bit_serial, last, rows=rows, positions=positions,
+                window=window, ideal=positions * groups * -(-layer.fan_in // simd) * planes)
+            spread = (rows, kernel * kernel // rows, channels, stored)
+            feeding = (window.lines, window.cols, outputs, groups * pe)
+            out_bits = window.lines * window.cols * groups * pe
         else:
             if feeding is None:
                 spread = (1, 1, layer.fan_in, layer.fan_in)
@@ -128,16 +159,25 @@ def _plan(model, pe, simd, conv):
                 spread = (1, height * width, channels, stored)
             fan_in = spread[1] * spread[3]
             slices = -(-fan_in // simd)
-            window = Window(1, 1, False, fan_in - (slices - 1) * simd, fan_in, 0, 0, 0) if conv else None
+            window = (Window(1, 1, False, fan_in - (slices - 1) * simd, fan_in, 0, 0, 0, step=simd, wrap_step=simd,
+                             row_lanes=simd) if conv else None)
             ideal = groups * -(-layer.fan_in // simd) * planes if conv else None
             descriptor = LayerDescriptor(slices, groups, bit_serial, last, window=window, ideal=ideal)
             feeding, out_bits = None, outputs
-        plans.append(_LayerPlan(k, layer, descriptor, spread, out_bits))
+        plans.append(_LayerPlan(k, layer, descriptor, spread, out_bits, pieces))
     return plans
 
 
+def gather_rows_used(model, pe, simd):
+    """The gather rows a ``conv`` engine needs for every convolution of ``model`` whose slices can
+    span window rows to do so (at most :data:`hw.params.MAX_GATHER_ROWS`; 1 if none can)."""
+    return max([p.pieces for p in _plan(model, pe, simd, True, MAX_GATHER_ROWS)], default=1)
+
+
 def _descriptors(model, pe, simd):
-    return tuple(plan.descriptor for plan in _plan(model, pe, simd, not model.is_dense))
+    conv = not model.is_dense
+    gather_rows = gather_rows_used(model, pe, simd) if conv else 1
+    return tuple(plan.descriptor for plan in _plan(model, pe, simd, conv, gather_rows))
 
 
 def _term_scale(d):
@@ -214,9 +254,10 @@ def _widths(model, plans, simd):
 
 def _window_bits(plan, pe, simd):
     """The layer's weights spread over its window: ``(groups * pe, rows, slices * simd)`` bits,
-    row ``j`` of output ``j`` (zeros for pad outputs), lane ``r * S + i`` of window row ``ky``
+    row ``j`` of output ``j`` (zeros for pad outputs), lane ``r * S + i`` of walked row ``ky``
     the weight of element ``r * S + i`` of that row as the map stores it (0 for a pad channel and
-    past the row's end)."""
+    past the row's end). A walked row is a window row, or the whole window when its slices span
+    window rows."""
     layer, d = plan.layer, plan.descriptor
     outputs = layer.weights_shape[0]
     rows, pixels, channels, stored = plan.spread
@@ -269,7 +310,7 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     capacity : dict or None
         Sizes of an existing engine to fit into (keys :data:`hw.params.CAPACITY_KEYS`, the
         :class:`hw.params.EngineParams` fields of the same names); missing keys are sized to fit
-        the model.
+        the model (``gather_rows``: :func:`gather_rows_used`, 1 for an engine without ``conv``).
     conv : bool or None
         The engine's kind (:attr:`hw.params.EngineParams.conv`): a ``conv`` engine, which runs
         any network (a fully connected layer is one window), or one for fully connected networks
@@ -292,7 +333,10 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     if conv and simd & (simd - 1):
         raise CompileError(f"a convolutional network ({model.arch}) needs S a power of two, not {simd}")
 
-    plans = _plan(model, pe, simd, conv)
+    if not conv and capacity.get("gather_rows", 1) != 1:
+        raise CompileError(f"gather_rows applies to an engine with convolutions, not to one for {model.arch}")
+    gather_rows = capacity.get("gather_rows", gather_rows_used(model, pe, simd) if conv else 1)
+    plans = _plan(model, pe, simd, conv, gather_rows)
     descriptors = tuple(plan.descriptor for plan in plans)
     starts = _starts(model, plans, pe, simd)
     acc_bits, start_bits, score_bits = _widths(model, plans, simd)
@@ -311,7 +355,7 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
                        capacity.get("act_words")),
         max_layers=_fit("layers", len(descriptors), capacity.get("max_layers")),
         score_count=_fit("score registers", descriptors[-1].groups * pe, capacity.get("score_count")),
-        conv=conv,
+        conv=conv, gather_rows=gather_rows,
     )
     image = NetworkImage(descriptors, weight_words, start_words, model.input.size,
                          model.input.threshold or 0, model.classes)

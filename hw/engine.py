@@ -3,6 +3,9 @@
 See ``docs/engine.md`` for the architecture, the memory layouts and the cycle formula.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -188,12 +191,6 @@ class Engine(wiring.Component):
             if self._loadable:
                 drive_write_port(m, weights.write_port(granularity=8), self.load, LoadTarget.WEIGHTS)
         start_addr, start_data = registered_read(m, starts, "start")
-        input_addr, input_data = registered_read(m, inputs, "input")
-        act_addr, act_data = registered_read(m, activations, "act")
-        if params.conv:
-            # a window slice starts at any lane: the next word too, on a second read port
-            next_input_addr, next_input_data = registered_read(m, inputs, "next_input")
-            next_act_addr, next_act_data = registered_read(m, activations, "next_act")
         wiring.connect(m, loader.write, inputs.write_port())
         act_write = activations.write_port(granularity=pe)
         if self._loadable:
@@ -218,43 +215,29 @@ class Engine(wiring.Component):
         read_late = latency - MEMORY_LATENCY
         # each block RAM's data goes straight into a register (its clock-to-out leaves little of
         # the cycle); the input/activation choice is made after them, in the PEs' first LUTs
-        lane_bits = exact_log2(simd) if params.conv else 0
+        w = Signal(pe * simd, reset_less=True)
+        m.d.sync += w.eq(weight_data[:pe * simd])
         if params.conv:
-            # two words, the slice's lanes shifted down from its offset, the invalid ones masked
-            words = Signal(2 * simd, reset_less=True)
-            w = Signal(pe * simd, reset_less=True)
-            m.d.sync += [words.eq(Mux(commands[1].from_input, Cat(input_data, next_input_data),
-                                      Cat(act_data, next_act_data))), w.eq(weight_data[:pe * simd])]
-            # the shifter and mask take log2(S) + 1 levels of logic: registered, off the PEs' paths
-            lanes = Cat(*[gathered.lanes > i for i in range(simd)])
-            shifted = words.bit_select(gathered.offset[:lane_bits], simd) if lane_bits else words[:simd]
-            x = Signal(simd, reset_less=True)
-            m.d.sync += x.eq(shifted & lanes)
+            x = self._gather(m, commands, inputs, activations, loader.write, act_write, loader.compute_bank)
         else:
+            input_addr, input_data = registered_read(m, inputs, "input")
+            act_addr, act_data = registered_read(m, activations, "act")
             input_bits, act_bits = Signal(simd, reset_less=True), Signal(simd, reset_less=True)
-            w = Signal(pe * simd, reset_less=True)
-            m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data), w.eq(weight_data[:pe * simd])]
+            m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data)]
             x = Mux(gathered.from_input, input_bits, act_bits)
+            m.d.comb += [input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
+                         act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity))]
         # start values: read array.latency cycles after the weights' address, registered once
         # more in the fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
         m.d.sync += start_values.eq(start_data)
 
-        # the input word a command reads (and, in a conv engine, the next one)
-        word = issued.offset[lane_bits:] if params.conv else issued.slice
         m.d.comb += [
             loader.frame_taken.eq(sequencer.frame_taken),
             sequencer.frame_ready.eq(loader.frame_ready),
             weight_addr.eq(commands[read_late].weight_addr),
-            input_addr.eq(input_address(params, loader.compute_bank, word, issued.plane)),
-            act_addr.eq(Cat(word[:act_bank], ~issued.parity)),
             start_addr.eq(commands[read_late + array.latency].start_addr),
         ]
-        if params.conv:
-            m.d.comb += [
-                next_input_addr.eq(input_address(params, loader.compute_bank, word + 1, issued.plane)),
-                next_act_addr.eq(Cat((word + 1)[:act_bank], ~issued.parity)),
-            ]
 
         m.d.comb += [
             array.x.eq(x),
@@ -330,6 +313,62 @@ class Engine(wiring.Component):
         if self._loadable:
             return ResetInserter(self.clear)(m)
         return m
+
+
+    def _gather(self, m, commands, inputs, activations, input_write, act_write, bank):
+        """A conv engine's operand ``x``: each command's slice, gathered from up to G window rows
+        (``params.gather_rows``, docs/engine.md "Window gather") and registered, at cycle
+        ``t + MEMORY_LATENCY + 1`` for a command issued at ``t``.
+
+        Piece ``q`` of a slice reads two words of the input or activation map from its element
+        offset on (words ``o // S`` and ``o // S + 1``), on two read ports of its own copy of the
+        memory (copy 0 is the memory itself; the others are written alike); its lanes are the two
+        words shifted down by ``o % S``, kept from its lower bound up to the next piece's, and
+        below the command's valid lanes.
+        """
+        params = self._params
+        simd, lane_bits = params.simd, exact_log2(params.simd)
+        act_bank = bank_bits(params.act_words)
+        issued, gathered = commands[0], commands[MEMORY_LATENCY]
+        offsets = [lambda command: command.offset,
+                   *[lambda command, q=q: command.pieces[q] for q in range(params.gather_rows - 1)]]
+        # piece q keeps lanes bounds[q] <= i < bounds[q + 1], each mask registered a stage early
+        masks = []
+        for q in range(params.gather_rows):
+            bounds = [0, *commands[1].bounds, simd] if params.gather_rows > 1 else [0, simd]
+            mask = Signal(simd, name=f"piece_{q}_lanes", reset_less=True)
+            m.d.sync += mask.eq(Cat(*[(bounds[q] <= i) & (i < bounds[q + 1]) & (i < commands[1].lanes)
+                                      for i in range(simd)]))
+            masks.append(mask)
+        x = Signal(simd, reset_less=True)
+        pieces = []
+        for q, offset in enumerate(offsets):
+            copies = []
+            for memory, name, written, granularity in ((inputs, "input_memory", input_write, None),
+                                                       (activations, "activation_memory", act_write, params.pe)):
+                if q:   # another copy, written as the memory is
+                    memory = Memory(shape=memory.shape, depth=memory.depth, init=[], attrs=memory.attrs)
+                    m.submodules[f"{name}_{q}"] = memory
+                    write = memory.write_port(granularity=granularity)
+                    m.d.comb += [write.addr.eq(written.addr), write.data.eq(written.data), write.en.eq(written.en)]
+                copies.append((registered_read(m, memory, f"{name}_{q}_word"),
+                               registered_read(m, memory, f"{name}_{q}_next")))
+            (input_word, input_next), (act_word, act_next) = copies
+            word = offset(issued)[lane_bits:]
+            m.d.comb += [
+                input_word[0].eq(input_address(params, bank, word, issued.plane)),
+                input_next[0].eq(input_address(params, bank, word + 1, issued.plane)),
+                act_word[0].eq(Cat(word[:act_bank], ~issued.parity)),
+                act_next[0].eq(Cat((word + 1)[:act_bank], ~issued.parity)),
+            ]
+            words = Signal(2 * simd, name=f"piece_{q}_words", reset_less=True)
+            m.d.sync += words.eq(Mux(commands[1].from_input, Cat(input_word[1], input_next[1]),
+                                     Cat(act_word[1], act_next[1])))
+            # the shifter takes log2(S) levels of logic: registered, off the PEs' paths
+            shifted = words.bit_select(offset(gathered)[:lane_bits], simd) if lane_bits else words[:simd]
+            pieces.append(shifted & masks[q])
+        m.d.sync += x.eq(reduce(operator.or_, pieces))
+        return x
 
 
 def loadable_widths(params):

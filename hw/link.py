@@ -27,7 +27,7 @@ from .params import CompileError
 from .sequencer import descriptor_rows
 from .uart import UartRx, UartTx, uart_divisor
 
-GATEWARE_VERSION = 2
+GATEWARE_VERSION = 3
 MODEL_ID_BITS = 8 * MODEL_ID_BYTES
 
 
@@ -89,7 +89,7 @@ def board_identity(compiled, *, clock_hz, baud, timeout_cycles, weights_in_spram
     memories = link_memories(params)
     fields = {name: getattr(params, name) for name in (
         "pe", "simd", "input_bits", "pixels_per_beat", "tree_stages", "acc_width", "start_width", "score_width",
-        "input_words", "act_words", "max_layers", "score_count")}
+        "input_words", "act_words", "max_layers", "score_count", "gather_rows")}
     fields["conv"] = int(params.conv)
     return Identity(magic=IDENTITY_MAGIC, protocol=PROTOCOL_VERSION, gateware=GATEWARE_VERSION,
                     clock_hz=clock_hz, baud=baud, timeout_cycles=timeout_cycles,

@@ -31,7 +31,10 @@ MAX_CAPACITY = 1 << 20   # words of an engine memory, layers, or bits of a width
 # The EngineParams fields that size an engine's memories and widths: an engine built with them
 # runs any network that fits them (see hw.compiler.compile_model's capacity).
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
-                 "score_count", "acc_width", "start_width", "score_width")
+                 "score_count", "acc_width", "start_width", "score_width", "gather_rows")
+# A conv engine's window rows one slice gathers from, at most: each costs two read ports on the
+# input and on the activation memory (block RAM copies) and a lane shifter.
+MAX_GATHER_ROWS = 8
 
 
 class CompileError(BnnError):
@@ -65,6 +68,7 @@ class EngineParams:
     max_layers: int        # rows of the layer descriptor table
     score_count: int       # score registers (a multiple of pe)
     conv: bool = False     # every layer a sweep of windows (convolutions, docs/engine.md); S a power of two
+    gather_rows: int = 1   # conv: window rows one S-lane slice may gather from (docs/engine.md, "Window gather")
 
     @property
     def layer_gap(self):
@@ -94,6 +98,14 @@ class Window:
     moving ``pixel_step`` (C, or 2C with pool) per column and ``line_step`` (W*C, or 2*W*C) per
     line; the last of a window row's slices has ``lanes`` valid lanes. A fully connected layer
     is one position of one row of ``fan_in`` values.
+
+    The slice walk (``docs/engine.md``, "Window gather"): a slice's first element moves
+    ``step`` elements on, or ``wrap_step`` when its position in its window row, advanced by
+    ``pos_step``, reaches ``row_lanes``; piece ``q`` of a slice (window row ``q`` after the
+    slice's first) starts ``q * skip`` elements after the first piece. A layer whose slices
+    span window rows (``spans``) has one walked row of ``K * K * C`` values, ``row_lanes`` = K*C
+    and ``skip`` = (W - K) * C; otherwise ``step`` = S, ``pos_step`` = 0 and ``row_lanes`` = S:
+    every slice is one piece.
     """
 
     lines: int
@@ -104,13 +116,20 @@ class Window:
     pixel_step: int
     row_step: int
     line_step: int
+    spans: bool = False
+    step: int = 0
+    wrap_step: int = 0
+    pos_step: int = 0
+    row_lanes: int = 0
+    skip: int = 0
 
 
 @dataclass(frozen=True)
 class LayerDescriptor:
     """One row of the sequencer's table: the loops of one layer.
 
-    ``slices`` = S-bit input words per window row (ceil(fan_in / S) in a fully connected layer),
+    ``slices`` = S-bit input words per walked window row (ceil(fan_in / S) in a fully connected
+    layer; ceil(K * K * C / S) in a convolution whose slices span window rows, ``rows`` then 1),
     ``groups`` = ceil(fan_out / P) neuron groups, ``bit_serial`` = 8-bit layer 0, one bit plane
     of the pixels per cycle (8 planes per slice), ``last`` = output layer. In a ``conv`` engine,
     ``rows`` = window rows (K), ``positions`` = windows per group sweep (output pixels computed,
@@ -220,6 +239,7 @@ def check_capacity(capacity):
     if unknown:
         raise CompileError(f"unknown capacity keys: {sorted(unknown)}")
     for key, value in capacity.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CAPACITY:
-            raise CompileError(f"capacity {key} must be an integer in 1..{MAX_CAPACITY}, not {value!r}")
+        most = MAX_GATHER_ROWS if key == "gather_rows" else MAX_CAPACITY
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise CompileError(f"capacity {key} must be an integer in 1..{most}, not {value!r}")
     return capacity

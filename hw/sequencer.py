@@ -39,6 +39,8 @@ def descriptor_layout(params):
         fields.update(last_row=elements, last_col=elements, last_line=elements, pool=1,
                       lanes=range(params.simd + 1), channels=elements, pixel_step=elements,
                       row_step=elements, line_step=elements)
+        if params.gather_rows > 1:
+            fields.update(step=elements, wrap_step=elements, pos_step=elements, row_lanes=elements, skip=elements)
     return data.StructLayout(fields)
 
 
@@ -55,6 +57,9 @@ def descriptor_rows(params, descriptors):
             values.update(last_row=d.rows - 1, last_col=w.cols - 1, last_line=w.lines - 1, pool=int(w.pool),
                           lanes=w.lanes, channels=w.channels, pixel_step=w.pixel_step,
                           row_step=w.row_step, line_step=w.line_step)
+            if params.gather_rows > 1:
+                values.update(step=w.step, wrap_step=w.wrap_step, pos_step=w.pos_step, row_lanes=w.row_lanes,
+                              skip=w.skip)
         rows.append(row_value(layout, values))
     return rows
 
@@ -71,6 +76,9 @@ def command_layout(params):
     A ``conv`` engine's commands read at element ``offset`` of the input or activation map
     instead of word ``slice``, ``lanes`` of them valid; ``sub_first`` marks a pool window's
     first pixel and ``write`` its last (both 1 without pool): the group's bits are written then.
+    With ``gather_rows`` G > 1, piece ``q`` (1..G-1) of the slice reads at element
+    ``pieces[q - 1]`` and fills lanes ``bounds[q - 1]`` (to the next piece's bound, or S) on;
+    piece 0 fills the lanes below ``bounds[0]`` (docs/engine.md, "Window gather").
     """
     fields = {
         "valid": 1,
@@ -92,6 +100,9 @@ def command_layout(params):
     if params.conv:
         del fields["slice"]
         fields.update(offset=_index(map_elements(params)), lanes=range(params.simd + 1), sub_first=1, write=1)
+        if params.gather_rows > 1:
+            fields.update(pieces=data.ArrayLayout(_index(map_elements(params)), params.gather_rows - 1),
+                          bounds=data.ArrayLayout(range(params.simd + 1), params.gather_rows - 1))
     return data.StructLayout(fields)
 
 
@@ -251,10 +262,9 @@ class Sequencer(wiring.Component):
         read offset is kept by adders from the row's steps."""
         params, cmd = self._params, self.command
         simd = params.simd
-        with m.If(~primed):
-            m.d.sync += [primed.eq(1), row.eq(looked_up)]
-
         offset = Signal.like(cmd.offset)
+        pieces = [Signal.like(cmd.offset, name=f"piece_{q}") for q in range(1, params.gather_rows)]
+        pos = Signal.like(row.last_row)          # the slice's first element's place in its window row
         row_start = Signal.like(cmd.offset)      # the current window row's first element
         pixel = Signal.like(cmd.offset)          # the current position's (pool window's) corner
         line = Signal.like(cmd.offset)           # the current line's first position's corner
@@ -300,10 +310,24 @@ class Sequencer(wiring.Component):
             cmd.sub_first.eq(sub == 0),
             cmd.write.eq(sub_last),
         ]
+        if pieces:
+            # piece q's lanes start where window row q after the slice's first begins
+            for q, piece in enumerate(pieces, 1):
+                bound = row.row_lanes * q - pos
+                m.d.comb += [cmd.pieces[q - 1].eq(piece), cmd.bounds[q - 1].eq(Mux(bound > simd, simd, bound))]
+            wraps = pos + row.pos_step >= row.row_lanes    # the next slice starts in a later window row
+            slice_step = Mux(wraps, row.wrap_step, row.step)
+            next_pos = Mux(wraps, pos + row.pos_step - row.row_lanes, pos + row.pos_step)
+        else:
+            slice_step, next_pos = simd, pos
 
-        def restart(corner):
-            """The next window starts at ``corner``."""
-            return [row_start.eq(corner), offset.eq(corner)]
+        def restart(corner, layer_row=row):
+            """The next window, of the layer of descriptor ``layer_row``, starts at ``corner``."""
+            return [row_start.eq(corner), offset.eq(corner), pos.eq(0),
+                    *[piece.eq(corner + layer_row.skip * q) for q, piece in enumerate(pieces, 1)]]
+
+        with m.If(~primed):
+            m.d.sync += [primed.eq(1), row.eq(looked_up), *restart(0, looked_up)]
 
         with m.If(~active & (gap != 0)):
             m.d.sync += gap.eq(gap - 1)
@@ -312,7 +336,8 @@ class Sequencer(wiring.Component):
             with m.If(plane_last):
                 m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1)]
                 with m.If(~slice_last):
-                    m.d.sync += offset.eq(offset + simd)
+                    m.d.sync += [offset.eq(offset + slice_step), pos.eq(next_pos),
+                                 *[piece.eq(piece + slice_step) for piece in pieces]]
                 with m.Elif(~row_last):
                     m.d.sync += [window_row.eq(window_row + 1), *restart(row_start + row.row_step)]
                 with m.Elif(~sub_last):
@@ -336,7 +361,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(0),
                                  group_weights.eq(weight_addr + 1), layer_weights.eq(weight_addr + 1),
                                  start_addr.eq(start_addr + 1), layer_starts.eq(start_addr + 1),
-                                 line.eq(0), pixel.eq(0), *restart(0)]
+                                 line.eq(0), pixel.eq(0), *restart(0, next_row)]
             with m.If(group_end & ~row.last):
                 with m.If(out_chunk == simd // params.pe - 1):
                     m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]

@@ -68,7 +68,8 @@ def board_identity(model, *, pe=4, simd=32, baud=3_000_000, clock_hz=36_000_000,
         pixels_per_beat=params.pixels_per_beat, tree_stages=params.tree_stages, acc_width=params.acc_width,
         start_width=params.start_width, score_width=params.score_width, input_words=params.input_words,
         act_words=params.act_words, max_layers=memories[LoadTarget.DESCRIPTORS].depth,
-        score_count=params.score_count, conv=int(params.conv), memories=memories, model_loaded=False,
+        score_count=params.score_count, conv=int(params.conv), gather_rows=params.gather_rows, memories=memories,
+        model_loaded=False,
         model_id=bytes(MODEL_ID_BYTES))
 
 

@@ -74,13 +74,14 @@ def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, m
 
 
 
-def test_a_conv_engine_counts_its_duplicated_input_and_activation_rams():
-    # the second read port of the window gather: Yosys builds each of these memories twice
+@pytest.mark.parametrize("gather_rows", [1, 3])
+def test_a_conv_engine_counts_its_duplicated_input_and_activation_rams(gather_rows):
+    # two read ports per gathered window row: Yosys builds each of these memories 2 G times
     model = random_conv_model((28, 28), [Conv(8, 3), MaxPool(), Conv(16, 3), MaxPool(), Dense(64), Dense(10)], seed=1)
-    params = compile_model(model, pe=8, simd=16).params
+    params = compile_model(model, pe=8, simd=16, capacity={"gather_rows": gather_rows}).params
     estimate = hw.build.block_ram_estimate(BOARDS["icebreaker"], params)
     for name, (depth, width) in memory_shapes(params).items():
-        copies = 2 if name in ("input_memory", "activation_memory") else 1
+        copies = 2 * gather_rows if name in ("input_memory", "activation_memory") else 1
         assert estimate[name] == copies * hw.build.block_rams("ice40", depth, width) > 0, name
 
 

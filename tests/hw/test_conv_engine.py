@@ -55,12 +55,43 @@ def test_extreme_thresholds_and_pixels_in_a_conv_net(simulate):
 def test_cycle_formula_and_ideal():
     # 12 x 12, c4k3-p (10 x 10 -> 5 x 5), c8k3 (5 x 5 x 4 -> 3 x 3), 10 classes; 8-bit input, 4 x 16
     model = random_conv_model((12, 12), [Conv(4, 3), MaxPool(), Conv(8, 3), Dense(10)], seed=1)
-    compiled = compile_model(model, pe=4, simd=16)
+    dense = 3 * ((9 * 8 + 15) // 16)   # 72 stored values: 5 slices, 3 groups
+    ideal = 100 * 1 * 1 * 8 + 9 * 2 * 3 + dense   # ceil(9 / 16) = 1 and ceil(36 / 16) = 3 slices
+    # each window row sliced alone
+    compiled = compile_model(model, pe=4, simd=16, capacity={"gather_rows": 1})
     conv1 = 100 * 1 * 3 * 1 * 8        # positions x groups x window rows x slices per row x planes
     conv2 = 9 * 2 * 3 * 1              # a window row of 3 x 4 channels is one slice
-    dense = 3 * ((9 * 8 + 15) // 16)   # 72 stored values: 5 slices, 3 groups
     assert compiled.cycles_per_frame == conv1 + conv2 + dense + 3 * compiled.params.layer_gap
-    assert compiled.ideal_cycles == 100 * 1 * 1 * 8 + 9 * 2 * 3 + dense   # ceil(36 / 16) = 3 slices
+    assert compiled.ideal_cycles == ideal
+    # by default the first convolution's 3 rows of 3 pixels share a slice; the second's rows fill
+    # one slice each either way
+    compiled = compile_model(model, pe=4, simd=16)
+    assert compiled.params.gather_rows == 3
+    assert compiled.cycles_per_frame == ideal + 3 * compiled.params.layer_gap
+
+
+GATHER_CASES = [
+    # image shape, layers, input bits, P, S, gather rows, the first convolution's words per window
+    ((7, 7), [Conv(3, 3), MaxPool(), Dense(3)], 8, 2, 8, 3, 2),          # 3 rows of 3 in slice 0
+    ((6, 7, 3), [Conv(2, 3), Dense(3)], 1, 2, 8, 3, 4),                  # rows of 9: 27 = 8 + 8 + 8 + 3
+    ((5, 6, 17), [Conv(3, 3), MaxPool(), Dense(2)], 8, 1, 16, 2, 10),    # rows of 51: ceil(153 / 16)
+    ((9, 8), [Conv(5, 3), Conv(6, 3), MaxPool(), Dense(5), Dense(3)], 1, 4, 8, 2, 3),  # needs 3: rows alone
+    ((8, 8, 2), [Conv(4, 5), Dense(3)], 8, 2, 32, 5, 2),                 # K = 5: 5 rows of 10, 4 in slice 0
+]
+
+
+@pytest.mark.parametrize("shape, specs, input_bits, pe, simd, gather, words", GATHER_CASES,
+                         ids=[f"{_case_id(c[:5] + (0,))}-g{c[5]}" for c in GATHER_CASES])
+def test_slices_gathered_from_several_window_rows(engine_run, shape, specs, input_bits, pe, simd, gather, words):
+    model = random_conv_model(shape, specs, input_bits=input_bits, seed=7, input_threshold=100)
+    run = engine_run(model, random_images(3, model.input.size, seed=8), pe=pe, simd=simd,
+                     capacity={"gather_rows": gather})
+    compiled = run.compiled
+    assert run.mismatches == 0
+    assert compiled.params.gather_rows == gather
+    assert compiled.image.descriptors[0].window_words == words
+    assert run.intervals == [compiled.cycles_per_frame] * 2
+    assert run.latency == compiled.latency
 
 
 def test_a_conv_net_needs_s_a_power_of_two():

@@ -88,13 +88,17 @@ def test_sim_runs_a_conv_model_on_both_back_ends(digits_conv_model, backend, cap
     assert report["mismatches"] == 0 and report["frames"] == 3 and report["accuracy"] == expected
     assert report["arch"] == "8x8-c4k3-p-10"
     cycles = report["cycles_per_frame"]
-    # 6 x 6 outputs pooled to 3 x 3: 36 positions x 1 group x 3 window rows x 1 slice x 8 planes,
-    # then 36 stored values (9 pixels x 4 channels) in 3 slices for 3 groups; 2 layers x (4 + 0 stages)
-    assert cycles["measured"] == cycles["analytic"] == 36 * 3 * 8 + 3 * 3 + 2 * 4
+    # 6 x 6 outputs pooled to 3 x 3: 36 positions x 1 group x 1 slice (the 3 window rows of 3 pixels
+    # gathered into one) x 8 planes, then 36 stored values (9 pixels x 4 channels) in 3 slices for
+    # 3 groups; 2 layers x (4 + 0 stages)
+    assert report["gather_rows"] == 3
+    assert cycles["measured"] == cycles["analytic"] == 36 * 8 + 3 * 3 + 2 * 4
     assert report["latency"]["measured"] == report["latency"]["analytic"]
-    assert main(argv) == 0
+    # each window row sliced alone: 3 slices per window
+    assert main(argv + ["--gather-rows", "1"]) == 0
     out = capsys.readouterr().out
     assert "8x8-c4k3-p-10" in out and "0 mismatches" in out and "measured 881, analytic 881" in out
+    assert "slices gathered from up to 1 window row" in out
 
 
 @pytest.mark.needs_cxx
