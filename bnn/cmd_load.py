@@ -38,6 +38,7 @@ def open_link(args):
 def describe_board(identity):
     """The board's identity as a dict for the JSON report."""
     return {"pe": identity.pe, "simd": identity.simd, "input_bits": identity.input_bits, "conv": bool(identity.conv),
+            "gather_rows": identity.gather_rows if identity.conv else None,
             "clock_hz": identity.clock_hz, "baud": identity.baud, "gateware": identity.gateware,
             "weights_in_spram": bool(identity.weights_in_spram), "model_loaded": identity.model_loaded,
             "model_id": identity.model_id.hex() if identity.model_loaded else None}
@@ -46,7 +47,8 @@ def describe_board(identity):
 def board_summary(url, identity):
     """One line: the engine, its clock and baud rate, and whether it holds a model."""
     held = f"holds model {identity.model_id.hex()[:16]}" if identity.model_loaded else "holds no model"
-    kind = " with convolutions" if identity.conv else ""
+    rows = identity.gather_rows
+    kind = f" with convolutions (slices from up to {rows} window row{'s' if rows > 1 else ''})" if identity.conv else ""
     return (f"{url}: engine P x S = {identity.pe} x {identity.simd}{kind}, {identity.input_bits}-bit input, "
             f"{identity.clock_hz / 1e6:.2f} MHz, {identity.baud} baud, gateware {identity.gateware}; {held}")
 

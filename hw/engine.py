@@ -332,12 +332,18 @@ class Engine(wiring.Component):
         issued, gathered = commands[0], commands[MEMORY_LATENCY]
         offsets = [lambda command: command.offset,
                    *[lambda command, q=q: command.pieces[q] for q in range(params.gather_rows - 1)]]
-        # piece q keeps lanes bounds[q] <= i < bounds[q + 1], each mask registered a stage early
+        # piece q keeps lanes bounds[q] <= i < bounds[q + 1], each mask registered a stage early; a
+        # bound is S or more when its piece is empty (compared as S: no carry chain over its high bits)
+        command = commands[1]
+
+        def clipped(bound):
+            return Mux(bound[lane_bits + 1:].any(), simd, bound[:lane_bits + 1])
+
+        bounds = [0, *[clipped(bound) for bound in command.bounds], simd] if params.gather_rows > 1 else [0, simd]
         masks = []
         for q in range(params.gather_rows):
-            bounds = [0, *commands[1].bounds, simd] if params.gather_rows > 1 else [0, simd]
             mask = Signal(simd, name=f"piece_{q}_lanes", reset_less=True)
-            m.d.sync += mask.eq(Cat(*[(bounds[q] <= i) & (i < bounds[q + 1]) & (i < commands[1].lanes)
+            m.d.sync += mask.eq(Cat(*[(bounds[q] <= i) & (i < bounds[q + 1]) & (i < command.lanes)
                                       for i in range(simd)]))
             masks.append(mask)
         x = Signal(simd, reset_less=True)

@@ -100,8 +100,8 @@ class Window:
     is one position of one row of ``fan_in`` values.
 
     The slice walk (``docs/engine.md``, "Window gather"): a slice's first element moves
-    ``step`` elements on, or ``wrap_step`` when its position in its window row, advanced by
-    ``pos_step``, reaches ``row_lanes``; piece ``q`` of a slice (window row ``q`` after the
+    ``step`` elements on, or ``wrap_step`` when its place in its window row, advanced by
+    ``pos_step``, reaches ``row_lanes`` (the row is left behind); piece ``q`` of a slice (window row ``q`` after the
     slice's first) starts ``q * skip`` elements after the first piece. A layer whose slices
     span window rows (``spans``) has one walked row of ``K * K * C`` values, ``row_lanes`` = K*C
     and ``skip`` = (W - K) * C; otherwise ``step`` = S, ``pos_step`` = 0 and ``row_lanes`` = S:

@@ -1,6 +1,6 @@
 """The layer sequencer: walks the descriptor table and issues one PE-array command per cycle."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,7 +40,8 @@ def descriptor_layout(params):
                       lanes=range(params.simd + 1), channels=elements, pixel_step=elements,
                       row_step=elements, line_step=elements)
         if params.gather_rows > 1:
-            fields.update(step=elements, wrap_step=elements, pos_step=elements, row_lanes=elements, skip=elements)
+            fields.update(step=elements, wrap_step=elements, pos_step=elements, pos_back=elements,
+                          row_lanes=elements, skip=elements)
     return data.StructLayout(fields)
 
 
@@ -58,8 +59,8 @@ def descriptor_rows(params, descriptors):
                           lanes=w.lanes, channels=w.channels, pixel_step=w.pixel_step,
                           row_step=w.row_step, line_step=w.line_step)
             if params.gather_rows > 1:
-                values.update(step=w.step, wrap_step=w.wrap_step, pos_step=w.pos_step, row_lanes=w.row_lanes,
-                              skip=w.skip)
+                values.update(step=w.step, wrap_step=w.wrap_step, pos_step=w.pos_step,
+                              pos_back=w.row_lanes - w.pos_step, row_lanes=w.row_lanes, skip=w.skip)
         rows.append(row_value(layout, values))
     return rows
 
@@ -78,7 +79,8 @@ def command_layout(params):
     first pixel and ``write`` its last (both 1 without pool): the group's bits are written then.
     With ``gather_rows`` G > 1, piece ``q`` (1..G-1) of the slice reads at element
     ``pieces[q - 1]`` and fills lanes ``bounds[q - 1]`` (to the next piece's bound, or S) on;
-    piece 0 fills the lanes below ``bounds[0]`` (docs/engine.md, "Window gather").
+    piece 0 fills the lanes below ``bounds[0]`` (docs/engine.md, "Window gather"). The bounds are
+    not clipped to S.
     """
     fields = {
         "valid": 1,
@@ -102,7 +104,8 @@ def command_layout(params):
         fields.update(offset=_index(map_elements(params)), lanes=range(params.simd + 1), sub_first=1, write=1)
         if params.gather_rows > 1:
             fields.update(pieces=data.ArrayLayout(_index(map_elements(params)), params.gather_rows - 1),
-                          bounds=data.ArrayLayout(range(params.simd + 1), params.gather_rows - 1))
+                          bounds=data.ArrayLayout(range(params.gather_rows * map_elements(params) + 1),
+                                                  params.gather_rows - 1))
     return data.StructLayout(fields)
 
 
@@ -264,7 +267,10 @@ class Sequencer(wiring.Component):
         simd = params.simd
         offset = Signal.like(cmd.offset)
         pieces = [Signal.like(cmd.offset, name=f"piece_{q}") for q in range(1, params.gather_rows)]
-        pos = Signal.like(row.last_row)          # the slice's first element's place in its window row
+        # with pos the place of the slice's first element in its window row: pos + pos_step - row_lanes,
+        # at least 0 when the next slice starts in a later window row; and piece q's first lane, q * row_lanes - pos
+        ahead = Signal(signed(len(cmd.offset) + 2))
+        bounds = [Signal.like(cmd.bounds[0], name=f"bound_{q}") for q in range(1, params.gather_rows)]
         row_start = Signal.like(cmd.offset)      # the current window row's first element
         pixel = Signal.like(cmd.offset)          # the current position's (pool window's) corner
         line = Signal.like(cmd.offset)           # the current line's first position's corner
@@ -284,6 +290,7 @@ class Sequencer(wiring.Component):
         out_chunk = Signal.like(cmd.out_chunk)
         active = Signal()
         gap = Signal(range(params.layer_gap + 1), init=2)
+        row_due = Signal()
 
         start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
         issue = active | start
@@ -311,20 +318,30 @@ class Sequencer(wiring.Component):
             cmd.write.eq(sub_last),
         ]
         if pieces:
-            # piece q's lanes start where window row q after the slice's first begins
-            for q, piece in enumerate(pieces, 1):
-                bound = row.row_lanes * q - pos
-                m.d.comb += [cmd.pieces[q - 1].eq(piece), cmd.bounds[q - 1].eq(Mux(bound > simd, simd, bound))]
-            wraps = pos + row.pos_step >= row.row_lanes    # the next slice starts in a later window row
-            slice_step = Mux(wraps, row.wrap_step, row.step)
-            next_pos = Mux(wraps, pos + row.pos_step - row.row_lanes, pos + row.pos_step)
+            m.d.comb += [*[cmd.pieces[q].eq(piece) for q, piece in enumerate(pieces)],
+                         *[cmd.bounds[q].eq(bound) for q, bound in enumerate(bounds)]]
+            wraps = ~ahead[-1]
+
+            def stepped(element):
+                """``element`` moved on to the next slice's: both sums computed, one taken, so that
+                no carry chain feeds another's select."""
+                return Mux(wraps, element + row.wrap_step, element + row.step)
+
+            next_slice = [ahead.eq(Mux(wraps, ahead - row.pos_back, ahead + row.pos_step)),
+                          *[bound.eq(Mux(wraps, bound + row.pos_back, bound - row.pos_step)) for bound in bounds]]
         else:
-            slice_step, next_pos = simd, pos
+            def stepped(element):
+                """``element`` moved on to the next slice's."""
+                return element + simd
+
+            next_slice = []
 
         def restart(corner, layer_row=row):
             """The next window, of the layer of descriptor ``layer_row``, starts at ``corner``."""
-            return [row_start.eq(corner), offset.eq(corner), pos.eq(0),
-                    *[piece.eq(corner + layer_row.skip * q) for q, piece in enumerate(pieces, 1)]]
+            return [row_start.eq(corner), offset.eq(corner),
+                    *[piece.eq(corner + layer_row.skip * q) for q, piece in enumerate(pieces, 1)],
+                    *([ahead.eq(-layer_row.pos_back)] if pieces else []),
+                    *[bound.eq(layer_row.row_lanes * q) for q, bound in enumerate(bounds, 1)]]
 
         with m.If(~primed):
             m.d.sync += [primed.eq(1), row.eq(looked_up), *restart(0, looked_up)]
@@ -336,8 +353,8 @@ class Sequencer(wiring.Component):
             with m.If(plane_last):
                 m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1)]
                 with m.If(~slice_last):
-                    m.d.sync += [offset.eq(offset + slice_step), pos.eq(next_pos),
-                                 *[piece.eq(piece + slice_step) for piece in pieces]]
+                    m.d.sync += [offset.eq(stepped(offset)), *[piece.eq(stepped(piece)) for piece in pieces],
+                                 *next_slice]
                 with m.Elif(~row_last):
                     m.d.sync += [window_row.eq(window_row + 1), *restart(row_start + row.row_step)]
                 with m.Elif(~sub_last):
@@ -369,7 +386,12 @@ class Sequencer(wiring.Component):
                     m.d.sync += out_chunk.eq(out_chunk + 1)
             with m.If(layer_end):
                 m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
-                             layer.eq(Mux(row.last, 0, layer + 1)), row.eq(next_row)]
+                             layer.eq(Mux(row.last, 0, layer + 1)), row_due.eq(1)]
                 with m.If(row.last):
                     m.d.sync += [weight_addr.eq(0), group_weights.eq(0), layer_weights.eq(0),
                                  start_addr.eq(0), layer_starts.eq(0)]
+        # The next layer's row is taken the cycle after the layer's end, in the gap: the register
+        # that enables the row's many flip-flops is then a flip-flop, not the end of the walk's
+        # comparisons (next_row still holds it then: it is looked up from the layer before).
+        with m.If(row_due):
+            m.d.sync += [row.eq(next_row), row_due.eq(0)]
