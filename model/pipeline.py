@@ -66,7 +66,10 @@ RECIPES = {
 #   c64k3-p-c64k3-p-256-10    16 epochs                      89.86% (89.47%) in 1523 s, about 93 s per epoch
 #   c64k3-p-c128k3-p-256-10   12 epochs                      90.32% (90.27%) in 1549 s, about 130 s per epoch
 # Earlier, c32k3-p-c64k3-p-256-10: 12 epochs 89.44%; distilled from the 784-1024-1024-10 MLP (89.47%, which
-# caps the student) 88.73%, and 18 epochs 89.29%, with --flip 89.20%. None reaches issue 10's 91.5%. The
+# caps the student) 88.73%, and 18 epochs 89.29%, with --flip 89.20%. Distilled (T = 1, weight 0.5) from a
+# float CNN c64k3-p-c128k3-p-256-10 (ReLU, 8 epochs: 91.84%; trained by a script outside bnn train, which has
+# MLP teachers only), 16 epochs: 89.03% (89.37%), and c64k3-p-c128k3-p-256-10 10 epochs 90.35% (90.57%): a
+# better teacher did not make a clearly better student. None reaches issue 10's 91.5%. The
 # default is the recipe of the CNN the boards and the MLP-against-CNN benches build, c32k3-p-c64k3-p-256-10:
 # 20 epochs, no augmentation (--shift and --flip are there, the latter for MIRROR_SAFE data sets), no teacher.
 # The widest network, the best measured, takes --epochs 12 to train in 30 minutes. mnist, the same kind of

@@ -33,6 +33,8 @@ def model_file(tmp_path):
     (["train", "--seed", "-1"], "must be at least 0, not -1"),
     (["sim", "--tree-stages", "1000"], "must be at most 16, not 1000"),
     (["sim", "--tree-stages", "-1"], "must be at least 0, not -1"),
+    (["sim", "--gather-rows", "9"], "must be at most 8, not 9"),
+    (["sim", "--gather-rows", "0"], "must be at least 1, not 0"),
     (["build", "--board", "icebreaker", "--seed", "-3"], "must be at least 0, not -3"),
     (["train", "--out", ""], "an empty path names nothing"),
     (["build", "--board", "icebreaker", "--out", " "], "an empty path names nothing"),

@@ -79,6 +79,9 @@ def test_accumulator_holds_every_partial_sum_and_score():
     ({"pe": 2, "simd": 8, "capacity": {"weight_depth": 10}}, "needs 49 weight words but the engine has 10"),
     ({"pe": 2, "simd": 8, "capacity": {"max_layers": 1}}, "needs 2 layers but the engine has 1"),
     ({"pe": 2, "simd": 8, "capacity": {"banana": 1}}, "unknown capacity keys"),
+    ({"pe": 2, "simd": 8, "capacity": {"gather_rows": 9}}, "capacity gather_rows must be an integer in 1..8, not 9"),
+    ({"pe": 2, "simd": 8, "capacity": {"gather_rows": 2}},
+     "gather_rows applies to an engine with convolutions, not to one for 70-9-3"),
 ])
 def test_refusals_name_the_numbers(kwargs, message):
     model = random_model([70, 9, 3], seed=0)

@@ -4,6 +4,7 @@ engine for fully connected networks refuses a conv model in one line."""
 
 import pytest
 
+from bnn.cmd_load import board_summary
 from host.board import compile_for_board
 from host.link import Link, input_frame
 from host.stream import ensure_model
@@ -48,6 +49,9 @@ def test_a_conv_board_runs_conv_and_dense_models_loaded_over_the_line(conv_board
         with Link.open(f"socket://{server.address_text}", baud=BAUD, timeout=30) as link:
             identity = link.identify()
             assert identity == conv_board.identity and identity.conv == 1
+            rows = conv_board.compiled.params.gather_rows
+            assert rows == 3   # the 3 window rows of 3 pixels in one slice
+            assert f"with convolutions (slices from up to {rows} window rows)" in board_summary("board", identity)
             assert _streamed(link, BUILT, images) == golden_classes(BUILT, images)
             for model in (OTHER_CONV, DENSE, BUILT):
                 identity, compiled, loaded = ensure_model(link, model)
