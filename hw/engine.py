@@ -6,7 +6,7 @@ See ``docs/engine.md`` for the architecture, the memory layouts and the cycle fo
 import operator
 from functools import reduce
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -333,18 +333,23 @@ class Engine(wiring.Component):
         offsets = [lambda command: command.offset,
                    *[lambda command, q=q: command.pieces[q] for q in range(params.gather_rows - 1)]]
         # piece q keeps lanes bounds[q] <= i < bounds[q + 1], each mask registered a stage early; a
-        # bound is S or more when its piece is empty (compared as S: no carry chain over its high bits)
+        # bound is S or more when its piece is empty (taken as S: no carry chain over its high bits)
         command = commands[1]
+
+        def below(bound):
+            """The lanes below ``bound`` (0..S), as a mask: a shift, not S comparisons."""
+            return ~(Const((1 << simd) - 1, simd) << bound)[:simd]
 
         def clipped(bound):
             return Mux(bound[lane_bits + 1:].any(), simd, bound[:lane_bits + 1])
 
-        bounds = [0, *[clipped(bound) for bound in command.bounds], simd] if params.gather_rows > 1 else [0, simd]
+        ends = command.bounds if params.gather_rows > 1 else []
+        bounds = [*[below(clipped(bound)) for bound in ends], Const((1 << simd) - 1, simd)]
+        valid = below(command.lanes)
         masks = []
         for q in range(params.gather_rows):
             mask = Signal(simd, name=f"piece_{q}_lanes", reset_less=True)
-            m.d.sync += mask.eq(Cat(*[(bounds[q] <= i) & (i < bounds[q + 1]) & (i < command.lanes)
-                                      for i in range(simd)]))
+            m.d.sync += mask.eq(bounds[q] & valid & (~bounds[q - 1] if q else -1))
             masks.append(mask)
         x = Signal(simd, reset_less=True)
         pieces = []
