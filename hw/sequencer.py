@@ -336,15 +336,32 @@ class Sequencer(wiring.Component):
 
             next_slice = []
 
-        def restart(corner, layer_row=row):
-            """The next window, of the layer of descriptor ``layer_row``, starts at ``corner``."""
+        # piece q's window corner and line corner, q * skip past the window's: each piece's offset
+        # restarts from its own registers, one or two adders deep like the first piece's
+        piece_pixels = [Signal.like(cmd.offset, name=f"piece_{q}_pixel") for q in range(1, params.gather_rows)]
+        piece_lines = [Signal.like(cmd.offset, name=f"piece_{q}_line") for q in range(1, params.gather_rows)]
+
+        def restart(corner, piece_corners=None, layer_row=row):
+            """The next window, of the layer of descriptor ``layer_row``, starts at ``corner``, its
+            pieces at ``piece_corners`` (None: where they are; a layer whose rows are sliced alone
+            does not use them)."""
             return [row_start.eq(corner), offset.eq(corner),
-                    *[piece.eq(corner + layer_row.skip * q) for q, piece in enumerate(pieces, 1)],
+                    *[piece.eq(c) for piece, c in zip(pieces, piece_corners or [])],
                     *([ahead.eq(-layer_row.pos_back)] if pieces else []),
                     *[bound.eq(layer_row.row_lanes * q) for q, bound in enumerate(bounds, 1)]]
 
+        def layer_start(layer_row):
+            """The first window of the layer of descriptor ``layer_row``."""
+            firsts = [layer_row.skip * q for q in range(1, params.gather_rows)]
+            return [*restart(0, firsts, layer_row),
+                    *[p.eq(c) for p, c in zip(piece_pixels + piece_lines, firsts * 2)]]
+
+        def sub_corner(corner):
+            """The corner of the pool window's next pixel (``sub`` + 1), for the window at ``corner``."""
+            return corner + Mux(~sub[0], row.channels, 0) + Mux(sub[0] ^ sub[1], row.row_step, 0)
+
         with m.If(~primed):
-            m.d.sync += [primed.eq(1), row.eq(looked_up), *restart(0, looked_up)]
+            m.d.sync += [primed.eq(1), row.eq(looked_up), *layer_start(looked_up)]
 
         with m.If(~active & (gap != 0)):
             m.d.sync += gap.eq(gap - 1)
@@ -358,27 +375,30 @@ class Sequencer(wiring.Component):
                 with m.Elif(~row_last):
                     m.d.sync += [window_row.eq(window_row + 1), *restart(row_start + row.row_step)]
                 with m.Elif(~sub_last):
-                    corner = (pixel + Mux(~sub[0], row.channels, 0)
-                              + Mux(sub[0] ^ sub[1], row.row_step, 0))
-                    m.d.sync += [window_row.eq(0), sub.eq(sub + 1), weight_addr.eq(group_weights), *restart(corner)]
+                    m.d.sync += [window_row.eq(0), sub.eq(sub + 1), weight_addr.eq(group_weights),
+                                 *restart(sub_corner(pixel), [sub_corner(p) for p in piece_pixels])]
                 with m.Elif(~group_last):
                     m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(group + 1), group_weights.eq(weight_addr + 1),
-                                 start_addr.eq(start_addr + 1), *restart(pixel)]
+                                 start_addr.eq(start_addr + 1), *restart(pixel, piece_pixels)]
                 with m.Elif(~col_last):
+                    moved = [p + row.pixel_step for p in piece_pixels]
                     m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(col + 1),
                                  weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
                                  start_addr.eq(layer_starts),
-                                 pixel.eq(pixel + row.pixel_step), *restart(pixel + row.pixel_step)]
+                                 pixel.eq(pixel + row.pixel_step), *restart(pixel + row.pixel_step, moved),
+                                 *[p.eq(c) for p, c in zip(piece_pixels, moved)]]
                 with m.Elif(~line_last):
+                    moved = [p + row.line_step for p in piece_lines]
                     m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(line_index + 1),
                                  weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
                                  start_addr.eq(layer_starts), line.eq(line + row.line_step),
-                                 pixel.eq(line + row.line_step), *restart(line + row.line_step)]
+                                 pixel.eq(line + row.line_step), *restart(line + row.line_step, moved),
+                                 *[p.eq(c) for p, c in zip(piece_pixels + piece_lines, moved * 2)]]
                 with m.Else():   # the layer's end: the next layer's images follow this one's
                     m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(0),
                                  group_weights.eq(weight_addr + 1), layer_weights.eq(weight_addr + 1),
                                  start_addr.eq(start_addr + 1), layer_starts.eq(start_addr + 1),
-                                 line.eq(0), pixel.eq(0), *restart(0, next_row)]
+                                 line.eq(0), pixel.eq(0), *layer_start(next_row)]
             with m.If(group_end & ~row.last):
                 with m.If(out_chunk == simd // params.pe - 1):
                     m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
