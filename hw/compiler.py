@@ -116,7 +116,7 @@ def _conv_window(height, width, stored, kernel, pool, simd, gather_rows):
         skip = row_step - row_lanes
         rows_per_step, pos_step = divmod(simd, row_lanes)
         step = simd + rows_per_step * skip
-        window = Window(**sweep, lanes=kernel * row_lanes - (spanning - 1) * simd, spans=True, step=step,
+        window = Window(**sweep, lanes=kernel * row_lanes - (spanning - 1) * simd, step=step,
                         wrap_step=step + skip, pos_step=pos_step, row_lanes=row_lanes, skip=skip)
         return window, 1, spanning, pieces
     window = Window(**sweep, lanes=row_lanes - (per_row - 1) * simd, step=simd, wrap_step=simd, row_lanes=simd)

@@ -103,8 +103,8 @@ class Window:
     ``step`` elements on, or ``wrap_step`` when its place in its window row, advanced by
     ``pos_step``, reaches ``row_lanes`` (the row is left behind); piece ``q`` of a slice (window row ``q`` after the
     slice's first) starts ``q * skip`` elements after the first piece. A layer whose slices
-    span window rows (``spans``) has one walked row of ``K * K * C`` values, ``row_lanes`` = K*C
-    and ``skip`` = (W - K) * C; otherwise ``step`` = S, ``pos_step`` = 0 and ``row_lanes`` = S:
+    span window rows has one walked row of ``K * K * C`` values, ``row_lanes`` = K*C and
+    ``skip`` = (W - K) * C; otherwise ``step`` = S, ``pos_step`` = 0 and ``row_lanes`` = S:
     every slice is one piece.
     """
 
@@ -116,7 +116,6 @@ class Window:
     pixel_step: int
     row_step: int
     line_step: int
-    spans: bool = False
     step: int = 0
     wrap_step: int = 0
     pos_step: int = 0
