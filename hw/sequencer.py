@@ -26,7 +26,8 @@ def descriptor_layout(params):
     slice and group index (compared for equality, no subtraction on the sequencer's paths).
     A ``conv`` engine's rows add the window walk (:class:`hw.params.Window`): the last window
     row, column and line, the pool flag, the valid lanes of a row's last slice, and the steps
-    between the offsets of channels, pixels, window rows and lines."""
+    between the offsets of channels, pixels, window rows and lines; with ``gather_rows`` > 1 also
+    the slice walk's steps, ``pos_back`` = ``row_lanes - pos_step``, and the pieces' ``skip``."""
     fields = {
         "last_slice": _index(max(params.input_words, params.act_words)),
         "last_group": _index(params.start_depth),
