@@ -128,7 +128,8 @@ def folding(args, model):
         return args.pe or 8, args.simd or 32
     if args.pe or args.simd:
         raise BnnError("give either --max-cycles or --pe/--simd, not both")
-    return choose_folding(model, max_cycles=args.max_cycles, tree_stages=args.tree_stages)
+    return choose_folding(model, max_cycles=args.max_cycles, tree_stages=args.tree_stages,
+                          gather_rows=None if model.is_dense else args.gather_rows)
 
 
 @contextmanager

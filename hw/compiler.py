@@ -174,9 +174,12 @@ def gather_rows_used(model, pe, simd):
     return max([p.pieces for p in _plan(model, pe, simd, True, MAX_GATHER_ROWS)], default=1)
 
 
-def _descriptors(model, pe, simd):
+def _descriptors(model, pe, simd, gather_rows=None):
+    """The descriptors of ``model`` on its own kind of engine, with ``gather_rows`` (None: the
+    model's, :func:`gather_rows_used`)."""
     conv = not model.is_dense
-    gather_rows = gather_rows_used(model, pe, simd) if conv else 1
+    if gather_rows is None:
+        gather_rows = gather_rows_used(model, pe, simd) if conv else 1
     return tuple(plan.descriptor for plan in _plan(model, pe, simd, conv, gather_rows))
 
 
@@ -373,9 +376,10 @@ def foldings(max_lanes=MAX_LANES):
         pe *= 2
 
 
-def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES):
+def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES, gather_rows=None):
     """The smallest P x S (powers of two, S a multiple of P, P * S <= ``max_lanes``) whose cycles
     per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
+    A model with convolutions is timed with ``gather_rows`` (None: as many as it uses).
 
     Returns ``(pe, simd)``; raises :class:`hw.params.CompileError` with the fastest candidate's figure if
     none is fast enough.
@@ -383,7 +387,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES):
     check_positive("max_cycles", max_cycles)
     candidates = []
     for pe, simd in foldings(max_lanes):
-        descriptors = _descriptors(model, pe, simd)
+        descriptors = _descriptors(model, pe, simd, gather_rows)
         cycles = cycles_per_frame(descriptors, layer_gap_cycles(tree_stages, conv=not model.is_dense),
                                   argmax_latency(descriptors[-1].groups * pe))
         candidates.append((pe * simd, cycles, pe, simd))

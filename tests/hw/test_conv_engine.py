@@ -4,7 +4,7 @@ random back-pressure, and the cycles per frame and latency equal the compiler's 
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
+from hw.compiler import choose_folding, compile_model
 from hw.params import CAPACITY_KEYS, CompileError
 from model.layers import Conv, Dense, MaxPool
 from model.random_models import random_conv_model, random_images
@@ -114,3 +114,14 @@ def test_a_conv_net_runs_on_the_hardware_of_a_bigger_one(simulate):
     small = random_conv_model((7, 6), [Conv(3, 2), MaxPool(), Dense(3)], seed=3)
     assert compile_model(small, pe=2, simd=8, capacity=capacity).params == big.params
     check_engine(simulate, small, random_images(3, 42, seed=3), pe=2, simd=8, capacity=capacity)
+
+
+def test_choose_folding_times_a_cnn_with_the_gather_rows_asked():
+    model = random_conv_model((12, 12), [Conv(4, 3), MaxPool(), Conv(8, 3), Dense(10)], seed=1)
+    chosen = {}
+    for gather in (None, 1):
+        pe, simd = chosen[gather] = choose_folding(model, max_cycles=2500, gather_rows=gather)
+        capacity = None if gather is None else {"gather_rows": gather}
+        assert compile_model(model, pe=pe, simd=simd, capacity=capacity).cycles_per_frame <= 2500
+    # each window row sliced alone, the 1-channel first layer needs more lanes for the same cycles (4 x 16, not 4 x 8)
+    assert chosen[1][0] * chosen[1][1] > chosen[None][0] * chosen[None][1]
