@@ -335,16 +335,17 @@ class Engine(wiring.Component):
         # piece q keeps lanes bounds[q] <= i < bounds[q + 1], each mask registered a stage early; a
         # bound is S or more when its piece is empty (taken as S: no carry chain over its high bits)
         command = commands[1]
+        every_lane = Const((1 << simd) - 1, simd)
 
         def below(bound):
             """The lanes below ``bound`` (0..S), as a mask: a shift, not S comparisons."""
-            return ~(Const((1 << simd) - 1, simd) << bound)[:simd]
+            return ~(every_lane << bound)[:simd]
 
         def clipped(bound):
             return Mux(bound[lane_bits + 1:].any(), simd, bound[:lane_bits + 1])
 
         ends = command.bounds if params.gather_rows > 1 else []
-        bounds = [*[below(clipped(bound)) for bound in ends], Const((1 << simd) - 1, simd)]
+        bounds = [*[below(clipped(bound)) for bound in ends], every_lane]
         valid = below(command.lanes)
         masks = []
         for q in range(params.gather_rows):
@@ -373,7 +374,7 @@ class Engine(wiring.Component):
                 act_next[0].eq(Cat((word + 1)[:act_bank], ~issued.parity)),
             ]
             words = Signal(2 * simd, name=f"piece_{q}_words", reset_less=True)
-            m.d.sync += words.eq(Mux(commands[1].from_input, Cat(input_word[1], input_next[1]),
+            m.d.sync += words.eq(Mux(command.from_input, Cat(input_word[1], input_next[1]),
                                      Cat(act_word[1], act_next[1])))
             # the shifter takes log2(S) levels of logic: registered, off the PEs' paths
             shifted = words.bit_select(offset(gathered)[:lane_bits], simd) if lane_bits else words[:simd]
