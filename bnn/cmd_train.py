@@ -37,8 +37,8 @@ def add_parser(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a binary network (optionally distilled from a float teacher), fold it into an integer\n"
                     "model, check it against the golden model, and save it. The defaults of --arch, --epochs, --lr,\n"
-                    "--grad, --shift, --flip and --teacher-shift depend on the data set, and all but --arch on\n"
-                    "whether --arch is a convolutional network: they are the best recipe measured for it, so\n"
+                    "--grad, --shift, --flip, --ghost-batches and --teacher-shift depend on the data set, and all\n"
+                    "but --arch on whether --arch is a convolutional network: they are the best recipe measured for it, so\n"
                     "'bnn train --dataset fashion-mnist --teacher' trains the README's Fashion-MNIST row.\n"
                     "A flag given always wins.",
         epilog="--arch: layers joined by '-': N is a fully connected layer of N neurons, cNkK a binary\n"
@@ -71,6 +71,12 @@ def add_parser(subparsers):
     p.add_argument("--flip", action=argparse.BooleanOptionalAction,
                    help="augment: mirror training images left to right at random, the teacher's too; only for "
                         f"{', '.join(MIRROR_SAFE)} (default: {_defaults(lambda r: 'on' if r.flip else 'off')})")
+    p.add_argument("--ghost-batches", type=int, metavar="N",
+                   help="split each batch into N parts with their own batch norm statistics, computed in parallel "
+                        f"(default: {_defaults(lambda r: r.ghost_batches)})")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="threads computing ghost batches and evaluation chunks; the model does not depend on it "
+                        "(default: the processors available)")
     p.add_argument("--validation", type=float, default=d.validation,
                    help=f"fraction of the training split held out to pick the best epoch (default {d.validation})")
     p.add_argument("--teacher", nargs="?", const=True, default=False, metavar="PATH",

@@ -45,6 +45,7 @@ class Recipe:
     teacher_shift: int
     shift: int = 0
     flip: bool = False
+    ghost_batches: int = 1
 
 
 _IDX_RECIPE = Recipe(hidden=(256, 256, 256), epochs=60, lr=3e-3, grad="approxsign", teacher_shift=1)
@@ -112,6 +113,8 @@ class TrainRequest:
     grad: str | None = None
     shift: int | None = None
     flip: bool | None = None
+    ghost_batches: int | None = None
+    threads: int | None = None
     validation: float = 0.1
     teacher: bool | str = False
     teacher_arch: str | None = None
@@ -148,7 +151,7 @@ class TrainRequest:
         arch = arch_string(input_shape, specs)
         return dataclasses.replace(
             self, arch=arch, epochs=chosen("epochs"), lr=chosen("lr"), grad=chosen("grad"), shift=chosen("shift"),
-            flip=chosen("flip"), teacher_shift=chosen("teacher_shift"),
+            flip=chosen("flip"), ghost_batches=chosen("ghost_batches"), teacher_shift=chosen("teacher_shift"),
             temperature=train.Distillation.temperature if self.temperature is None else self.temperature,
             distill_weight=train.Distillation.weight if self.distill_weight is None else self.distill_weight,
             teacher_arch=self.teacher_arch or train.arch_name((dataset.input_size, *TEACHER_HIDDEN, dataset.classes)),
@@ -226,9 +229,11 @@ def _get_teacher(request, dataset, data, rng, progress):
             raise TrainingError(f"--teacher-arch {request.teacher_arch}: the teacher is a fully connected "
                                 f"network, layer sizes only")
         arch = (input_shape[0], *(spec.units for spec in specs))
+        # the teacher has no batch norm: split into ghost batches, its steps only run in parallel
         settings = train.TrainSettings(request.teacher_epochs, request.teacher_batch_size, request.teacher_lr,
-                                       request.teacher_shift, request.flip)
-        result = train.train_teacher(data, arch, dataset.max_value, settings, rng, progress)
+                                       request.teacher_shift, request.flip,
+                                       min(request.ghost_batches, request.teacher_batch_size)).check()
+        result = train.train_teacher(data, arch, dataset.max_value, settings, rng, progress, request.threads)
         return result, result.network
     teacher = load_teacher(request.teacher)
     check_teacher(teacher, dataset)
@@ -278,6 +283,7 @@ def _metadata(request, dataset, net, student, teacher_net, teacher_accuracy, acc
         "lr": request.lr,
         "shift": request.shift,
         "flip": request.flip,
+        "ghost_batches": request.ghost_batches,
         "accuracy": {"validation": student.val_accuracy, "test_float": accuracies[0], "test_folded": accuracies[1]},
         "teacher": ({"arch": train.arch_name(teacher_net.arch), "test_accuracy": teacher_accuracy,
                      "source": "trained" if request.teacher is True else os.path.basename(request.teacher),
@@ -300,7 +306,10 @@ def train_and_save(request, progress=True):
         raise TrainingError("--temperature and --distill-weight only apply with --teacher")
     request = request.for_dataset(dataset)
     input_shape, specs = train.fit_arch(request.arch, dataset, request.input_bits)
-    settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift, request.flip).check()
+    settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift, request.flip,
+                                   request.ghost_batches).check()
+    if request.threads is not None and request.threads < 1:
+        raise TrainingError(f"--threads must be at least 1, not {request.threads}")
     if request.shift >= min(dataset.shape):
         raise TrainingError(f"--shift {request.shift} moves a {'x'.join(map(str, dataset.shape))} image out of "
                             f"sight; at most {min(dataset.shape) - 1}")
@@ -321,7 +330,7 @@ def train_and_save(request, progress=True):
         teacher_accuracy = train.accuracy(predicted, dataset.test_labels)
     student_start = time.perf_counter()
     student = train.train_binary(data, net, settings, rng, teacher=teacher_net, distillation=distillation,
-                                 progress=progress)
+                                 progress=progress, threads=request.threads)
     fold_start = time.perf_counter()
     model = fold(net, dataset.shape)
     fold_seconds = time.perf_counter() - fold_start

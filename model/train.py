@@ -52,13 +52,21 @@ of :mod:`model.teacherfile`.
 Augmentation: random whole-pixel shifts and, optionally, horizontal mirror images of the training
 images (:class:`TrainSettings`), for the student and the teacher alike.
 
+Ghost batches: a batch may be split into consecutive parts, each with its own batch norm statistics
+(:class:`TrainSettings`' ``ghost_batches``). Python threads compute the parts at once (NumPy releases
+the interpreter lock in its loops and BLAS calls), and the evaluation passes' chunks of images too;
+BLAS itself stays on one thread (:mod:`model`).
+
 Every random choice (initialisation, validation split, batch order, augmentation) comes from
-``np.random.default_rng(seed)``; the same seed gives the same network.
+``np.random.default_rng(seed)``; the same seed gives the same network, whatever the number of threads.
 """
 
 import math
+import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
@@ -85,6 +93,11 @@ class TrainSettings:
     ``max_shift`` > 0 translates each training image by a random whole number of pixels in
     ``[-max_shift, max_shift]`` along both axes (zero fill) every time it is used; ``flip`` mirrors
     it left to right with probability 1/2 (for data sets whose classes a mirror image keeps).
+    ``ghost_batches`` > 1 splits every batch into that many consecutive parts of nearly equal size
+    (:func:`ghost_parts`), each with its own batch norm statistics ("ghost" batch norm); the step's
+    loss and gradient are the parts' means weighted by their sizes, summed in part order. The parts
+    are independent, so threads compute them at once (:func:`train_binary`'s ``threads``), and the
+    trained network does not depend on how many threads there are.
     """
 
     epochs: int
@@ -92,6 +105,7 @@ class TrainSettings:
     lr: float
     max_shift: int = 0
     flip: bool = False
+    ghost_batches: int = 1
 
     def check(self):
         if self.epochs < 1:
@@ -102,6 +116,9 @@ class TrainSettings:
             raise TrainingError(f"learning rate must be a positive finite number, not {self.lr}")
         if self.max_shift < 0:
             raise TrainingError(f"shift must be non-negative, not {self.max_shift}")
+        if not 1 <= self.ghost_batches <= self.batch_size:
+            raise TrainingError(f"ghost batches must lie in 1..{self.batch_size} (the batch size), "
+                                f"not {self.ghost_batches}")
         return self
 
 
@@ -578,24 +595,36 @@ class EvaluatedBatch:
         return np.argmax(self.scores, axis=1)
 
 
-def evaluate_binary(net, pixels):
-    """Run ``net`` in evaluation mode (batch norm with ``net.stats``) on raw ``pixels``, in chunks."""
+def _map(pool, function, items):
+    """``[function(item) for item in items]``, computed by the thread pool ``pool`` if there is one."""
+    return list(map(function, items)) if pool is None else list(pool.map(function, items))
+
+
+def evaluate_binary(net, pixels, pool=None):
+    """Run ``net`` in evaluation mode (batch norm with ``net.stats``) on raw ``pixels``, in chunks
+    (computed by the thread pool ``pool`` if given)."""
     thresholds = {k: firing_thresholds(net, k) for k in net.hidden}
-    step, activations, scores = net.images_per_chunk, [], []
-    for start in range(0, max(1, len(pixels)), step):
-        x = net.encode(pixels[start:start + step])
+    w_out = binary_weights(net.params[f"w{net.output}"])
+
+    def run(chunk):
+        x = net.encode(chunk)
         outputs = _evaluate_layers(net, range(net.output), x, thresholds)
-        activations.append([pack_bits(fires.reshape(len(x), -1)) for fires in outputs])
         x = plus_minus(outputs[-1]) if outputs else x
-        scores.append((net.rows(net.output, x) @ binary_weights(net.params[f"w{net.output}"]).T).astype(np.int64))
-    scores = np.concatenate(scores)
+        return ([pack_bits(fires.reshape(len(x), -1)) for fires in outputs],
+                (net.rows(net.output, x) @ w_out.T).astype(np.int64))
+
+    step = net.images_per_chunk
+    results = _map(pool, run, [pixels[start:start + step] for start in range(0, max(1, len(pixels)), step)])
+    activations = [result[0] for result in results]
+    scores = np.concatenate([result[1] for result in results])
     logits = float(np.exp(np.float64(net.params["log_alpha"][0]))) * scores
     return EvaluatedBatch([np.concatenate(layer) for layer in zip(*activations)], scores, logits)
 
 
-def recalibrate_batchnorm(net, pixels):
+def recalibrate_batchnorm(net, pixels, pool=None):
     """Set the evaluation statistics to the exact mean and variance of each hidden layer's ``a`` over
-    ``pixels`` (and over every pixel of a convolution's map, per channel).
+    ``pixels`` (and over every pixel of a convolution's map, per channel); chunks of images are
+    computed by the thread pool ``pool`` if given.
 
     Layer by layer: layer ``k`` sees the outputs of the layers before it in evaluation mode with
     their new statistics. Exact population statistics give steadier thresholds than a running
@@ -606,10 +635,10 @@ def recalibrate_batchnorm(net, pixels):
     # each chunk's input of the next hidden layer: raw pixels first, then bools (True = +1)
     chunks = [pixels[start:start + step] for start in range(0, len(pixels), step)]
     for k in net.hidden:
+        w_bin = binary_weights(net.params[f"w{k}"])
         total = total_sq = 0.0
-        for chunk in chunks:
-            sums, sums_sq = _preactivation_sums(net.rows(k, _hidden_input(net, k, chunk)),
-                                                binary_weights(net.params[f"w{k}"]))
+        for sums, sums_sq in _map(pool, lambda chunk: _preactivation_sums(net.rows(k, _hidden_input(net, k, chunk)),
+                                                                          w_bin), chunks):
             total = total + sums
             total_sq = total_sq + sums_sq
         count, scale = len(pixels) * prod(net.shapes[k + 1][:-1]), net.layer_scale(k)
@@ -618,7 +647,8 @@ def recalibrate_batchnorm(net, pixels):
         net.stats[f"var{k}"] = np.maximum(total_sq / count - mean_z * mean_z, 0) / scale ** 2
         block = range(k, next((j for j in net.hidden if j > k), net.output))   # k and the pools after it
         thresholds = {k: firing_thresholds(net, k)}
-        chunks = [_evaluate_layers(net, block, _hidden_input(net, k, chunk), thresholds)[-1] for chunk in chunks]
+        chunks = _map(pool, lambda chunk: _evaluate_layers(net, block, _hidden_input(net, k, chunk), thresholds)[-1],
+                      chunks)
 
 
 def _preactivation_sums(rows, w_bin):
@@ -830,14 +860,15 @@ class _Trainee:
     """What the loop needs to know about a network kind."""
 
     loss_and_grads: object  # (net, pixels, labels, teacher_logits, distillation) -> (loss, logits, grads)
-    eval_logits: object     # (net, pixels) -> logits
+    eval_logits: object     # (net, pixels, thread pool or None) -> logits
     after_step: object      # (net) -> None
-    after_epoch: object     # (net, training pixels) -> None, before the validation pass
+    after_epoch: object     # (net, training pixels, thread pool or None) -> None, before the validation pass
 
 
-_BINARY = _Trainee(binary_loss_and_grads, lambda net, x: evaluate_binary(net, x).logits, clip_weights,
+_BINARY = _Trainee(binary_loss_and_grads, lambda net, x, pool: evaluate_binary(net, x, pool).logits, clip_weights,
                    recalibrate_batchnorm)
-_TEACHER = _Trainee(teacher_loss_and_grads, teacher_logits, lambda net: None, lambda net, x: None)
+_TEACHER = _Trainee(teacher_loss_and_grads, lambda net, x, pool: teacher_logits(net, x), lambda net: None,
+                    lambda net, x, pool: None)
 
 
 def _snapshot(net):
@@ -848,12 +879,63 @@ def _restore(net, snapshot):
     net.params, net.stats = snapshot
 
 
-def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, desc="train", progress=True):
+def ghost_parts(count, parts):
+    """The ghost batches of a batch of ``count`` images (:class:`TrainSettings`): ``min(parts, count)``
+    consecutive slices whose sizes differ by at most one, the larger first."""
+    parts = min(parts, count)
+    size, larger = divmod(count, parts)
+    bounds = np.cumsum([0] + [size + 1] * larger + [size] * (parts - larger))
+    return [slice(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def default_threads():
+    """The threads training uses by default: the processors this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _ghost_step(trainee, net, batch, labels, soft, distillation, parts, pool):
+    """``(loss, logits, grads)`` of one step whose batch is split into ``parts`` ghost batches,
+    computed by ``pool`` (None: one after the other); the loss and each gradient are the parts'
+    weighted by their share of the batch and summed in part order."""
+    def part(piece):
+        # np.errstate is per thread: a worker sets its own (overflow is reported by the loss, see _fit)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return trainee.loss_and_grads(net, batch[piece], labels[piece], None if soft is None else soft[piece],
+                                          distillation)
+
+    pieces = ghost_parts(len(labels), parts)
+    results = list(pool.map(part, pieces)) if pool is not None and len(pieces) > 1 else list(map(part, pieces))
+    if len(results) == 1:
+        return results[0]
+    shares = [(piece.stop - piece.start) / len(labels) for piece in pieces]
+    loss = sum(share * result[0] for share, result in zip(shares, results))
+    grads = {}
+    for name in results[0][2]:
+        total = results[0][2][name] * np.float32(shares[0])
+        for share, result in zip(shares[1:], results[1:]):
+            total += result[2][name] * np.float32(share)
+        grads[name] = total
+    return loss, np.concatenate([result[1] for result in results]), grads
+
+
+def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, desc="train", progress=True,
+         threads=None):
     """Train ``net`` in place with Adam and keep the epoch with the best validation accuracy
     (the latest of equally good epochs).
 
-    ``data`` is ``(train_images, train_labels, val_images, val_labels, image_shape)``.
+    ``data`` is ``(train_images, train_labels, val_images, val_labels, image_shape)``. ``threads``
+    (default :func:`default_threads`) compute a step's ghost batches, and the chunks of the
+    evaluation passes, at once; the result is the same for any number.
     """
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise TrainingError(f"threads must be at least 1, not {threads}")
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        return _fit_loop(net, trainee, data, settings, rng, teacher, distillation, desc, progress, pool)
+
+
+def _fit_loop(net, trainee, data, settings, rng, teacher, distillation, desc, progress, pool):
+    """:func:`_fit`'s loop, ghost batches computed by ``pool`` (None: in this thread)."""
     images, labels, val_images, val_labels, shape = data
     start = time.perf_counter()
     n = len(images)
@@ -875,8 +957,8 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
             batch, variants = augment(images[idx], shape, settings, rng)
             soft = soft_table[variants, idx] if teacher is not None else None
             # a learning rate too high for the network overflows: the loss says so below, as one error
-            with np.errstate(over="ignore", invalid="ignore"):
-                loss, logits, grads = trainee.loss_and_grads(net, batch, labels[idx], soft, distillation)
+            loss, logits, grads = _ghost_step(trainee, net, batch, labels[idx], soft, distillation,
+                                              settings.ghost_batches, pool)
             if not np.isfinite(loss):
                 raise TrainingError(f"the training loss became {loss} in epoch {epoch}: the learning rate "
                                     f"({settings.lr}) is too high for this network")
@@ -887,8 +969,8 @@ def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, 
             loss_sum += loss * len(idx)
             correct += np.count_nonzero(np.argmax(logits, axis=1) == labels[idx])
         with np.errstate(over="ignore", invalid="ignore"):
-            trainee.after_epoch(net, images)
-            val_logits = trainee.eval_logits(net, val_images)
+            trainee.after_epoch(net, images, pool)
+            val_logits = trainee.eval_logits(net, val_images, pool)
             val_loss, _ = classification_loss(val_logits, val_labels)
         if not np.isfinite(val_loss) or not all(np.isfinite(p).all() for p in net.params.values()):
             raise TrainingError(f"the network diverged in epoch {epoch} (validation loss {val_loss}): the "
@@ -914,18 +996,19 @@ def split_validation(dataset, fraction, seed):
             dataset.train_images[held], dataset.train_labels[held], dataset.shape)
 
 
-def train_teacher(data, arch, max_value, settings, rng, progress=True):
+def train_teacher(data, arch, max_value, settings, rng, progress=True, threads=None):
     """Train a :class:`TeacherNetwork` of ``arch`` on ``data`` (see :func:`split_validation`)."""
     teacher = init_teacher(arch, max_value, rng)
-    return _fit(teacher, _TEACHER, data, settings.check(), rng, desc="teacher", progress=progress)
+    return _fit(teacher, _TEACHER, data, settings.check(), rng, desc="teacher", progress=progress, threads=threads)
 
 
-def train_binary(data, net, settings, rng, *, teacher=None, distillation=None, progress=True):
-    """Train the :class:`BinaryNetwork` ``net``, distilling from ``teacher`` when given."""
+def train_binary(data, net, settings, rng, *, teacher=None, distillation=None, progress=True, threads=None):
+    """Train the :class:`BinaryNetwork` ``net``, distilling from ``teacher`` when given; ``threads``
+    as :func:`_fit` takes them."""
     if teacher is not None:
         distillation = (distillation or Distillation()).check()
     return _fit(net, _BINARY, data, settings.check(), rng, teacher=teacher, distillation=distillation,
-                desc="student", progress=progress)
+                desc="student", progress=progress, threads=threads)
 
 
 def accuracy(predicted, labels):

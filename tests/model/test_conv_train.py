@@ -3,6 +3,8 @@ max-pool passes, recalibration, and exact folding (the float network in evaluati
 golden model on every activation)."""
 
 import json
+import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from math import prod
 
@@ -321,3 +323,92 @@ def test_a_data_set_of_another_image_shape_is_refused_in_one_line(tmp_path, caps
     err = capsys.readouterr().err
     assert "data set 'digits' has 8 x 8 x 1 images but the model reads 4 x 16 x 1 maps" in err
     assert err.count("\n") == 1
+
+
+# --- ghost batches and threads ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("count, parts, sizes", [(64, 2, [32, 32]), (10, 3, [4, 3, 3]), (2, 4, [1, 1]),
+                                                 (7, 1, [7])])
+def test_ghost_parts_split_a_batch_into_consecutive_near_equal_slices(count, parts, sizes):
+    pieces = train.ghost_parts(count, parts)
+    assert [p.stop - p.start for p in pieces] == sizes
+    assert pieces[0].start == 0 and pieces[-1].stop == count
+    assert all(a.stop == b.start for a, b in zip(pieces, pieces[1:]))
+
+
+def test_a_ghost_batch_step_is_the_size_weighted_mean_of_its_parts(digits):
+    """The step of a batch in 3 ghost parts equals the parts' passes (batch norm per part) weighted by size."""
+    net = _network("8x8-c6k3-p-12-10", 8, digits.max_value, "approxsign", seed=3)
+    pixels, labels = digits.train_images[:23], digits.train_labels[:23]
+    loss, logits, grads = train._ghost_step(train._BINARY, net, pixels, labels, None, None, 3, None)
+    parts = [train.binary_loss_and_grads(net, pixels[p], labels[p]) for p in train.ghost_parts(23, 3)]
+    weights = [8 / 23, 8 / 23, 7 / 23]
+    assert loss == pytest.approx(sum(w * part[0] for w, part in zip(weights, parts)))
+    np.testing.assert_array_equal(logits, np.concatenate([part[1] for part in parts]))
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grad, sum(w * part[2][name] for w, part in zip(weights, parts)), rtol=1e-5,
+                                   atol=1e-7)
+    # one part is the plain pass: batch statistics over the whole batch
+    whole = train._ghost_step(train._BINARY, net, pixels, labels, None, None, 1, None)
+    assert whole[0] == train.binary_loss_and_grads(net, pixels, labels)[0]
+
+
+def test_ghost_batches_train_the_same_network_on_any_number_of_threads(digits):
+    data = train.split_validation(digits, 0.1, 5)
+    trained = []
+    for threads in (1, 2, 3):
+        net = _network("8x8-c8k3-p-16-10", 8, digits.max_value, "approxsign", seed=5)
+        settings = train.TrainSettings(2, 48, 1e-2, max_shift=1, ghost_batches=3)
+        result = train.train_binary(data, net, settings, np.random.default_rng(5), progress=False, threads=threads)
+        trained.append((net, result.history))
+    (first, history), *others = trained
+    assert history[-1].val_accuracy > 0.15   # learning (chance: 0.1)
+    for net, other_history in others:
+        assert other_history == history
+        for name in first.params:
+            np.testing.assert_array_equal(net.params[name], first.params[name])
+        for name in first.stats:
+            np.testing.assert_array_equal(net.stats[name], first.stats[name])
+
+
+def test_evaluation_and_recalibration_in_a_thread_pool_match_one_thread(digits):
+    net = _trained(digits, "8x8-c8k3-16-10", 8, epochs=1)
+    pixels = digits.train_images[:300]
+    alone = train.evaluate_binary(net, pixels)
+    with ThreadPoolExecutor(2) as pool:
+        pooled = train.evaluate_binary(net, pixels, pool)
+        stats = dict(net.stats)
+        train.recalibrate_batchnorm(net, pixels, pool)
+        pooled_stats = dict(net.stats)
+    train.recalibrate_batchnorm(net, pixels)
+    np.testing.assert_array_equal(pooled.scores, alone.scores)
+    for a, b in zip(pooled.activations, alone.activations, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert stats.keys() == pooled_stats.keys()
+    for name in net.stats:
+        np.testing.assert_array_equal(pooled_stats[name], net.stats[name])
+
+
+@pytest.mark.parametrize("ghost, message", [(0, "ghost batches must lie in 1..64 (the batch size), not 0"),
+                                            (65, "not 65")])
+def test_ghost_batches_outside_the_batch_are_refused(ghost, message):
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        train.TrainSettings(1, 64, 1e-3, ghost_batches=ghost).check()
+
+
+@pytest.mark.parametrize("argv, message", [(["--ghost-batches", "0"], "ghost batches must lie in 1..64"),
+                                           (["--threads", "0"], "--threads must be at least 1, not 0")])
+def test_cli_refuses_bad_ghost_batches_and_threads(tmp_path, capsys, argv, message):
+    status = main(["train", "--arch", "c4k3-10", "--epochs", "1", "--out", str(tmp_path / "m.bnn")] + argv)
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("bnn train: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "m.bnn").exists()
+
+
+def test_cli_records_ghost_batches_in_the_model_file(tmp_path, capsys):
+    out = tmp_path / "g.bnn"
+    assert main(["train", "--arch", "c4k3-p-10", "--epochs", "1", "--ghost-batches", "2", "--threads", "2",
+                 "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mismatches"] == {"classes": 0, "activations": 0, "thresholds": 0}
+    assert load_model(out).metadata["ghost_batches"] == 2
