@@ -271,7 +271,7 @@ def batchnorm_forward(a, gamma, beta):
     # np.var's own sequence of operations (mean of the squared deviations), without its second pass
     # for the mean.
     normalised = a - mean
-    var = np.square(normalised).sum(axis=0)
+    var = np.einsum("ij,ij->j", normalised, normalised)
     var /= len(a)
     inv_std = 1 / np.sqrt(var + BN_EPS)
     normalised *= inv_std
@@ -284,14 +284,14 @@ def batchnorm_backward(dh, cache):
     """Gradients ``(da, dgamma, dbeta)`` of :func:`batchnorm_forward`."""
     normalised, inv_std, gamma = cache
     n = dh.shape[0]
-    dgamma = (dh * normalised).sum(axis=0)
+    dgamma = np.einsum("ij,ij->j", dh, normalised)
     dbeta = dh.sum(axis=0)
-    dnorm = dh * gamma
-    # inv_std / n * (n * dnorm - sum(dnorm) - normalised * sum(dnorm * normalised)), in place
-    da = dnorm * n
-    da -= dnorm.sum(axis=0)
-    da -= normalised * (dnorm * normalised).sum(axis=0)
-    da *= inv_std / n
+    # gamma * inv_std * (dh - dbeta / n - normalised * dgamma / n): the textbook form with the sums over
+    # dh * gamma written as gamma times dbeta and dgamma; three passes over the map, in place
+    da = normalised * (dgamma / n)
+    np.subtract(dh, da, out=da)
+    da -= dbeta / n
+    da *= gamma * inv_std
     return da, dgamma, dbeta
 
 
@@ -361,6 +361,8 @@ def max_pool_backward(d_pooled, positions, shape):
 
 # Evaluation takes images in chunks whose largest layer holds about this many values.
 _CHUNK_VALUES = 1 << 23
+# Recalibration keeps up to this many bytes of one layer's pre-activations between its two passes.
+_KEPT_PREACTIVATION_BYTES = 1 << 31
 
 
 @dataclass
@@ -559,15 +561,20 @@ def firing_thresholds(net, k):
     return row_signs, thresholds.astype(np.int32)
 
 
-def _evaluate_layers(net, layers, x, thresholds):
+def _evaluate_layers(net, layers, x, thresholds, z=None):
     """Evaluation mode of ``layers`` (consecutive indices, no output layer) on their float input ``x``:
     one bool array per layer, ``(B, *out_shape)``, True where the output is +1. ``thresholds`` maps
-    each hidden layer to its :func:`firing_thresholds`."""
+    each hidden layer to its :func:`firing_thresholds`. ``z``, if given, holds the first layer's integer
+    pre-activations (``(rows, outputs)``, :meth:`BinaryNetwork.rows`' rows), computed already."""
     outputs = []
     for k in layers:
         if isinstance(net.specs[k], MaxPool):
             q0, q1, q2, q3 = pool_quarters(outputs[-1])
             fires = q0 | q1 | q2 | q3
+        elif z is not None:
+            row_signs, t = thresholds[k]
+            fires = (z * row_signs >= t).reshape(len(x), *net.shapes[k + 1])
+            z = None
         else:
             row_signs, t = thresholds[k]
             # row_signs * z from weight rows times their signs: z, row signs and thresholds are
@@ -636,23 +643,36 @@ def recalibrate_batchnorm(net, pixels, pool=None):
     chunks = [pixels[start:start + step] for start in range(0, len(pixels), step)]
     for k in net.hidden:
         w_bin = binary_weights(net.params[f"w{k}"])
+        # the pre-activations the sums pass computes, kept (as the narrowest integers that hold them) for
+        # the chunks that fit _KEPT_PREACTIVATION_BYTES, so the pass that applies the thresholds needs
+        # no second product
+        kind = np.int16 if net.preactivation_bound(k) <= np.iinfo(np.int16).max else np.int32
+        chunk_bytes = step * prod(net.shapes[k + 1]) * np.dtype(kind).itemsize
+        kept = _KEPT_PREACTIVATION_BYTES // chunk_bytes
+
+        def sums_pass(index, chunk):
+            sums, sums_sq, z = _preactivation_sums(net.rows(k, _hidden_input(net, k, chunk)), w_bin)
+            return sums, sums_sq, None if z is None or index >= kept else z.astype(kind)
+
         total = total_sq = 0.0
-        for sums, sums_sq in _map(pool, lambda chunk: _preactivation_sums(net.rows(k, _hidden_input(net, k, chunk)),
-                                                                          w_bin), chunks):
+        preactivations = []
+        for sums, sums_sq, z in _map(pool, lambda item: sums_pass(*item), enumerate(chunks)):
             total = total + sums
             total_sq = total_sq + sums_sq
+            preactivations.append(z)
         count, scale = len(pixels) * prod(net.shapes[k + 1][:-1]), net.layer_scale(k)
         mean_z = total / count
         net.stats[f"mean{k}"] = mean_z / scale
         net.stats[f"var{k}"] = np.maximum(total_sq / count - mean_z * mean_z, 0) / scale ** 2
         block = range(k, next((j for j in net.hidden if j > k), net.output))   # k and the pools after it
         thresholds = {k: firing_thresholds(net, k)}
-        chunks = _map(pool, lambda chunk: _evaluate_layers(net, block, _hidden_input(net, k, chunk), thresholds)[-1],
-                      chunks)
+        chunks = _map(pool, lambda item: _evaluate_layers(net, block, _hidden_input(net, k, item[0]), thresholds,
+                                                          item[1])[-1], zip(chunks, preactivations))
 
 
 def _preactivation_sums(rows, w_bin):
-    """``(sum z, sum z**2)`` over ``rows`` per output, ``z = rows @ w_bin.T``, float64 and exact.
+    """``(sum z, sum z**2, z)`` over ``rows`` per output, ``z = rows @ w_bin.T``, the sums float64 and
+    exact, ``z`` float32 (None where the Gram matrix, below, gives the sums).
 
     ``rows`` and ``w_bin`` hold integers, so every partial sum is an integer (below 2**53 for the
     pre-activations :func:`fit_arch` allows): the sums are exact whatever their order. For rows no
@@ -662,9 +682,9 @@ def _preactivation_sums(rows, w_bin):
     if rows.shape[1] <= w_bin.shape[0]:
         r, w = rows.astype(np.float64), w_bin.astype(np.float64)
         gram = r.T @ r
-        return r.sum(axis=0) @ w.T, ((w @ gram) * w).sum(axis=1)
-    z = (rows @ w_bin.T).astype(np.float64)
-    return z.sum(axis=0), (z * z).sum(axis=0)
+        return r.sum(axis=0) @ w.T, ((w @ gram) * w).sum(axis=1), None
+    z = rows @ w_bin.T   # float32, exact (fit_arch)
+    return z.sum(axis=0, dtype=np.float64), np.einsum("ij,ij->j", z, z, dtype=np.float64), z
 
 
 def _hidden_input(net, k, chunk):

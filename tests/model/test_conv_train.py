@@ -199,9 +199,10 @@ def test_preactivation_sums_are_exact(fan_in, outputs, pixels):
     values = rng.integers(0, 256, (4000, fan_in)) if pixels else rng.choice([-1, 1], (4000, fan_in))
     w_bin = train.binary_weights(rng.uniform(-1, 1, (outputs, fan_in)).astype(np.float32))
     z = values @ w_bin.astype(np.int64).T
-    sums, sums_sq = train._preactivation_sums(values.astype(np.float32), w_bin)
+    sums, sums_sq, kept = train._preactivation_sums(values.astype(np.float32), w_bin)
     assert sums.dtype == sums_sq.dtype == np.float64
     assert np.array_equal(sums, z.sum(axis=0)) and np.array_equal(sums_sq, (z * z).sum(axis=0))
+    assert kept is None if fan_in <= outputs else np.array_equal(kept, z)
 
 
 def test_a_small_cnn_learns_digits(digits):
@@ -412,3 +413,22 @@ def test_cli_records_ghost_batches_in_the_model_file(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["mismatches"] == {"classes": 0, "activations": 0, "thresholds": 0}
     assert load_model(out).metadata["ghost_batches"] == 2
+
+
+@pytest.mark.parametrize("kept_chunks", [0, 2, None])
+def test_recalibration_keeping_preactivations_gives_the_same_statistics(digits, monkeypatch, kept_chunks):
+    """Pre-activations kept between recalibration's two passes (all chunks, some, none) change nothing."""
+    net = _trained(digits, "8x8-c6k3-p-c12k2-10-10", 8, epochs=1)   # fan-ins 9, 24, 12 > outputs: z kept
+    pixels = digits.train_images[:200]
+    with monkeypatch.context() as patch:   # the reference: every product computed twice, one chunk
+        patch.setattr(train, "_KEPT_PREACTIVATION_BYTES", 0)
+        train.recalibrate_batchnorm(net, pixels)
+    expected = dict(net.stats)
+    monkeypatch.setattr(train, "_CHUNK_VALUES", 6 * 6 * 9 * 6)   # the first layer's rows of 6 images a chunk
+    assert net.images_per_chunk == 6
+    if kept_chunks is not None:   # kept_chunks of the first layer's (6 images x 6 x 6 x 6 int16), more of the others
+        monkeypatch.setattr(train, "_KEPT_PREACTIVATION_BYTES", kept_chunks * 6 * 6 * 6 * 6 * 2)
+    net.stats = {name: np.zeros_like(value) for name, value in expected.items()}
+    train.recalibrate_batchnorm(net, pixels)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(net.stats[name], value)
