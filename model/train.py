@@ -64,6 +64,7 @@ Every random choice (initialisation, validation split, batch order, augmentation
 import math
 import os
 import re
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -938,6 +939,10 @@ def _ghost_step(trainee, net, batch, labels, soft, distillation, parts, pool):
     return loss, np.concatenate([result[1] for result in results]), grads
 
 
+# A run without progress bars prints a status line at most this often.
+_STATUS_SECONDS = 30
+
+
 def _fit(net, trainee, data, settings, rng, *, teacher=None, distillation=None, desc="train", progress=True,
          threads=None):
     """Train ``net`` in place with Adam and keep the epoch with the best validation accuracy
@@ -966,6 +971,8 @@ def _fit_loop(net, trainee, data, settings, rng, teacher, distillation, desc, pr
     soft_table = _teacher_table(teacher, images, shape, settings) if teacher is not None else None
     # bars on a terminal only (None: tqdm asks whether stderr is one), never into a redirected log
     bars = None if progress else True
+    # without bars (stderr is not a terminal), a long run says how far it is, a line at most every _STATUS_SECONDS
+    status_lines, last_status = progress and not sys.stderr.isatty(), start
     epochs = tqdm(range(1, settings.epochs + 1), desc=desc, unit="epoch", disable=bars, leave=False)
     for epoch in epochs:
         order = rng.permutation(n)
@@ -998,6 +1005,11 @@ def _fit_loop(net, trainee, data, settings, rng, teacher, distillation, desc, pr
         val_accuracy = float(np.mean(np.argmax(val_logits, axis=1) == val_labels))
         history.append(EpochRecord(epoch, loss_sum / n, float(correct / n), val_loss, val_accuracy))
         epochs.set_postfix(loss=f"{loss_sum / n:.3f}", val_acc=f"{val_accuracy:.4f}")
+        now = time.perf_counter()
+        if status_lines and now - last_status >= _STATUS_SECONDS:
+            print(f"{desc}: epoch {epoch} of {settings.epochs}, training loss {loss_sum / n:.4f}, validation accuracy "
+                  f"{val_accuracy:.2%}, {now - start:.0f} s in", file=sys.stderr, flush=True)
+            last_status = now
         if best is None or val_accuracy >= history[best_epoch - 1].val_accuracy:
             best, best_epoch = _snapshot(net), epoch
     _restore(net, best)

@@ -307,3 +307,18 @@ def test_cli_prints_a_human_summary(tmp_path, capsys):
     assert main(["train", "--arch", "64-16-10", "--epochs", "1", "--out", str(tmp_path / "m.bnn")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy: float" in out and "folded" in out and str(tmp_path / "m.png") in out
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_training_into_a_log_says_how_far_it_is(digits, monkeypatch, capsys, progress):
+    """No bars off a terminal, but status lines (every epoch here: the interval is 0), unless progress is off."""
+    monkeypatch.setattr(train, "_STATUS_SECONDS", 0)
+    net = dense_network((64, 8, 10), 8, digits.max_value, "ste", np.random.default_rng(2))
+    data = train.split_validation(digits, 0.1, 2)
+    train.train_binary(data, net, train.TrainSettings(2, 64, 1e-2), np.random.default_rng(2), progress=progress)
+    lines = capsys.readouterr().err.splitlines()
+    if progress:
+        assert [line.split(",")[0] for line in lines] == ["student: epoch 1 of 2", "student: epoch 2 of 2"]
+        assert "validation accuracy" in lines[0] and lines[1].endswith(" s in")
+    else:
+        assert lines == []
