@@ -99,8 +99,8 @@ class TrainRequest:
     ``teacher_shift`` from the data set's :data:`RECIPES` entry, or its :data:`CONV_RECIPES` entry
     when ``arch`` is a convolutional network; ``teacher_arch`` is ``<inputs>-1024-1024-<classes>``;
     ``out`` is ``runs/<dataset>-<arch>-<input bits>b.bnn``; ``temperature`` and ``distill_weight``
-    are :class:`model.train.Distillation`'s, and refused without a teacher (all made concrete by
-    :meth:`for_dataset`);
+    are :class:`model.train.Distillation`'s, and refused without a teacher; ``threads`` is
+    :func:`model.train.default_threads` (all made concrete by :meth:`for_dataset`);
     ``data`` of None reads the data set from its default folder, and ``input_threshold`` of None is
     half the data set's largest pixel value, rounded up (1-bit input only). ``flip`` mirrors training
     images (the teacher's too) at random, only for :data:`MIRROR_SAFE` data sets. ``teacher`` is False (no
@@ -160,6 +160,7 @@ class TrainRequest:
         return dataclasses.replace(
             self, arch=arch, epochs=chosen("epochs"), lr=chosen("lr"), grad=chosen("grad"), shift=chosen("shift"),
             flip=chosen("flip"), ghost_batches=chosen("ghost_batches"), teacher_shift=chosen("teacher_shift"),
+            threads=train.default_threads() if self.threads is None else self.threads,
             temperature=train.Distillation.temperature if self.temperature is None else self.temperature,
             distill_weight=train.Distillation.weight if self.distill_weight is None else self.distill_weight,
             teacher_arch=self.teacher_arch or train.arch_name((dataset.input_size, *TEACHER_HIDDEN, dataset.classes)),
