@@ -268,9 +268,8 @@ def sign_gradient(h, grad):
 def batchnorm_forward(a, gamma, beta):
     """Training-mode batch norm over axis 0; returns ``(h, mean, var, cache)``."""
     mean = a.mean(axis=0)
-    # in place: a convolution's a holds a value per image, pixel and channel. The variance is
-    # np.var's own sequence of operations (mean of the squared deviations), without its second pass
-    # for the mean.
+    # in place: a convolution's a holds a value per image, pixel and channel. The variance is the mean
+    # of the squared deviations, summed by einsum without a squared copy of the map.
     normalised = a - mean
     var = np.einsum("ij,ij->j", normalised, normalised)
     var /= len(a)
