@@ -77,7 +77,7 @@ RECIPES = {
 # instead of width (c64k3-p-c128k3-p-c256k3-256-10, the same time per step), --ghost-batches 2 --flip, 21
 # epochs: 89.92% (90.32%) in 1630 s. After batch norm's backward pass and recalibration were made cheaper
 # (about 58 s per epoch, one run alone), c64k3-p-c128k3-p-256-10 --ghost-batches 2, 23 epochs: 90.12% (90.27%)
-# in 1330 s. None reaches issue 10's 91.5%. The
+# in 1330 s; with --flip as well: 90.46% (90.70%) in 1460 s. None reaches issue 10's 91.5%. The
 # default is the recipe of the CNN the boards and the MLP-against-CNN benches build, c32k3-p-c64k3-p-256-10:
 # 20 epochs, no augmentation (--shift and --flip are there, the latter for MIRROR_SAFE data sets), no teacher.
 # The wide network, the best measured, trains 23 epochs in 30 minutes with --ghost-batches 2 (not the default:
