@@ -317,7 +317,7 @@ def train_and_save(request, progress=True):
     input_shape, specs = train.fit_arch(request.arch, dataset, request.input_bits)
     settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift, request.flip,
                                    request.ghost_batches).check()
-    if request.threads is not None and request.threads < 1:
+    if request.threads < 1:
         raise TrainingError(f"--threads must be at least 1, not {request.threads}")
     if request.shift >= min(dataset.shape):
         raise TrainingError(f"--shift {request.shift} moves a {'x'.join(map(str, dataset.shape))} image out of "

@@ -924,7 +924,7 @@ def _ghost_step(trainee, net, batch, labels, soft, distillation, parts, pool):
                                           distillation)
 
     pieces = ghost_parts(len(labels), parts)
-    results = list(pool.map(part, pieces)) if pool is not None and len(pieces) > 1 else list(map(part, pieces))
+    results = _map(pool, part, pieces)
     if len(results) == 1:
         return results[0]
     shares = [(piece.stop - piece.start) / len(labels) for piece in pieces]
