@@ -16,7 +16,7 @@ from host.protocol import LoadTarget, frame_bytes
 
 from .argmax import Argmax
 from .loadable import byte_lanes, drive_write_port, load_signature, row_value
-from .loader import (InputLoader, input_address, input_address_bits, input_config, input_config_layout,
+from .loader import (InputLoader, address_fields, input_address, input_address_bits, input_config, input_config_layout,
                      pixel_layout)
 from .params import MEMORY_LATENCY
 from .pe import ProcessingElementArray
@@ -97,6 +97,11 @@ def bank_bits(words):
     return ceil_log2(max(words, 2))
 
 
+def activation_address(params, bank, word):
+    """Activation memory address of ``word`` in ``bank``: ``{bank, word}`` bit fields."""
+    return address_fields((word, bank_bits(params.act_words)), (bank, 1))
+
+
 class Engine(wiring.Component):
     """A binary-network inference engine for one compiled model (:mod:`hw.compiler`).
 
@@ -171,7 +176,6 @@ class Engine(wiring.Component):
         m.submodules.sequencer = sequencer = Sequencer(params, image.descriptors, loadable=self._loadable)
         wiring.connect(m, wiring.flipped(self.pixels), loader.pixels)
 
-        act_bank = bank_bits(params.act_words)
         contents = {"weight_memory": image.weight_words, "start_memory": image.start_words}
         memories = {name: Memory(shape=width, depth=depth, init=contents.get(name, []),
                                  attrs=memory_attrs(depth, width, self._logic_memory_bits))
@@ -226,7 +230,7 @@ class Engine(wiring.Component):
             m.d.sync += [input_bits.eq(input_data), act_bits.eq(act_data)]
             x = Mux(gathered.from_input, input_bits, act_bits)
             m.d.comb += [input_addr.eq(input_address(params, loader.compute_bank, issued.slice, issued.plane)),
-                         act_addr.eq(Cat(issued.slice[:act_bank], ~issued.parity))]
+                         act_addr.eq(activation_address(params, ~issued.parity, issued.slice))]
         # start values: read array.latency cycles after the weights' address, registered once
         # more in the fabric, so that they arrive with the group's first term
         start_values = Signal.like(start_data, reset_less=True)
@@ -267,7 +271,7 @@ class Engine(wiring.Component):
                 m.d.sync += pooled.eq(out_bits)
             group_done = group_done & written.write
         m.d.comb += [
-            act_write.addr.eq(Cat(written.out_word, written.parity)),
+            act_write.addr.eq(activation_address(params, written.parity, written.out_word)),
             # the group writing chunk 0 of a word clears the rest: stale bits never reach a pad lane
             act_write.data.eq(Cat(*[Mux(written.out_chunk == c, out_bits, 0) for c in range(chunks)])),
             act_write.en.eq(Mux(group_done & ~written.last_layer,
@@ -328,7 +332,6 @@ class Engine(wiring.Component):
         """
         params = self._params
         simd, lane_bits = params.simd, exact_log2(params.simd)
-        act_bank = bank_bits(params.act_words)
         issued, gathered = commands[0], commands[MEMORY_LATENCY]
         offsets = [lambda command: command.offset,
                    *[lambda command, q=q: command.pieces[q] for q in range(params.gather_rows - 1)]]
@@ -370,8 +373,8 @@ class Engine(wiring.Component):
             m.d.comb += [
                 input_word[0].eq(input_address(params, bank, word, issued.plane)),
                 input_next[0].eq(input_address(params, bank, word + 1, issued.plane)),
-                act_word[0].eq(Cat(word[:act_bank], ~issued.parity)),
-                act_next[0].eq(Cat((word + 1)[:act_bank], ~issued.parity)),
+                act_word[0].eq(activation_address(params, ~issued.parity, word)),
+                act_next[0].eq(activation_address(params, ~issued.parity, word + 1)),
             ]
             words = Signal(2 * simd, name=f"piece_{q}_words", reset_less=True)
             m.d.sync += words.eq(Mux(command.from_input, Cat(input_word[1], input_next[1]),

@@ -1,6 +1,6 @@
 """The input loader: pixels from the input stream into a double-buffered, bit-plane input memory."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -14,10 +14,17 @@ def pixel_layout(pixels_per_beat):
     return data.ArrayLayout(8, pixels_per_beat)
 
 
+def address_fields(*fields):
+    """An address of bit fields ``(value, width)``, the first lowest: each value truncated or
+    zero-extended to its width, so that a narrow value (a word index that is always 0, say) never
+    moves the fields above it down."""
+    return Cat(*[Cat(value, Const(0, width))[:width] for value, width in fields])
+
+
 def input_address(params, bank, word, plane):
     """Input memory address of ``plane`` of ``word`` in ``bank``: ``{bank, word, plane}`` bit fields."""
-    fields = [plane[:ceil_log2(input_planes(params.input_bits))], word[:input_word_bits(params)], bank]
-    return Cat(*[f for f in fields if len(f)])
+    return address_fields((plane, ceil_log2(input_planes(params.input_bits))), (word, input_word_bits(params)),
+                          (bank, 1))
 
 
 def input_address_bits(params):

@@ -1,6 +1,7 @@
 """Data sets: scikit-learn's bundled 8x8 digits (the embedded default) and IDX files (MNIST format).
 
-Images are returned flattened as uint8 ``(N, H*W)`` arrays of raw pixel values, labels as int64.
+Images are returned flattened as uint8 ``(N, H*W)`` arrays of raw pixel values (``(N, H*W*C)``, channels
+innermost, for IDX images of ``N x H x W x C``), labels as int64.
 """
 
 import gzip
@@ -20,7 +21,7 @@ _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_IDX_IMAGES_MAGIC = 0x00000803
+_IDX_IMAGES_MAGICS = (0x00000803, 0x00000804)   # unsigned bytes, N x H x W or N x H x W x C
 _IDX_LABELS_MAGIC = 0x00000801
 IDX_CLASSES = 10   # mnist and fashion-mnist: labels 0..9
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -92,14 +93,16 @@ def _find_idx(data_dir, stem):
     raise DatasetError(f"{data_dir}: missing {stem} (or {stem}.gz)")
 
 
-def read_idx(path, expected_magic):
-    """Read one IDX file (raw or gzip), check its magic number and size; return a uint8 array."""
+def read_idx(path, expected_magics):
+    """Read one IDX file (raw or gzip), check its magic number (one of ``expected_magics``) and
+    size; return a uint8 array."""
     data = _read_maybe_gz(path)
     if len(data) < 4:
         raise DatasetError(f"{path}: truncated IDX file ({len(data)} bytes)")
     (magic,) = struct.unpack(">I", data[:4])
-    if magic != expected_magic:
-        raise DatasetError(f"{path}: wrong magic number 0x{magic:08x} (expected 0x{expected_magic:08x})")
+    if magic not in expected_magics:
+        expected = " or ".join(f"0x{m:08x}" for m in expected_magics)
+        raise DatasetError(f"{path}: wrong magic number 0x{magic:08x} (expected {expected})")
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -114,12 +117,13 @@ def read_idx(path, expected_magic):
 
 
 def load_idx_split(data_dir, split):
-    """Images ``(N, H*W)`` and labels ``(N,)`` of one split (``"train"`` or ``"test"``) from ``data_dir``."""
+    """Images ``(N, H*W)`` (or ``(N, H*W*C)``), labels ``(N,)`` and the image shape of one split
+    (``"train"`` or ``"test"``) from ``data_dir``."""
     images_stem, labels_stem = _IDX_FILES[split]
     images_path = _find_idx(data_dir, images_stem)
     labels_path = _find_idx(data_dir, labels_stem)
-    images = read_idx(images_path, _IDX_IMAGES_MAGIC)
-    labels = read_idx(labels_path, _IDX_LABELS_MAGIC)
+    images = read_idx(images_path, _IDX_IMAGES_MAGICS)
+    labels = read_idx(labels_path, (_IDX_LABELS_MAGIC,))
     if len(images) != len(labels):
         raise DatasetError(f"{data_dir}: {split} split has {len(images)} images but {len(labels)} labels")
     if not len(images):

@@ -338,6 +338,13 @@ def _parse_layer(entry, version, where):
         if not isinstance(kind, str) or kind not in _LAYER_KEYS:
             raise ModelFileError(f"model header: {where}.kind must be one of {sorted(_LAYER_KEYS)}, not {kind!r}")
         keys = _LAYER_KEYS[kind] | {"kind"}
+    elif "kind" in entry:
+        kind = entry["kind"]
+        if kind != "dense":
+            raise ModelFileError(f"model header: {where} is a {kind!r} layer, which needs format version "
+                                 f"{CONV_VERSION}; version {DENSE_VERSION} holds fully connected layers only")
+        raise ModelFileError(f"model header: {where} has unknown key 'kind' (version {DENSE_VERSION} layers have "
+                             f"none; it came with version {CONV_VERSION})")
     _check_keys(entry, keys, where)
     if kind == "dense":
         return BinaryLayer(_integer(entry, "fan_in", where), _integer(entry, "fan_out", where), None, None)

@@ -6,7 +6,10 @@ import pytest
 
 from hw.compiler import choose_folding, compile_model
 from hw.params import CAPACITY_KEYS, CompileError
+from model.bits import pack_bits
+from model.golden import infer
 from model.layers import Conv, Dense, MaxPool
+from model.modelfile import BinaryLayer, BinaryModel, ConvLayer, InputEncoding
 from model.random_models import random_conv_model, random_images
 from tests.hw.test_engine import check_engine
 
@@ -50,6 +53,30 @@ def test_extreme_thresholds_and_pixels_in_a_conv_net(simulate):
                               extreme_thresholds=0.6)
     images = np.array([[0] * 72, [255] * 72, [255, 0] * 36], dtype=np.uint8)
     check_engine(simulate, model, images, pe=2, simd=8)
+
+
+def test_a_one_pixel_conv_net_reads_both_input_banks(simulate):
+    """An image and maps of one word each: the input and activation addresses keep their bank bit in
+    place when the word index has no bits (odd frames used to read bank 0 as if their pixel were 0)."""
+    encoding = InputEncoding(8, 1, (1, 1), None)
+    conv = ConvLayer((1, 1, 1), 1, 1, pack_bits(np.array([[1]])), np.array([1], dtype=np.int32))
+    model = BinaryModel(encoding, (conv, BinaryLayer(1, 2, pack_bits(np.array([[1], [0]])), None))).validate()
+    images = np.array([[0], [255]] * 4, dtype=np.uint8)
+    assert infer(model, images).classes.tolist() == [1, 0] * 4
+    check_engine(simulate, model, images, pe=1, simd=8)
+
+
+@pytest.mark.parametrize("shape, specs, input_bits, pe, simd", [
+    ((2, 2), [Conv(4, 2), Dense(3), Dense(17)], 8, 2, 4),     # failed on every frame
+    ((1, 1), [Conv(9, 1), Dense(2)], 8, 8, 16),
+    ((1, 1), [Conv(9, 1), Dense(2)], 1, 4, 16),
+    ((3, 3, 2), [Conv(2, 2), MaxPool(), Dense(3)], 1, 2, 32),
+])
+def test_one_word_memories(simulate, shape, specs, input_bits, pe, simd):
+    model = random_conv_model(shape, specs, input_bits=input_bits, seed=11, input_threshold=100)
+    compiled = compile_model(model, pe=pe, simd=simd)
+    assert compiled.params.input_words == compiled.params.act_words == 1
+    check_engine(simulate, model, random_images(6, model.input.size, seed=11), pe=pe, simd=simd)
 
 
 def test_cycle_formula_and_ideal():

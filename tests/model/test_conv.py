@@ -378,7 +378,8 @@ def test_version_2_header_errors(tmp_path, edit, message):
 
 def test_conv_layers_in_a_version_1_file_are_refused(tmp_path):
     header, payload = _conv_header(tmp_path)
-    with pytest.raises(ModelFileError, match=r"layers\[0\] lacks 'fan_in'"):
+    with pytest.raises(ModelFileError, match=r"layers\[0\] is a 'conv' layer, which needs format version 2; "
+                                             r"version 1 holds fully connected layers only"):
         parse_model(_join(header, payload, version=DENSE_VERSION))
 
 

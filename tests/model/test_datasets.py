@@ -52,9 +52,18 @@ def test_idx_loads(tmp_path, compress):
     assert d.train_labels.tolist() == [0, 1, 2] * 4
 
 
+def test_idx_images_with_channels_load_channels_innermost(tmp_path):
+    rng = np.random.default_rng(1)
+    train, test = rng.integers(0, 256, (12, 4, 3, 2)), rng.integers(0, 256, (5, 4, 3, 2))
+    _write_set(tmp_path, **{"train-images-idx3-ubyte": _idx(train, 0x804), "t10k-images-idx3-ubyte": _idx(test, 0x804)})
+    d = load_dataset("mnist", str(tmp_path))
+    assert d.shape == (4, 3, 2) and d.input_size == 24
+    assert d.test_images.tolist() == test.reshape(5, 24).tolist()   # value (i, j, c) at (i * W + j) * C + c
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"t10k-labels-idx1-ubyte": None}, "missing t10k-labels-idx1-ubyte"),
-    ({"train-images-idx3-ubyte": _idx(np.zeros((12, 4, 3)), 0x801)}, "wrong magic number 0x00000801"),
+    ({"train-images-idx3-ubyte": _idx(np.zeros((12, 4, 3)), 0x801)}, "wrong magic number 0x00000801 \\(expected 0x00000803 or 0x00000804\\)"),
     ({"train-labels-idx1-ubyte": _idx(np.zeros(12), 0x801)[:-1]}, "truncated IDX file: 11 of 12"),
     ({"train-labels-idx1-ubyte": b"\0\0"}, "truncated IDX file"),
     ({"train-labels-idx1-ubyte": _idx(np.zeros(11), 0x801)}, "12 images but 11 labels"),
