@@ -134,6 +134,8 @@ class Engine(wiring.Component):
         (:class:`host.protocol.LoadTarget`), only while the engine is idle (no frame in it).
     clear : In(1)
         Synchronous reset of the whole engine, after a load: the sequencer reads the new table.
+    discard : In(1)
+        Drops the frame being loaded, cut short on the link (:class:`hw.loader.InputLoader`).
     network : Out(network_layout(params))
         The network row, for the link (a frame's size in bytes).
 
@@ -158,7 +160,7 @@ class Engine(wiring.Component):
             "results": Out(stream.Signature(result_layout(params))),
         }
         if loadable:
-            members.update(load=In(load_signature()), clear=In(1),
+            members.update(load=In(load_signature()), clear=In(1), discard=In(1),
                            network=Out(network_layout(params)))
         super().__init__(members)
 
@@ -293,6 +295,7 @@ class Engine(wiring.Component):
         row = layout(network.read_port(domain="comb").data[:layout.size])
         m.d.comb += loader.config.eq(row.input)
         if self._loadable:
+            m.d.comb += loader.discard.eq(self.discard)
             drive_write_port(m, network.write_port(granularity=8), self.load, LoadTarget.NETWORK)
             m.d.comb += self.network.eq(row)
         # a frame's result is pending from its last score until it is taken; it is valid once the

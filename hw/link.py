@@ -125,8 +125,11 @@ class RequestReceiver(wiring.Component):
     -------
     bytes : In(stream.Signature(8))
     frames : Out(stream.Signature(frame_byte_layout))
-        INFER payload bytes, frame by frame; a frame cut short (timeout, wrong length) is padded
-        with zeros, so that the engine always sees whole frames.
+        INFER payload bytes, frame by frame.
+    discard : Out(1)
+        Pulses (registered) when an INFER ends inside a frame (timeout, wrong length, bad CRC): the
+        bytes of that frame already sent on ``frames`` are to be dropped wherever they are, and no
+        byte of it follows. No byte of a whole frame is ever dropped.
     frame_fed : Out(1)
         Pulses when a frame's last byte is taken by ``frames``.
     load : Out(hw.loadable.load_signature())
@@ -155,6 +158,7 @@ class RequestReceiver(wiring.Component):
         super().__init__({
             "bytes": In(stream.Signature(8)),
             "frames": Out(stream.Signature(frame_byte_layout)),
+            "discard": Out(1),
             "frame_fed": Out(1),
             "load": Out(load_signature()),
             "tokens": Out(stream.Signature(token_layout)),
@@ -221,7 +225,7 @@ class RequestReceiver(wiring.Component):
         # the write and the engine's reset are registered: the decisions behind them stay off the
         # paths into the engine (the reset reaches every register in it)
         m.d.sync += [self.load.target.eq(target), self.load.addr.eq(addr), self.load.lane.eq(lane),
-                     self.load.data.eq(byte), self.load.en.eq(0), self.clear.eq(0)]
+                     self.load.data.eq(byte), self.load.en.eq(0), self.clear.eq(0), self.discard.eq(0)]
 
         def fail(code):
             """Record ``code`` unless an earlier error was recorded."""
@@ -240,10 +244,17 @@ class RequestReceiver(wiring.Component):
         late = Signal()
         m.d.comb += late.eq(self.bytes.ready & ~self.bytes.valid & (timer == self._timeout - 1))
 
+        def drop_partial_frame():
+            """End the request's frame feeding: a frame cut short is discarded, at once, so that
+            the byte after this request is taken in time (a frame padded with zeros would hold the
+            line for a frame's time and take one of the engine's two frame places)."""
+            m.d.sync += [self.discard.eq(feeding & (in_frame != 0)), in_frame.eq(0)]
+
         def expire():
             with m.If(late):
                 m.d.sync += status.eq(Status.TIMEOUT)
-                m.next = "PAD"
+                drop_partial_frame()
+                m.next = "ANSWER"
 
         with m.FSM() as fsm:
             with m.State("HUNT"):
@@ -350,12 +361,7 @@ class RequestReceiver(wiring.Component):
                         fail(Status.BAD_LENGTH)
                     with m.Elif((command == Command.RESET) & ~self.idle):
                         fail(Status.BUSY)
-                    m.next = "PAD"
-            with m.State("PAD"):
-                # a frame cut short is completed with zeros; its result is dropped
-                m.d.comb += [self.frames.valid.eq(feeding & (in_frame != 0)),
-                             self.frames.payload.data.eq(0)]
-                with m.If(~feeding | (in_frame == 0)):
+                    drop_partial_frame()
                     m.next = "ANSWER"
             with m.State("ANSWER"):
                 m.d.comb += self.tokens.valid.eq(1)
@@ -378,7 +384,7 @@ class RequestReceiver(wiring.Component):
         # the CRC covers the bytes from the code to the payload's last (SYNC resets it in HUNT)
         with m.If(take & ~fsm.ongoing("HUNT") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
             m.d.sync += crc.eq(crc16_update(crc, byte))
-        with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("CHECK") & ~fsm.ongoing("PAD") & ~fsm.ongoing("ANSWER")
+        with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("CHECK") & ~fsm.ongoing("ANSWER")
                   & self.bytes.ready & ~self.bytes.valid):
             m.d.sync += timer.eq(Mux(late, 0, timer + 1))
         return m
@@ -531,10 +537,14 @@ class ByteBuffer(wiring.Component):
     -------
     i : In(stream.Signature(frame_byte_layout))
     o : Out(stream.Signature(frame_byte_layout))
+    discard : In(1)
+        Drops the byte held (:attr:`RequestReceiver.discard`: it is the newest byte sent, which
+        belongs to the frame cut short).
     """
 
     i: In(stream.Signature(frame_byte_layout))
     o: Out(stream.Signature(frame_byte_layout))
+    discard: In(1)
 
     def elaborate(self, platform):
         m = Module()
@@ -543,6 +553,8 @@ class ByteBuffer(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+        with m.If(self.discard):
+            m.d.sync += self.o.valid.eq(0)
         return m
 
 
@@ -554,16 +566,21 @@ class PixelPacker(wiring.Component):
     -------
     bytes : In(stream.Signature(frame_byte_layout))
     beats : Out(stream.Signature(ArrayLayout(8, pixels_per_beat)))
+    discard : In(1)
+        Drops the bytes of a frame cut short (:attr:`RequestReceiver.discard`): those collected,
+        and the beat offered unless it is a frame's last (then it is the previous, whole frame's).
     """
 
     def __init__(self, pixels_per_beat):
         self._per_beat = pixels_per_beat
         super().__init__({"bytes": In(stream.Signature(frame_byte_layout)),
-                          "beats": Out(stream.Signature(pixel_layout(pixels_per_beat)))})
+                          "beats": Out(stream.Signature(pixel_layout(pixels_per_beat))),
+                          "discard": In(1)})
 
     def elaborate(self, platform):
         m = Module()
         lane = Signal(range(max(self._per_beat, 2)))
+        ends_frame = Signal()            # the beat offered is a frame's last
         m.d.comb += self.bytes.ready.eq(~self.beats.valid | self.beats.ready)
         with m.If(self.beats.valid & self.beats.ready):
             m.d.sync += self.beats.valid.eq(0)
@@ -572,9 +589,13 @@ class PixelPacker(wiring.Component):
                 with m.If(lane == k):
                     m.d.sync += self.beats.payload[k].eq(self.bytes.payload.data)
             with m.If((lane == self._per_beat - 1) | self.bytes.payload.last):
-                m.d.sync += [self.beats.valid.eq(1), lane.eq(0)]
+                m.d.sync += [self.beats.valid.eq(1), lane.eq(0), ends_frame.eq(self.bytes.payload.last)]
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
+        with m.If(self.discard):
+            m.d.sync += lane.eq(0)
+            with m.If(~ends_frame):
+                m.d.sync += self.beats.valid.eq(0)
         return m
 
 
@@ -679,6 +700,9 @@ class LinkCore(wiring.Component):
         wiring.connect(m, receiver.frames, frame_buffer.i)
         wiring.connect(m, frame_buffer.o, pixels.bytes)
         wiring.connect(m, pixels.beats, engine.pixels)
+        m.d.comb += [frame_buffer.discard.eq(receiver.discard), engine.discard.eq(receiver.discard)]
+        if params.input_bits == 8:
+            m.d.comb += pixels.discard.eq(receiver.discard)
 
         # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
         m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=MAX_PENDING_REQUESTS)

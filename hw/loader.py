@@ -83,6 +83,10 @@ class InputLoader(wiring.Component):
         The engine is done with the compute bank.
     config : In(input_config_layout(params))
         The frame's size and the binarization threshold (data, not logic: see the engine).
+    discard : In(1)
+        Drops the frame being filled (a frame cut short on the link): the pixels staged and the
+        words written of it; the next beat starts a frame. A frame whose last beat has been taken
+        (this cycle or before) is whole and completes.
     """
 
     def __init__(self, params):
@@ -95,6 +99,7 @@ class InputLoader(wiring.Component):
             "compute_bank": Out(1),
             "frame_taken": In(1),
             "config": In(input_config_layout(params)),
+            "discard": In(1),
         })
 
     def elaborate(self, platform):
@@ -154,6 +159,8 @@ class InputLoader(wiring.Component):
             m.d.sync += [word.eq(0), fill_bank.eq(~fill_bank)]
         with m.If(self.frame_taken):
             m.d.sync += self.compute_bank.eq(~self.compute_bank)
+        with m.If(self.discard & ~(writing & frame_end) & ~(transfer & last_beat)):
+            m.d.sync += [word.eq(0), granule.eq(0), writing.eq(0), plane.eq(0), staging.eq(0)]
         for b in range(2):
             with m.If(self.frame_taken & (self.compute_bank == b)):
                 m.d.sync += full[b].eq(0)

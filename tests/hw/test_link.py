@@ -185,6 +185,41 @@ def test_a_fault_gets_its_error_and_the_next_request_its_answer(line, board8, ma
     assert changed == {counter: increment}
 
 
+def test_the_independent_hosts_padded_frame_bytes_are_the_frames_below():
+    # the bytes of the report, for the digits model (64-byte frames): an INFER one byte too long, then one frame
+    assert request(Command.INFER, 1, bytes(65)) == bytes.fromhex("a5050141 00") + bytes(65) + bytes.fromhex("8924")
+    assert request(Command.INFER, 2, bytes(64)) == bytes.fromhex("a5050240 00") + bytes(64) + bytes.fromhex("e6d5")
+
+
+@pytest.mark.parametrize("cut", ["bad length", "bad crc", "timeout"])
+@pytest.mark.needs_cxx
+def test_a_frame_cut_short_costs_the_next_request_no_byte(line, board8, cut):
+    """The independent host's sequence on this board's frames: an INFER one byte too long (a second frame
+    cut short), then at once a one-frame INFER and another request; the cut frame is discarded, not
+    padded and computed, so the line never waits and no byte overruns."""
+    model = board8.model
+    first, second = images(1, 30), images(1, 31)
+    frames = [input_frame(model, image) for image in (*first, *second)]
+    if cut == "bad length":
+        faulty = request(Command.INFER, 1, frames[0] + b"\x00")
+    elif cut == "bad crc":
+        faulty = _flip_last(request(Command.INFER, 1, frames[0] + frames[1][:3]))
+    else:   # stops inside its second frame; the next request comes after the board's timeout
+        faulty = request(Command.INFER, 1, frames[0] + frames[1])[:5 + INPUT_SIZE + 3]
+    expected = {"bad length": Status.BAD_LENGTH, "bad crc": Status.BAD_CRC, "timeout": Status.TIMEOUT}[cut]
+    before = counters(line, 9)
+    if cut == "timeout":
+        assert [(f.code, f.seq) for f in line.exchange(faulty, 1)] == [(expected, 1)]
+        faulty = b""
+    answers = line.exchange(faulty + infer_request(model, second, 2) + request(Command.STATUS, 3), 2 + bool(faulty))
+    assert [(f.code, f.seq) for f in answers] == [*([(expected, 1)] if faulty else []), (Status.OK, 2), (Status.OK, 3)]
+    assert answers[-2].payload == golden_classes(model, second)
+    after = decode_counters(answers[-1].payload)
+    assert after["overruns"] == before["overruns"] and after["framing_errors"] == 0
+    # only whole frames are computed: the first request's one and the second's
+    assert after["frames"] - before["frames"] == 2
+
+
 @pytest.fixture
 def small_model(line, board8):
     """A model with 8 inputs loaded onto the 8-bit board (built for frames of up to 24 bytes)."""
