@@ -31,7 +31,7 @@ from model.errors import BnnError
 # Longer than any response (an Identity is under 100 bytes): a SYNC in line noise followed by a
 # large length field is dropped at once instead of holding up the frames behind it.
 _MAX_RESPONSE_PAYLOAD = IDENTITY_BYTES
-# A LOAD or RESET answered BUSY waits this long before it is sent again.
+# A LOAD answered BUSY (frames in flight, or an IDENTIFY or STATUS unanswered) waits this long before it is sent again.
 _BUSY_WAIT = 0.01
 _POLL = 0.05                    # seconds a read waits at most before the deadlines are checked
 _LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits

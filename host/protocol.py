@@ -28,7 +28,7 @@ SYNC = 0xA5
 HEADER_BYTES = 5            # SYNC, code, seq, length
 CRC_BYTES = 2
 OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MODEL_ID_BYTES = 16
 # The largest payloads a board accepts; a longer length field is answered BAD_LENGTH at once,
 # so that a false SYNC in line noise cannot swallow many valid frames.
@@ -62,8 +62,9 @@ class Status(enum.IntEnum):
     BAD_LENGTH = 0x03        # wrong length for the command, above its limit, or over MAX_INFER_FRAMES frames
     TIMEOUT = 0x04           # the frame stopped mid-way
     BAD_ADDRESS = 0x05       # a load outside the target memory, or an unknown target
-    BUSY = 0x06              # LOAD or RESET while frames are still being computed
+    BUSY = 0x06              # LOAD while frames are in flight or an IDENTIFY or STATUS is unanswered
     NO_MODEL = 0x07          # INFER while no complete model is loaded
+    ABORTED = 0x08           # INFER whose frames were stopped by a RESET or the engine's watchdog
 
 
 class LoadTarget(enum.IntEnum):
@@ -287,3 +288,18 @@ def link_bound_fps(baud, frame_size, frames_per_request):
     (8N1), ``frames_per_request`` frames of ``frame_size`` bytes plus the frame overhead."""
     request = OVERHEAD_BYTES + frames_per_request * frame_size
     return baud / 10 / request * frames_per_request
+
+
+def watchdog_cycles(*, weight_depth, max_layers, input_words, act_words, simd, tree_stages, conv):
+    """Clock cycles the board waits for the engine's next result while frames are in it before it
+    stops the engine and answers their INFERs ABORTED (docs/protocol.md, "The engine's watchdog").
+
+    Twice the most any network that fits the memories can take to load and compute a frame (each
+    command of a layer uses a weight word, ``weight_depth`` of them in all, 8 bit planes at most,
+    once per output position: at most a map's ``max(input_words, act_words) * simd`` values in a
+    ``conv`` engine), with a fixed margin, rounded up to a power of two.
+    """
+    positions = max(input_words, act_words) * simd if conv else 1
+    compute = 8 * weight_depth * positions + max_layers * (8 + tree_stages) + 16
+    load = input_words * simd + 8 * input_words
+    return 1 << (2 * (compute + load) + 64 - 1).bit_length()

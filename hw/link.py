@@ -14,11 +14,12 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_CLASSES, MAX_INFER_FRAMES,
                            MAX_LOAD_DATA, MAX_PENDING_REQUESTS,
                            MODEL_ID_BYTES, PROTOCOL_VERSION, SYNC, Command, Identity, IDENTITY_MAGIC,
-                           LoadTarget, Memory, Status, frame_bytes, word_bytes)
+                           LoadTarget, Memory, Status, frame_bytes, watchdog_cycles, word_bytes)
 
 from .engine import Engine, loadable_widths, network_row
 from .loadable import byte_lanes, load_signature
@@ -27,7 +28,7 @@ from .params import CompileError
 from .sequencer import descriptor_rows
 from .uart import UartRx, UartTx, uart_divisor
 
-GATEWARE_VERSION = 3
+GATEWARE_VERSION = 4
 MODEL_ID_BITS = 8 * MODEL_ID_BYTES
 
 
@@ -139,11 +140,22 @@ class RequestReceiver(wiring.Component):
     frame_bytes : In
         Bytes of a frame of the loaded model.
     idle : In(1)
-        No frame is in the engine: LOAD and RESET may go ahead.
+        No frame is in the engine or waits for its answer: LOAD may go ahead.
+    reads_pending : In(1)
+        An IDENTIFY or STATUS is unanswered: LOAD answers BUSY (its answer is the state when it
+        was accepted).
+    snapshot_free : In(1)
+        An OK STATUS may be queued (the sender holds no snapshot yet to be sent).
+    snapshot : Out(1)
+        Pulses when an OK STATUS is queued: the sender keeps the counters of this cycle.
     model_loaded : Out(1)
     clear : Out(1)
-        Pulses after a LOAD or RESET (a registered pulse, the cycle after the answer is queued):
-        resets the engine.
+        Pulses after a LOAD or an OK RESET (a registered pulse, the cycle after the answer is
+        queued): stops and resets the engine (with the frames in it: their INFERs are answered
+        ABORTED).
+    abort : In(1)
+        The engine is being stopped (``clear``, or its watchdog): an INFER feeding it feeds no
+        more and is answered ABORTED; no frame byte is sent in this cycle.
     reset_counters : Out(1)
     events : Out(StructLayout of event_names)
         One-cycle pulses for the status counters.
@@ -164,8 +176,12 @@ class RequestReceiver(wiring.Component):
             "tokens": Out(stream.Signature(token_layout)),
             "frame_bytes": In(range(max_frame_bytes + 1)),
             "idle": In(1),
+            "reads_pending": In(1),
+            "snapshot_free": In(1),
+            "snapshot": Out(1),
             "model_loaded": Out(1, init=int(model_loaded)),
             "clear": Out(1),
+            "abort": In(1),
             "reset_counters": Out(1),
             "events": Out(data.StructLayout({name: 1 for name in event_names})),
         })
@@ -234,6 +250,10 @@ class RequestReceiver(wiring.Component):
 
         with m.If(take):
             m.d.sync += timer.eq(0)
+        with m.If(self.abort & feeding):
+            # the frames fed are lost with the engine's state; the rest of the payload is read, not fed
+            m.d.sync += [feeding.eq(0), in_frame.eq(0)]
+            fail(Status.ABORTED)
         with m.If(self.frames.valid & self.frames.ready):
             m.d.sync += in_frame.eq(Mux(frame_last, 0, in_frame + 1))
             with m.If(frame_last):
@@ -316,7 +336,7 @@ class RequestReceiver(wiring.Component):
                         with m.Case(Command.LOAD):
                             with m.If(remaining <= LOAD_HEADER_BYTES):    # no data: nothing to load
                                 m.d.sync += status.eq(Status.BAD_LENGTH)
-                            with m.Elif(~self.idle):
+                            with m.Elif(~self.idle | self.reads_pending):
                                 m.d.sync += status.eq(Status.BUSY)
                             with m.Else():
                                 # whatever the load turns out to be, the model is no longer whole
@@ -325,8 +345,8 @@ class RequestReceiver(wiring.Component):
                             m.d.sync += status.eq(Status.UNKNOWN_COMMAND)
             with m.State("PAYLOAD"):
                 # an INFER of more frames than the board answers at once: the rest is not fed
-                m.d.comb += [self.bytes.ready.eq(~feeding | full | self.frames.ready),
-                             self.frames.valid.eq(feeding & ~full & self.bytes.valid)]
+                m.d.comb += [self.bytes.ready.eq(~feeding | full | (self.frames.ready & ~self.abort)),
+                             self.frames.valid.eq(feeding & ~full & self.bytes.valid & ~self.abort)]
                 with m.If(take & feeding & full):
                     m.d.sync += [feeding.eq(0), status.eq(Status.BAD_LENGTH)]
                 expire()
@@ -359,13 +379,14 @@ class RequestReceiver(wiring.Component):
                         fail(Status.BAD_LENGTH)
                     with m.Elif((command == Command.LOAD) & ((header != LOAD_HEADER_BYTES) | (lane != 0))):
                         fail(Status.BAD_LENGTH)
-                    with m.Elif((command == Command.RESET) & ~self.idle):
-                        fail(Status.BUSY)
                     drop_partial_frame()
                     m.next = "ANSWER"
             with m.State("ANSWER"):
-                m.d.comb += self.tokens.valid.eq(1)
-                with m.If(self.tokens.ready):
+                # one STATUS snapshot waits at most: the next OK STATUS waits for it to be sent
+                status_read = (command == Command.STATUS) & (status == Status.OK)
+                m.d.comb += self.tokens.valid.eq(~status_read | self.snapshot_free)
+                with m.If(self.tokens.valid & self.tokens.ready):
+                    m.d.comb += self.snapshot.eq(status_read)
                     m.d.comb += [
                         self.events.bad_crc.eq(status == Status.BAD_CRC),
                         self.events.bad_length.eq(status == Status.BAD_LENGTH),
@@ -390,39 +411,116 @@ class RequestReceiver(wiring.Component):
         return m
 
 
+class ResultQueue(wiring.Component):
+    """The frames' classes between the engine and the response sender: a FIFO of ``depth`` bytes
+    (flip-flops) that can drop everything but its oldest entries at once.
+
+    Members
+    -------
+    w : In(stream.Signature(8))
+    r : Out(stream.Signature(8))
+    level : Out(range(depth + 1))
+        Entries held.
+    truncate : In(1)
+        Keeps the ``keep`` oldest entries and drops the others (and the write of this cycle); the
+        reader must not take an entry in this cycle.
+    keep : In(range(depth + 1))
+    """
+
+    def __init__(self, depth):
+        if depth < 1 or depth & (depth - 1):
+            raise ValueError(f"the result queue's depth must be a power of two, not {depth!r}")
+        self._depth = depth
+        super().__init__({"w": In(stream.Signature(8)), "r": Out(stream.Signature(8)),
+                          "level": Out(range(depth + 1)), "truncate": In(1), "keep": In(range(depth + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        m.submodules.storage = storage = memory.Memory(shape=8, depth=depth, init=[], attrs={"ram_style": "logic"})
+        write, read = storage.write_port(), storage.read_port(domain="comb")
+        # pointers one bit wider than an address: equal when empty, apart by depth when full
+        head, tail = Signal(exact_log2(depth) + 1), Signal(exact_log2(depth) + 1)
+        level = (tail - head)[:len(head)]
+        push = self.w.valid & self.w.ready
+        pop = self.r.valid & self.r.ready
+        m.d.comb += [
+            self.level.eq(level),
+            self.w.ready.eq(level != depth),
+            self.r.valid.eq(level != 0),
+            read.addr.eq(head), self.r.payload.eq(read.data),
+            write.addr.eq(tail), write.data.eq(self.w.payload), write.en.eq(push & ~self.truncate),
+        ]
+        with m.If(pop):
+            m.d.sync += head.eq(head + 1)
+        with m.If(self.truncate):
+            m.d.sync += tail.eq(head + self.keep)
+        with m.Elif(push):
+            m.d.sync += tail.eq(tail + 1)
+        return m
+
+
 class ResponseSender(wiring.Component):
     """Sends one response per token: ``SYNC``, status, seq, length, payload, CRC.
 
-    An OK INFER's payload is its frames' classes, taken from ``results`` as they come; any other
-    INFER outcome drops its frames' results first. IDENTIFY sends the identity (an
-    :class:`host.protocol.Identity` payload: its fixed bytes, the model-loaded byte, and the model
-    id, which LOADs of MODEL_ID write and which reads as zeros while no model is loaded); STATUS the
-    counters. Each payload byte is looked up a cycle before it is offered.
+    An INFER's frames are accounted for in order, each one either lost (the engine was stopped
+    before its result: ``abort`` adds them to ``lost``) or a result in the queue. An OK INFER none
+    of whose frames was lost is answered once all its results are in the queue (then they are
+    owed: a stop keeps them), with its frames' classes; an INFER with a lost frame is answered
+    ABORTED, and any other INFER outcome drops its frames' results first. IDENTIFY sends the
+    identity (an :class:`host.protocol.Identity` payload: its fixed bytes, the model-loaded byte
+    and the model id, which LOADs of MODEL_ID write and which reads as zeros while no model is
+    loaded; LOAD answers BUSY while an IDENTIFY is unanswered, so it holds still); STATUS sends the
+    counters as they were when ``snapshot`` pulsed, the request's acceptance. Each payload byte is
+    looked up a cycle before it is offered.
 
     Members
     -------
     tokens : In(stream.Signature(token_layout))
     results : In(stream.Signature(8))
-        Each frame's class, in order.
+        Each frame's class, in order (a :class:`ResultQueue`).
+    results_level : In
+        The results in the queue.
+    owed : Out
+        Results of the response being sent, still in the queue.
+    abort : In(1)
+        The engine has been stopped (with the frames in it, the queue kept the ``owed`` results):
+        ``in_flight - owed`` frames are lost. No result is taken in that cycle.
+    in_flight : In
+        Frames fed and not yet taken from the queue.
     bytes : Out(stream.Signature(8))
     load : In(hw.loadable.load_signature())
         The receiver's writes; those to MODEL_ID go to the identity.
     model_loaded : In(1)
     counters : In(8 * sum of COUNTERS' sizes)
         The counters' bytes, as STATUS sends them.
+    snapshot : In(1)
+        A STATUS request is accepted: its answer is ``counters`` now.
+    snapshot_free : Out(1)
+        No STATUS snapshot waits to be sent (``snapshot`` may pulse).
+    read_sent : Out(1)
+        Pulses when an OK IDENTIFY or STATUS response has been sent.
     """
 
-    def __init__(self, identity):
+    def __init__(self, identity, *, max_results):
         self._identity = identity.encode()
         self._fixed_bytes = len(identity.fixed_bytes())
         self._counter_bytes = sum(n for _, n in COUNTERS)
+        in_flight = range(max_results + 1)
         super().__init__({
             "tokens": In(stream.Signature(token_layout)),
             "results": In(stream.Signature(8)),
+            "results_level": In(range(MAX_INFER_FRAMES + 1)),
+            "owed": Out(range(MAX_INFER_FRAMES + 1)),
+            "abort": In(1),
+            "in_flight": In(in_flight),
             "bytes": Out(stream.Signature(8)),
             "load": In(load_signature()),
             "model_loaded": In(1),
             "counters": In(8 * self._counter_bytes),
+            "snapshot": In(1),
+            "snapshot_free": Out(1),
+            "read_sent": Out(1),
         })
 
     def elaborate(self, platform):
@@ -445,45 +543,69 @@ class ResponseSender(wiring.Component):
         # sized to the longest payload: a register bit that is always 0 would become a constant
         # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
         token = Signal(token_layout)
+        code = Signal(8)                     # the response's status
         length = Signal(range(max(identity_bytes, self._counter_bytes, MAX_INFER_FRAMES) + 1))
         index = Signal.like(length)
-        left = Signal.like(token.frames)     # results still to drop
+        left = Signal.like(token.frames)     # frames not yet accounted for
+        lost = Signal.like(self.in_flight)   # frames stopped in the engine, not yet accounted for
+        faulted = Signal()                   # one of the token's frames was lost
+        counted = Signal(8 * self._counter_bytes)   # the STATUS snapshot, shifted out a byte at a time
+        holding = Signal()                   # it waits to be sent
         crc = Signal(16)
         out = self.bytes
         sent = out.valid & out.ready
-        m.d.comb += [fixed_read.addr.eq(index), id_read.addr.eq(index - (fixed + 1))]
+        m.d.comb += [fixed_read.addr.eq(index), id_read.addr.eq(index - (fixed + 1)),
+                     self.snapshot_free.eq(~holding)]
         identity_byte = Mux(index < fixed, fixed_read.data,
                             Mux(index == fixed, self.model_loaded, Mux(self.model_loaded, id_read.data, 0)))
         infer = token.command == Command.INFER
         payload_byte = Signal(8)
+        take_result = self.results.valid & self.results.ready
+
+        with m.If(self.snapshot):
+            m.d.sync += [counted.eq(self.counters), holding.eq(1)]
+        take_lost = Signal()
+        m.d.sync += lost.eq(lost + Mux(self.abort, self.in_flight - self.owed, 0) - take_lost)
+        with m.If(take_result & infer & (token.status == Status.OK) & ~faulted):
+            m.d.sync += self.owed.eq(self.owed - 1)
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.tokens.ready.eq(1)
                 with m.If(self.tokens.valid):
                     t = self.tokens.payload
-                    m.d.sync += [token.eq(t), left.eq(t.frames), index.eq(0), length.eq(0)]
+                    m.d.sync += [token.eq(t), code.eq(t.status), left.eq(t.frames), faulted.eq(0),
+                                 index.eq(0), length.eq(0)]
                     with m.If(t.status == Status.OK):
                         with m.Switch(t.command):
-                            with m.Case(Command.INFER):
-                                m.d.sync += [length.eq(t.frames), left.eq(0)]
                             with m.Case(Command.IDENTIFY):
                                 m.d.sync += length.eq(identity_bytes)
                             with m.Case(Command.STATUS):
                                 m.d.sync += length.eq(self._counter_bytes)
-                    m.next = "DROP"
-            with m.State("DROP"):
-                m.d.comb += self.results.ready.eq(left != 0)
-                with m.If(left == 0):
+                    m.next = "ACCOUNT"
+            with m.State("ACCOUNT"):
+                # each of an INFER's frames: lost, or a result (dropped unless the answer is OK)
+                with m.If((lost != 0) & (left != 0)):
+                    m.d.comb += take_lost.eq(1)
+                    m.d.sync += [left.eq(left - 1), faulted.eq(1)]
+                with m.Elif(faulted | (token.status != Status.OK)):
+                    m.d.comb += self.results.ready.eq((left != 0) & ~self.abort)
+                    with m.If(take_result):
+                        m.d.sync += left.eq(left - 1)
+                    with m.If(left == 0):
+                        with m.If(faulted & (token.status == Status.OK)):
+                            m.d.sync += code.eq(Status.ABORTED)
+                        m.next = "SYNC"
+                with m.Elif(~self.abort & (self.results_level >= left)):
+                    # every result is in the queue: owed from now on, a stop keeps them
+                    m.d.sync += [self.owed.eq(left), length.eq(Mux(infer, left, length))]
                     m.next = "SYNC"
-                with m.Elif(self.results.valid):
-                    m.d.sync += left.eq(left - 1)
             with m.State("SYNC"):
                 m.d.comb += [out.valid.eq(1), out.payload.eq(SYNC)]
                 with m.If(out.ready):
                     m.d.sync += crc.eq(0xFFFF)
                     m.next = "STATUS"
-            for state, value, following in [("STATUS", token.status, "SEQ"), ("SEQ", token.seq, "LENGTH_LOW"),
+            for state, value, following in [("STATUS", code, "SEQ"), ("SEQ", token.seq, "LENGTH_LOW"),
                                              ("LENGTH_LOW", length[:8], "LENGTH_HIGH")]:
                 with m.State(state):
                     m.d.comb += [out.valid.eq(1), out.payload.eq(value)]
@@ -498,15 +620,18 @@ class ResponseSender(wiring.Component):
             with m.State("FETCH"):
                 # the payload byte at `index` into a register: the lookups stay off the paths from
                 # the UART's handshake to the CRC
-                with m.If(infer):
-                    m.d.comb += self.results.ready.eq(1)
-                    with m.If(self.results.valid):
-                        m.d.sync += payload_byte.eq(self.results.payload)
+                with m.Switch(token.command):
+                    with m.Case(Command.INFER):
+                        m.d.comb += self.results.ready.eq(~self.abort)
+                        with m.If(take_result):
+                            m.d.sync += payload_byte.eq(self.results.payload)
+                            m.next = "PAYLOAD"
+                    with m.Case(Command.IDENTIFY):
+                        m.d.sync += payload_byte.eq(identity_byte)
                         m.next = "PAYLOAD"
-                with m.Else():
-                    m.d.sync += payload_byte.eq(Mux(token.command == Command.IDENTIFY, identity_byte,
-                                                    self.counters.word_select(index, 8)))
-                    m.next = "PAYLOAD"
+                    with m.Default():
+                        m.d.sync += [payload_byte.eq(counted[:8]), counted.eq(counted >> 8)]
+                        m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += [out.valid.eq(1), out.payload.eq(payload_byte)]
                 with m.If(sent):
@@ -521,6 +646,10 @@ class ResponseSender(wiring.Component):
             with m.State("CRC_HIGH"):
                 m.d.comb += [out.valid.eq(1), out.payload.eq(crc[8:])]
                 with m.If(out.ready):
+                    with m.If((token.status == Status.OK) & (token.command == Command.STATUS)):
+                        m.d.sync += holding.eq(0)
+                    m.d.comb += self.read_sent.eq((token.status == Status.OK) & (
+                        (token.command == Command.STATUS) | (token.command == Command.IDENTIFY)))
                     m.next = "IDLE"
         # the CRC covers the bytes from the status to the payload's last (SYNC resets it)
         with m.If(sent & ~fsm.ongoing("SYNC") & ~fsm.ongoing("CRC_LOW") & ~fsm.ongoing("CRC_HIGH")):
@@ -658,6 +787,9 @@ class LinkCore(wiring.Component):
         self._clock_hz = clock_hz
         self._divisor, _ = uart_divisor(clock_hz, baud)
         self._timeout = clock_hz // 100 if timeout_cycles is None else timeout_cycles
+        self._watchdog = watchdog_cycles(
+            weight_depth=params.weight_depth, max_layers=params.max_layers, input_words=params.input_words,
+            act_words=params.act_words, simd=params.simd, tree_stages=params.tree_stages, conv=params.conv)
         self._logic_memory_bits = logic_memory_bits
         self._weights_in_spram = weights_in_spram
         self._identity = board_identity(compiled, clock_hz=clock_hz, baud=baud, timeout_cycles=self._timeout,
@@ -688,44 +820,84 @@ class LinkCore(wiring.Component):
         m.submodules.receiver = receiver = RequestReceiver(
             link_memories(params), max_frame_bytes=max_frame, timeout_cycles=self._timeout,
             model_loaded=identity.model_loaded)
-        m.submodules.sender = sender = ResponseSender(identity)
+        # frames fed and not yet taken from the result queue: in the byte buffer and packer (one
+        # each), the engine (two), the queue
+        most_in_flight = MAX_INFER_FRAMES + FRAMES_IN_FLIGHT + 2
+        m.submodules.sender = sender = ResponseSender(identity, max_results=most_in_flight)
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)
         wiring.connect(m, receiver.load, engine.load, sender.load)
-        m.d.comb += [receiver.frame_bytes.eq(engine.network.frame_bytes), engine.clear.eq(receiver.clear),
+        m.d.comb += [receiver.frame_bytes.eq(engine.network.frame_bytes),
                      sender.model_loaded.eq(receiver.model_loaded)]
 
-        m.submodules.pixels = pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
-        m.submodules.frame_buffer = frame_buffer = ByteBuffer()
+        # the engine is stopped (reset, with the frames in it) after a LOAD or RESET, or by its watchdog
+        stop = Signal()
+        watchdog = Signal(range(self._watchdog + 1))
+        expired = Signal()
+        m.d.comb += stop.eq(receiver.clear | expired)
+
+        pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
+        m.submodules.pixels = ResetInserter(stop)(pixels)
+        m.submodules.frame_buffer = ResetInserter(stop)(frame_buffer := ByteBuffer())
         wiring.connect(m, receiver.frames, frame_buffer.i)
         wiring.connect(m, frame_buffer.o, pixels.bytes)
         wiring.connect(m, pixels.beats, engine.pixels)
-        m.d.comb += [frame_buffer.discard.eq(receiver.discard), engine.discard.eq(receiver.discard)]
+        m.d.comb += [frame_buffer.discard.eq(receiver.discard), engine.discard.eq(receiver.discard),
+                     engine.clear.eq(stop), receiver.abort.eq(stop), sender.abort.eq(stop)]
         if params.input_bits == 8:
             m.d.comb += pixels.discard.eq(receiver.discard)
 
         # small queues with combinational reads: flip-flops, not block RAMs (which the engine needs)
         m.submodules.tokens = tokens = SyncFIFO(width=token_layout.size, depth=MAX_PENDING_REQUESTS)
-        # emptied with the engine: a half-loaded network can make the engine produce results of
-        # no frame, which must not be taken for the answers of the frames after the load
-        m.submodules.results = results = ResetInserter(receiver.clear)(
-            SyncFIFO(width=len(engine.results.payload.cls), depth=MAX_INFER_FRAMES))
+        # a stop keeps the results the sender owes to a response it has begun, and drops the rest
+        # (a half-loaded network can make the engine produce results of no frame, which must not
+        # be taken for the answers of the frames after the load)
+        m.submodules.results = results = ResultQueue(MAX_INFER_FRAMES)
+        wiring.connect(m, results.r, sender.results)
         m.d.comb += [
             tokens.w_data.eq(receiver.tokens.payload), tokens.w_en.eq(receiver.tokens.valid),
             receiver.tokens.ready.eq(tokens.w_rdy),
             sender.tokens.payload.eq(tokens.r_data), sender.tokens.valid.eq(tokens.r_rdy),
             tokens.r_en.eq(sender.tokens.ready),
-            results.w_data.eq(engine.results.payload.cls), results.w_en.eq(engine.results.valid),
-            engine.results.ready.eq(results.w_rdy),
-            sender.results.payload.eq(results.r_data), sender.results.valid.eq(results.r_rdy),
-            results.r_en.eq(sender.results.ready),
+            results.w.payload.eq(engine.results.payload.cls), results.w.valid.eq(engine.results.valid),
+            engine.results.ready.eq(results.w.ready),
+            results.truncate.eq(stop), results.keep.eq(sender.owed),
+            sender.results_level.eq(results.level),
         ]
 
-        # frames in the engine or its results queue: fed, and not yet taken by the sender
-        in_flight = Signal(range(MAX_INFER_FRAMES + FRAMES_IN_FLIGHT + 2))
-        taken = results.r_rdy & results.r_en
-        m.d.sync += in_flight.eq(in_flight + receiver.frame_fed - taken)
-        m.d.comb += receiver.idle.eq(in_flight == 0)
+        in_flight = Signal(range(most_in_flight + 1))
+        taken = results.r.valid & results.r.ready
+        with m.If(stop):
+            m.d.sync += in_flight.eq(sender.owed)
+        with m.Else():
+            m.d.sync += in_flight.eq(in_flight + receiver.frame_fed - taken)
+        m.d.comb += [receiver.idle.eq(in_flight == 0), sender.in_flight.eq(in_flight)]
+
+        # the engine's watchdog: while it holds frames and may put out a result, the next must come
+        # within watchdog_cycles (docs/protocol.md), whatever a LOAD wrote into its memories
+        in_engine = Signal.like(in_flight)
+        produced = engine.results.valid & engine.results.ready
+        with m.If(stop):
+            m.d.sync += in_engine.eq(0)
+        with m.Elif(receiver.frame_fed & ~produced):
+            m.d.sync += in_engine.eq(in_engine + 1)
+        with m.Elif(produced & ~receiver.frame_fed & (in_engine != 0)):
+            m.d.sync += in_engine.eq(in_engine - 1)
+        m.d.sync += expired.eq(0)
+        with m.If(stop | produced | (in_engine == 0) | ~results.w.ready):
+            m.d.sync += watchdog.eq(0)
+        with m.Elif(watchdog == self._watchdog - 1):
+            m.d.sync += [watchdog.eq(0), expired.eq(1)]
+        with m.Else():
+            m.d.sync += watchdog.eq(watchdog + 1)
+
+        # IDENTIFY and STATUS requests queued or being answered: LOAD answers BUSY meanwhile
+        reads = Signal(range(MAX_PENDING_REQUESTS + 2))
+        queued_read = receiver.tokens.valid & receiver.tokens.ready & (receiver.tokens.payload.status == Status.OK) & (
+            (receiver.tokens.payload.command == Command.IDENTIFY) | (receiver.tokens.payload.command == Command.STATUS))
+        m.d.sync += reads.eq(reads + queued_read - sender.read_sent)
+        m.d.comb += [receiver.reads_pending.eq(reads != 0), receiver.snapshot_free.eq(sender.snapshot_free),
+                     sender.snapshot.eq(receiver.snapshot)]
 
         # the status counters, in host.protocol.COUNTERS order
         pulses = {"frames": engine.results.valid & engine.results.ready,

@@ -124,3 +124,18 @@ def test_throughput_example(text):
     size = int(match.group(1))
     for fps, n in [(match.group(2), match.group(3)), (match.group(4), match.group(5))]:
         assert round(link_bound_fps(3_000_000, size, int(n))) == int(fps.replace(",", ""))
+
+
+def test_watchdog_formula_is_the_code(text):
+    """The watchdog's block, evaluated as written, against host.protocol.watchdog_cycles."""
+    import random
+    from types import SimpleNamespace
+    block = re.search(r"### The engine's watchdog.*?```python\n(.*?)```", text, re.DOTALL).group(1)
+    rng = random.Random(1)
+    for _ in range(200):
+        fields = {"input_words": rng.randint(1, 300), "act_words": rng.randint(1, 300), "simd": 1 << rng.randint(0, 7),
+                  "max_layers": rng.randint(1, 16), "tree_stages": rng.randint(0, 6), "conv": rng.randint(0, 1)}
+        depth = rng.randint(1, 5000)
+        scope = {**fields, "WEIGHTS": SimpleNamespace(depth=depth)}
+        exec(block, scope)
+        assert scope["watchdog_cycles"] == protocol.watchdog_cycles(weight_depth=depth, **fields)

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from host.board import compile_for_board
-from host.link import Link, input_frame
+from host.link import Link, input_frame, load_requests
 from host.protocol import (COUNTERS, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA, MAX_PENDING_REQUESTS,
                            MODEL_ID_BYTES, Command,
                            FrameDecoder, Identity, LoadTarget, Status, crc16, decode_counters, encode_frame)
@@ -358,7 +358,7 @@ def test_a_load_request_corrupted_into_the_descriptors_does_not_wedge_the_board(
 
 
 @pytest.mark.needs_cxx
-def test_load_and_reset_while_frames_are_in_flight_are_busy(line, board8, second_model):
+def test_load_while_frames_are_in_flight_is_busy_and_reset_always_goes_ahead(line, board8, second_model):
     _, compiled2 = second_model
     model = board8.model
     frames = images(MAX_INFER_FRAMES, 17)
@@ -366,12 +366,85 @@ def test_load_and_reset_while_frames_are_in_flight_are_busy(line, board8, second
     data = (infer_request(model, frames, 1) + request(Command.LOAD, 2, payload)
             + infer_request(model, frames, 3) + request(Command.RESET, 4))
     answers = line.exchange(data, 4)
-    assert [(f.code, f.seq) for f in answers] == [(Status.OK, 1), (Status.BUSY, 2), (Status.OK, 3),
-                                                  (Status.BUSY, 4)]
-    assert answers[0].payload == answers[2].payload == golden_classes(model, frames)
+    assert [(f.code, f.seq) for f in answers] == [(Status.OK, 1), (Status.BUSY, 2), (answers[2].code, 3),
+                                                  (Status.OK, 4)]
+    assert answers[0].payload == golden_classes(model, frames)
+    # the RESET stopped the engine: the INFER before it was answered in full, or ABORTED, never in part
+    assert (answers[2].code, answers[2].payload) in [(Status.OK, golden_classes(model, frames)), (Status.ABORTED, b"")]
     identity = Identity.decode(line.call(Command.IDENTIFY, 5)[1])
     assert identity.model_loaded and identity.model_id == model_id(board8.compiled)
-    assert counters(line, 6)["frames"] == 2 * MAX_INFER_FRAMES
+    assert line.call(Command.INFER, 6, infer_payload(model, frames[:2])) == (Status.OK, golden_classes(model, frames[:2]))
+
+
+@pytest.mark.needs_cxx
+def test_a_status_answers_the_counters_when_it_was_accepted(line, board8):
+    """The independent host's report: a STATUS followed at once by a RESET answered frames from before
+    the reset and the other counters from after it."""
+    model = board8.model
+    line.exchange(infer_request(model, images(3, 40), 1) + _flip_last(request(Command.IDENTIFY, 2)), 2)
+    status, reset = line.exchange(request(Command.STATUS, 3) + request(Command.RESET, 4), 2)
+    assert (status.code, reset.code) == (Status.OK, Status.OK)
+    values = decode_counters(status.payload)
+    assert (values["frames"], values["bad_crc"]) == (3, 1)
+    assert counters(line, 5) == {name: 0 for name, _ in COUNTERS}
+    # two STATUS back to back: the second is accepted once the first's snapshot is sent, and each is whole
+    first, second = line.exchange(request(Command.STATUS, 6) + request(Command.STATUS, 7), 2)
+    assert decode_counters(first.payload) == decode_counters(second.payload) == {name: 0 for name, _ in COUNTERS}
+
+
+@pytest.mark.needs_cxx
+def test_an_identify_answers_the_model_it_was_accepted_with(line, board8, second_model):
+    """The report: an IDENTIFY followed at once by a LOAD of the model id answered model_loaded 0 with a
+    non-zero id, or half of each id. A LOAD waits (BUSY) until the IDENTIFY is answered."""
+    _, compiled2 = second_model
+    new_id = bytes([LoadTarget.MODEL_ID, 0, 0]) + model_id(compiled2)
+    identify, load = line.exchange(request(Command.IDENTIFY, 1) + request(Command.LOAD, 2, new_id), 2)
+    identity = Identity.decode(identify.payload)
+    assert identity.model_loaded and identity.model_id == model_id(board8.compiled)
+    assert load.code == Status.BUSY
+    assert Identity.decode(line.call(Command.IDENTIFY, 3)[1]).model_id == model_id(board8.compiled)
+
+
+def _adversarial_images(identity, kind, seed):
+    """Memory contents no model produces: ``{LoadTarget: [word, ...]}`` for every memory but MODEL_ID."""
+    rng = random.Random(seed)
+    memories = identity.memories
+    images = {t: [rng.getrandbits(memories[t].width) for _ in range(memories[t].depth)]
+              for t in LoadTarget if t != LoadTarget.MODEL_ID}
+    if kind == "zero descriptors":
+        images[LoadTarget.DESCRIPTORS] = [0] * memories[LoadTarget.DESCRIPTORS].depth
+    elif kind == "zero network row":
+        images[LoadTarget.NETWORK] = [0]
+    elif kind == "all ones":
+        images = {t: [(1 << memories[t].width) - 1] * memories[t].depth for t in images}
+    return images
+
+
+@pytest.mark.parametrize("kind, seed", [("zero descriptors", 1), ("zero network row", 2), ("all ones", 3),
+                                        ("random", 4), ("random", 5), ("random", 6)])
+@pytest.mark.needs_cxx
+def test_no_memory_contents_lock_the_board_up(line, board8, kind, seed):
+    """The report's lock-up: whatever a LOAD writes, every request is answered (an INFER the engine cannot
+    finish is stopped by the watchdog and answered ABORTED), a RESET always goes ahead, and the real model
+    loads and answers again afterwards."""
+    identity = board8.identity
+    contents = _adversarial_images(identity, kind, seed)
+    contents[LoadTarget.MODEL_ID] = [int.from_bytes(bytes(range(MODEL_ID_BYTES)), "little")]
+    seq = 0
+    for payload in load_requests(contents, identity.memories):
+        assert line.call(Command.LOAD, seq, payload)[0] == Status.OK
+        seq += 1
+    frames = images(2, seed)
+    data = (infer_request(board8.model, frames, seq) + request(Command.RESET, seq + 1)
+            + request(Command.STATUS, seq + 2) + infer_request(board8.model, frames, seq + 3))
+    answers = line.exchange(data, 4)
+    assert [f.seq for f in answers] == [seq, seq + 1, seq + 2, seq + 3]
+    assert [f.code for f in answers][1:3] == [Status.OK, Status.OK]
+    for infer in (answers[0], answers[3]):
+        assert infer.code in (Status.OK, Status.ABORTED, Status.BAD_LENGTH)
+    line.load(board8.compiled, seq + 4)
+    assert line.call(Command.INFER, 1, infer_payload(board8.model, frames)) == (
+        Status.OK, golden_classes(board8.model, frames))
 
 
 @pytest.mark.needs_cxx
