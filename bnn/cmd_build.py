@@ -5,14 +5,14 @@ import sys
 import time
 
 from hw.boards import BOARDS, board as find_board
-from hw.build import ENGINE_MODULE, WEIGHT_STORES, build, plan_engine
+from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, plan_engine
 from hw.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.netlist import CELL_MODELS, verify_netlist
 
 from .cmd_sim import frame_bar
-from .common import (add_dataset_arguments, dataset_for_model, emit_json, non_negative_int, path_argument,
+from .common import (add_dataset_arguments, dataset_for_model, emit_json, int_at_least, path_argument,
                      positive_float, positive_int)
 
 
@@ -39,7 +39,10 @@ def add_parser(sub):
     p.add_argument("--weights", choices=WEIGHT_STORES, default="auto",
                    help="where the weights live: block RAM, or the UP5K's SPRAM (1 Mbit, P x S <= 64, loaded "
                         "by the host: `bnn load`); auto: block RAM if they fit, else SPRAM (default)")
-    p.add_argument("--seed", type=non_negative_int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int_at_least(0, MAX_SEED), default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seeds", type=int_at_least(1, 64), default=1, metavar="N",
+                   help="place and route with N seeds, --seed and up, in parallel up to the processors "
+                        "available; keep the fastest that meets the clock and report every seed's Fmax (default 1)")
     p.add_argument("--out", type=path_argument, metavar="DIR",
                    help="output folder (default build/<board>-<model name>)")
     p.add_argument("--allow-timing-fail", action="store_true",
@@ -110,7 +113,10 @@ def run(args):
     def progress(step, index, _total):
         print(f"[{index}/{steps}] {step}, starting {time.perf_counter() - start:.0f} s in", file=sys.stderr, flush=True)
 
+    if args.seed + args.seeds - 1 > MAX_SEED:
+        raise BnnError(f"--seed {args.seed} --seeds {args.seeds} goes past nextpnr's largest seed, {MAX_SEED}")
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
+                             seeds=args.seeds,
                              out_dir=out_dir, baud=args.baud, weights=args.weights,
                              allow_timing_fail=args.allow_timing_fail,
                              progress=progress)
@@ -149,6 +155,11 @@ def run(args):
     verdict = "met" if report.timing_met else "NOT MET"
     print(f"  Fmax {report.fmax_mhz:.1f} MHz for a {report.clock_mhz:.2f} MHz clock: timing {verdict}; "
           f"critical path {report.critical_path}")
+    if len(report.seeds) > 1:
+        spread = report.seed_fmax
+        each = ", ".join(f"{entry['seed']}: {entry['fmax_mhz']:.1f}" for entry in report.seeds)
+        print(f"  seeds {each} MHz; kept seed "
+              f"{report.seed}; median {spread['median']:.1f}, min {spread['min']:.1f}, max {spread['max']:.1f} MHz")
     print(f"  {report.cycles_per_frame} cycles per frame (ideal {report.ideal_cycles}): "
           f"{report.frames_per_second:.0f} frames/s at {report.clock_mhz:.2f} MHz; "
           f"UART {report.baud} baud ({report.baud_error:+.1%})")

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from model.errors import BnnError
@@ -177,6 +178,15 @@ class BuildReport:
     out_dir: str
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    seed: int = 1
+    seeds: list = field(default_factory=list)   # [{"seed": n, "fmax_mhz": f}] of every seed tried
+
+    @property
+    def seed_fmax(self):
+        """``{"median": , "min": , "max": }`` of the post-route Fmax over the seeds tried (the lower
+        middle one of an even count)."""
+        values = sorted(entry["fmax_mhz"] for entry in self.seeds)
+        return {"median": values[(len(values) - 1) // 2], "min": values[0], "max": values[-1]}
 
     @property
     def engine_resources(self):
@@ -198,6 +208,7 @@ class BuildReport:
         fields = dict(self.__dict__)
         fields["frames_per_second"] = self.frames_per_second
         fields["engine_resources"] = self.engine_resources
+        fields["seed_fmax"] = self.seed_fmax
         return fields
 
 
@@ -317,15 +328,55 @@ def plan_engine(model, board, *, pe, simd, weights="auto"):
     return compiled, in_spram
 
 
-def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, baud=3_000_000, weights="auto",
-          allow_timing_fail=False, progress=lambda step, index, total: None):
+MAX_SEED = 2 ** 31 - 1   # nextpnr's --seed is a C int
+
+
+def _place_and_route(board, seeds, out_dir, clock_mhz):
+    """nextpnr once per seed, each in ``out_dir/seed-N`` (in parallel, up to the processors
+    available); the best placement that meets ``clock_mhz`` (else the fastest; ties to the first
+    seed) is copied to ``out_dir`` (``top.asc``/``top.config``, ``report.json``, ``nextpnr.log``).
+    Returns ``(seed kept, [{"seed", "fmax_mhz"}] in seed order)``."""
+    family = board.device.family
+    placed = "top.asc" if family == "ice40" else "top.config"
+
+    def run(seed):
+        folder = os.path.join(out_dir, f"seed-{seed}") if len(seeds) > 1 else out_dir
+        os.makedirs(folder, exist_ok=True)
+        up = "" if folder == out_dir else "../"
+        pnr = [tool(f"yowasp-nextpnr-{family}"), *board.device.nextpnr_args, "--json", f"{up}top.json",
+               "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", "--quiet",
+               "--timing-allow-fail"]  # timing is judged below, with the report
+        pnr += (["--pcf", f"{up}top.pcf", "--asc", "top.asc"] if family == "ice40"
+                else ["--lpf", f"{up}top.lpf", "--textcfg", "top.config"])
+        _run("place and route (nextpnr)", pnr, folder, "nextpnr.out", [placed, "report.json"])
+        with open(os.path.join(folder, "report.json")) as f:
+            return folder, _sync_fmax(json.load(f))[1]
+
+    workers = max(1, min(len(seeds), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                         else os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(run, seeds))
+    fmax = [f for _, f in results]
+    best = max(range(len(seeds)), key=lambda k: (fmax[k] >= clock_mhz, fmax[k], -k))
+    folder = results[best][0]
+    if folder != out_dir:
+        for name in (placed, "report.json", "nextpnr.log"):
+            shutil.copyfile(os.path.join(folder, name), os.path.join(out_dir, name))
+    return seeds[best], [{"seed": seed, "fmax_mhz": f} for seed, f in zip(seeds, fmax)]
+
+
+def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, seeds=1, out_dir, baud=3_000_000,
+          weights="auto", allow_timing_fail=False, progress=lambda step, index, total: None):
     """Build a bitstream of ``model`` for ``board``; return a :class:`BuildReport`.
 
-    Raises :class:`BuildError` before any synthesis if the model does not fit the board (with the
-    numbers and a folding that would fit), if a tool fails, or if the achieved Fmax is below the
-    clock (unless ``allow_timing_fail``). ``progress(step, index, total)`` is called as each step
-    starts; before Yosys's first run on this machine, which prepares it for about a minute, a
-    status line goes to the ``bnn`` logger too. ``build.json`` is written whole or not at all.
+    Place and route runs with ``seeds`` nextpnr seeds, ``seed``, ``seed + 1``, ... (in parallel
+    up to the processors available), and keeps the fastest placement that meets the clock; the
+    report lists every seed's Fmax. Raises :class:`BuildError` before any synthesis if the model
+    does not fit the board (with the numbers and a folding that would fit), if a tool fails, or if
+    the achieved Fmax is below the clock (unless ``allow_timing_fail``). ``progress(step, index,
+    total)`` is called as each step starts; before Yosys's first run on this machine, which
+    prepares it for about a minute, a status line goes to the ``bnn`` logger too. ``build.json``
+    is written whole or not at all.
     """
     family = board.device.family
     compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
@@ -361,13 +412,7 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
     seconds["synthesis"] = time.perf_counter() - start
 
     start = step(2)
-    placed = "top.asc" if family == "ice40" else "top.config"
-    pnr = [tool(f"yowasp-nextpnr-{family}"), *board.device.nextpnr_args, "--json", "top.json",
-           "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", "--quiet",
-           "--timing-allow-fail"]  # timing is judged below, with the report
-    pnr += ["--pcf", "top.pcf", "--asc", "top.asc"] if family == "ice40" else ["--lpf", "top.lpf",
-                                                                                "--textcfg", "top.config"]
-    _run("place and route (nextpnr)", pnr, out_dir, "nextpnr.out", [placed, "report.json"])
+    kept, tried = _place_and_route(board, list(range(seed, seed + seeds)), out_dir, pll.output_mhz)
     seconds["place_and_route"] = time.perf_counter() - start
 
     start = step(3)
@@ -391,7 +436,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, out_dir, bau
         engine_cells=engine_cells(out_dir),
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
         latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
-        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes)
+        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes,
+        seed=kept, seeds=tried)
     write_atomically(os.path.join(out_dir, "build.json"), lambda f: json.dump(result.as_dict(), f, indent=1),
                      text=True)
     if not result.timing_met and not allow_timing_fail:

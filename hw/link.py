@@ -13,6 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
@@ -21,7 +22,8 @@ from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_CL
                            MODEL_ID_BYTES, PROTOCOL_VERSION, SYNC, Command, Identity, IDENTITY_MAGIC,
                            LoadTarget, Memory, Status, frame_bytes, watchdog_cycles, word_bytes)
 
-from .engine import Engine, loadable_widths, network_row
+from .counters import CounterBank
+from .engine import Engine, loadable_widths, network_row, registered_read
 from .loadable import byte_lanes, load_signature
 from .loader import pixel_layout
 from .params import CompileError
@@ -471,8 +473,9 @@ class ResponseSender(wiring.Component):
     identity (an :class:`host.protocol.Identity` payload: its fixed bytes, the model-loaded byte
     and the model id, which LOADs of MODEL_ID write and which reads as zeros while no model is
     loaded; LOAD answers BUSY while an IDENTIFY is unanswered, so it holds still); STATUS sends the
-    counters as they were when ``snapshot`` pulsed, the request's acceptance. Each payload byte is
-    looked up a cycle before it is offered.
+    counter bank's copy, made when the request was accepted. The identity's fixed bytes (a ROM),
+    the model id and the copy live in one block RAM (the payload memory). Each payload byte is
+    looked up before it is offered.
 
     Members
     -------
@@ -492,10 +495,13 @@ class ResponseSender(wiring.Component):
     load : In(hw.loadable.load_signature())
         The receiver's writes; those to MODEL_ID go to the identity.
     model_loaded : In(1)
-    counters : In(8 * sum of COUNTERS' sizes)
-        The counters' bytes, as STATUS sends them.
+    copy : In(WritePort.Signature(addr_width, shape=8).flip())
+        The counter bank's copy (:class:`hw.counters.CounterBank`), byte ``b`` of the STATUS
+        payload to address ``b``; never in the same cycle as a load of MODEL_ID.
+    counters_ready : In(1)
+        The counter bank has no copy to make: the snapshot may be read.
     snapshot : In(1)
-        A STATUS request is accepted: its answer is ``counters`` now.
+        A STATUS request is accepted (the counter bank copies its counters).
     snapshot_free : Out(1)
         No STATUS snapshot waits to be sent (``snapshot`` may pulse).
     read_sent : Out(1)
@@ -517,7 +523,9 @@ class ResponseSender(wiring.Component):
             "bytes": Out(stream.Signature(8)),
             "load": In(load_signature()),
             "model_loaded": In(1),
-            "counters": In(8 * self._counter_bytes),
+            "copy": In(WritePort.Signature(addr_width=max(self._counter_bytes - 1, 1).bit_length(),
+                                          shape=8).flip()),
+            "counters_ready": In(1),
             "snapshot": In(1),
             "snapshot_free": Out(1),
             "read_sent": Out(1),
@@ -527,19 +535,19 @@ class ResponseSender(wiring.Component):
         m = Module()
         identity_bytes = len(self._identity)
         fixed = self._fixed_bytes                     # then the model-loaded byte, then the id
-        # in logic, not block RAM (the engine needs every one): the fixed bytes are a ROM of a few
-        # LUTs, the id 16 registers
-        logic = {"ram_style": "logic"}
-        m.submodules.identity = identity = memory.Memory(shape=8, depth=fixed, init=self._identity[:fixed],
-                                                         attrs=logic)
-        m.submodules.model_id = model_id = memory.Memory(shape=8, depth=MODEL_ID_BYTES,
-                                                         init=self._identity[fixed + 1:], attrs=logic)
-        id_write = model_id.write_port()
-        load = self.load
-        m.d.comb += [id_write.addr.eq(load.lane), id_write.data.eq(load.data),
-                     id_write.en.eq(load.en & (load.target == LoadTarget.MODEL_ID))]
-        fixed_read = identity.read_port(domain="comb")
-        id_read = model_id.read_port(domain="comb")
+        # the payload memory: the identity's fixed bytes, the model id, the STATUS copy
+        snapshot_base = fixed + MODEL_ID_BYTES
+        m.submodules.payload = payload = memory.Memory(
+            shape=8, depth=snapshot_base + self._counter_bytes,
+            init=self._identity[:fixed] + self._identity[fixed + 1:],
+            # reads come only while no copy or model id load writes (see snapshot_free, reads_pending)
+            attrs={"ram_style": "block", "no_rw_check": 1})
+        write = payload.write_port()
+        load, copy = self.load, self.copy
+        m.d.comb += [write.addr.eq(Mux(copy.en, snapshot_base + copy.addr, fixed + load.lane)),
+                     write.data.eq(Mux(copy.en, copy.data, load.data)),
+                     write.en.eq(copy.en | (load.en & (load.target == LoadTarget.MODEL_ID)))]
+        read_addr, read_data = registered_read(m, payload, "payload")
         # sized to the longest payload: a register bit that is always 0 would become a constant
         # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
         token = Signal(token_layout)
@@ -549,21 +557,22 @@ class ResponseSender(wiring.Component):
         left = Signal.like(token.frames)     # frames not yet accounted for
         lost = Signal.like(self.in_flight)   # frames stopped in the engine, not yet accounted for
         faulted = Signal()                   # one of the token's frames was lost
-        counted = Signal(8 * self._counter_bytes)   # the STATUS snapshot, shifted out a byte at a time
-        holding = Signal()                   # it waits to be sent
+        holding = Signal()                   # a STATUS snapshot waits to be sent
         crc = Signal(16)
         out = self.bytes
         sent = out.valid & out.ready
-        m.d.comb += [fixed_read.addr.eq(index), id_read.addr.eq(index - (fixed + 1)),
+        status = token.command == Command.STATUS
+        m.d.comb += [read_addr.eq(Mux(status, snapshot_base + index, Mux(index > fixed, index - 1, index))),
                      self.snapshot_free.eq(~holding)]
-        identity_byte = Mux(index < fixed, fixed_read.data,
-                            Mux(index == fixed, self.model_loaded, Mux(self.model_loaded, id_read.data, 0)))
+        # the byte read for the index of the cycle before
+        looked_up = Mux(status, read_data, Mux(index == fixed, self.model_loaded,
+                                               Mux((index < fixed) | self.model_loaded, read_data, 0)))
         infer = token.command == Command.INFER
         payload_byte = Signal(8)
         take_result = self.results.valid & self.results.ready
 
         with m.If(self.snapshot):
-            m.d.sync += [counted.eq(self.counters), holding.eq(1)]
+            m.d.sync += holding.eq(1)
         take_lost = Signal()
         m.d.sync += lost.eq(lost + Mux(self.abort, self.in_flight - self.owed, 0) - take_lost)
         with m.If(take_result & infer & (token.status == Status.OK) & ~faulted):
@@ -626,12 +635,13 @@ class ResponseSender(wiring.Component):
                         with m.If(take_result):
                             m.d.sync += payload_byte.eq(self.results.payload)
                             m.next = "PAYLOAD"
-                    with m.Case(Command.IDENTIFY):
-                        m.d.sync += payload_byte.eq(identity_byte)
-                        m.next = "PAYLOAD"
                     with m.Default():
-                        m.d.sync += [payload_byte.eq(counted[:8]), counted.eq(counted >> 8)]
-                        m.next = "PAYLOAD"
+                        # a STATUS's copy is whole once the bank has no copy to make
+                        with m.If(~status | self.counters_ready):
+                            m.next = "LOOKUP"
+            with m.State("LOOKUP"):
+                m.d.sync += payload_byte.eq(looked_up)
+                m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += [out.valid.eq(1), out.payload.eq(payload_byte)]
                 with m.If(sent):
@@ -891,25 +901,25 @@ class LinkCore(wiring.Component):
         with m.Else():
             m.d.sync += watchdog.eq(watchdog + 1)
 
+        # the status counters (host.protocol.COUNTERS), in a block RAM with the STATUS snapshot
+        m.submodules.counters = counters = CounterBank(COUNTERS)
+        pulses = {"frames": engine.results.valid & engine.results.ready,
+                  "framing_errors": uart_rx.framing_error, "overruns": uart_rx.overrun,
+                  **{name: receiver.events[name] for name in event_names}}
+        m.d.comb += [
+            *[counters.events[name].eq(pulse) for name, pulse in pulses.items()],
+            counters.clear.eq(receiver.reset_counters),
+            counters.snapshot.eq(receiver.snapshot),
+            sender.counters_ready.eq(counters.snapshot_ready),
+        ]
+        wiring.connect(m, counters.copy, sender.copy)
+
         # IDENTIFY and STATUS requests queued or being answered: LOAD answers BUSY meanwhile
         reads = Signal(range(MAX_PENDING_REQUESTS + 2))
         queued_read = receiver.tokens.valid & receiver.tokens.ready & (receiver.tokens.payload.status == Status.OK) & (
             (receiver.tokens.payload.command == Command.IDENTIFY) | (receiver.tokens.payload.command == Command.STATUS))
         m.d.sync += reads.eq(reads + queued_read - sender.read_sent)
-        m.d.comb += [receiver.reads_pending.eq(reads != 0), receiver.snapshot_free.eq(sender.snapshot_free),
+        m.d.comb += [receiver.reads_pending.eq(reads != 0),
+                     receiver.snapshot_free.eq(sender.snapshot_free & counters.snapshot_ready),
                      sender.snapshot.eq(receiver.snapshot)]
-
-        # the status counters, in host.protocol.COUNTERS order
-        pulses = {"frames": engine.results.valid & engine.results.ready,
-                  "framing_errors": uart_rx.framing_error, "overruns": uart_rx.overrun,
-                  **{name: receiver.events[name] for name in event_names}}
-        counters = []
-        for name, size in COUNTERS:
-            counter = Signal(8 * size, name=f"count_{name}")
-            with m.If(receiver.reset_counters):
-                m.d.sync += counter.eq(0)
-            with m.Elif(pulses[name]):
-                m.d.sync += counter.eq(counter + 1)
-            counters.append(counter)
-        m.d.comb += sender.counters.eq(Cat(*counters))
         return m
