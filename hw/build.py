@@ -50,7 +50,8 @@ def block_rams(family, depth, width):
 
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops); the link uses none. A conv engine reads its input and activation
+    holds in flip-flops), and the link's one (``link_payload``: the identity, model id and STATUS
+    copy, :class:`hw.link.ResponseSender`). A conv engine reads its input and activation
     memories on two ports per gathered window row, for each of which Yosys takes a copy of their
     block RAMs."""
     def rams(name, depth, width):
@@ -60,6 +61,7 @@ def block_ram_estimate(board, params, *, weights_in_spram=False):
         return copies * block_rams(board.device.family, depth, width)
     estimate = {name: rams(name, depth, width)
                 for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
+    estimate["link_payload"] = 1
     return estimate
 
 

@@ -64,7 +64,7 @@ def netlist_design(build_dir, family, module):
     with open(os.path.join(build_dir, "engine_sim.il")) as f:
         # the link's load port and engine reset: the run uses the network the bitstream holds
         return stream_design(f.read(), input_port="pixels", output_port="results",
-                             held_low=[f"load__{name}" for name in load_signature().members] + ["clear"])
+                             held_low=[f"load__{name}" for name in load_signature().members] + ["clear", "discard"])
 
 
 def verify_netlist(model, images, compiled, build_dir, family, module, *, progress=None):
