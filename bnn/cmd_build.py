@@ -58,13 +58,14 @@ def add_parser(sub):
 def list_boards(as_json):
     rows = [{"board": b.name, "device": b.device.name, "family": b.device.family, "luts": b.device.luts,
              "block_rams": b.device.block_rams, "sprams": b.device.sprams, "dsps": b.device.dsps,
-             "clock_mhz": b.clock_mhz, "description": b.description} for b in BOARDS.values()]
+             "clock_mhz": b.clock_mhz, "description": b.description, "line_rates": b.line_rates}
+            for b in BOARDS.values()]
     if as_json:
         emit_json({"boards": rows})
         return 0
     for r in rows:
         print(f"{r['board']:<16} {r['device']:<10} {r['luts']:>6} LUT4 {r['block_rams']:>4} block RAMs "
-              f"{r['sprams']} SPRAM  default {r['clock_mhz']:g} MHz  {r['description']}")
+              f"{r['sprams']} SPRAM  default {r['clock_mhz']:g} MHz  {r['description']}; line: {r['line_rates']}")
     return 0
 
 
@@ -89,6 +90,8 @@ def run(args):
         return list_boards(args.json)
     if not args.board or not args.model:
         raise BnnError("--board and --model are required (or --list-boards)")
+    if args.seed + args.seeds - 1 > MAX_SEED:
+        raise BnnError(f"--seed {args.seed} --seeds {args.seeds} goes past nextpnr's largest seed, {MAX_SEED}")
     board = find_board(args.board)
     model = load_model(args.model)
     images = None
@@ -113,8 +116,6 @@ def run(args):
     def progress(step, index, _total):
         print(f"[{index}/{steps}] {step}, starting {time.perf_counter() - start:.0f} s in", file=sys.stderr, flush=True)
 
-    if args.seed + args.seeds - 1 > MAX_SEED:
-        raise BnnError(f"--seed {args.seed} --seeds {args.seeds} goes past nextpnr's largest seed, {MAX_SEED}")
     report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
                              seeds=args.seeds,
                              out_dir=out_dir, baud=args.baud, weights=args.weights,

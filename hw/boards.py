@@ -46,6 +46,7 @@ class Board:
     uart_enable: str = ""  # an output the board needs high to route the FPGA's TX to its USB bridge
     pll_from_pad: bool = False  # iCE40: the PLL takes the clock pin itself (SB_PLL40_PAD)
     clock: str = ""        # the oscillator's resource, if not the platform's default clock
+    line_rates: str = ""   # the serial line rates the board's USB-serial chip carries exactly
 
     def clock_resource(self, platform):
         """Name of the clock resource the PLL takes."""
@@ -90,27 +91,32 @@ def _ecp5(size, luts, block_rams, dsps, package, speed):
 
 BOARDS = {board.name: board for board in [
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K), UART on the FTDI's second channel",
-          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=30, tree_stages=4, pll_from_pad=True),
+          "ICEBreakerPlatform", "icebreaker", UP5K, clock_mhz=30, tree_stages=4, pll_from_pad=True,
+          line_rates="FT2232H: 12 MHz / n exactly (12, 6, 4, 3 Mbaud, ...)"),
     Board("upduino3", "UPduino v3 (iCE40 UP5K), 12 MHz clock jumper fitted; UART on pins 4 (rx) and 3 (tx)",
           "UpduinoV3Platform", "upduino_v3", UP5K, clock_mhz=30, tree_stages=4,
-          uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"}), clock="clk12"),
+          uart=("4", "3", {"IO_STANDARD": "SB_LVCMOS"}), clock="clk12",
+          line_rates="an adapter of your choice on pins 3 and 4"),
     Board("hx8k-breakout", "Lattice iCE40-HX8K breakout board, UART on the FTDI's second channel",
-          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=4),
+          "ICE40HX8KBEVNPlatform", "ice40_hx8k_b_evn", HX8K, clock_mhz=90, tree_stages=4,
+          line_rates="FT2232H: 12 MHz / n exactly (12, 6, 4, 3 Mbaud, ...)"),
     Board("ulx3s-25f", "Radiona ULX3S with an ECP5 25F, UART on the FTDI",
           "ULX3S_25F_Platform", "ulx3s", _ecp5(25, 24288, 56, 28, "CABGA381", 6), clock_mhz=110, tree_stages=3,
-          uart_enable="uart_tx_enable"),
+          uart_enable="uart_tx_enable", line_rates="FT231X: up to 3 Mbaud"),
     Board("ulx3s-45f", "Radiona ULX3S with an ECP5 45F, UART on the FTDI",
           "ULX3S_45F_Platform", "ulx3s", _ecp5(45, 43848, 108, 72, "CABGA381", 6), clock_mhz=110, tree_stages=3,
-          uart_enable="uart_tx_enable"),
+          uart_enable="uart_tx_enable", line_rates="FT231X: up to 3 Mbaud"),
     Board("ulx3s-85f", "Radiona ULX3S with an ECP5 85F, UART on the FTDI",
           "ULX3S_85F_Platform", "ulx3s", _ecp5(85, 83640, 208, 156, "CABGA381", 6), clock_mhz=110, tree_stages=3,
-          uart_enable="uart_tx_enable"),
+          uart_enable="uart_tx_enable", line_rates="FT231X: up to 3 Mbaud"),
     Board("orangecrab-25f", "OrangeCrab r0.2 with an ECP5 25F; UART on Feather pins 0 (rx) and 1 (tx)",
           "OrangeCrabR0_2_25FPlatform", "orangecrab_r0_2", _ecp5(25, 24288, 56, 28, "CSFBGA285", 8),
-          clock_mhz=110, tree_stages=3, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"})),
+          clock_mhz=110, tree_stages=3, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"}),
+          line_rates="an adapter of your choice on Feather pins 0 and 1"),
     Board("orangecrab-85f", "OrangeCrab r0.2 with an ECP5 85F; UART on Feather pins 0 (rx) and 1 (tx)",
           "OrangeCrabR0_2_85FPlatform", "orangecrab_r0_2", _ecp5(85, 83640, 208, 156, "CSFBGA285", 8),
-          clock_mhz=110, tree_stages=3, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"})),
+          clock_mhz=110, tree_stages=3, uart=("N17", "M18", {"IO_TYPE": "LVCMOS33"}),
+          line_rates="an adapter of your choice on Feather pins 0 and 1"),
 ]}
 
 

@@ -32,6 +32,7 @@ ENGINE_MODULE = "top.link.engine"   # the engine's module in the top level's net
 WEIGHT_STORES = ("auto", "bram", "spram")
 MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
 MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
+MIN_CYCLES_PER_BIT = 5           # the receiver samples mid-bit after a 2-flip-flop synchroniser: 4 leaves no margin
 # Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
 BLOCK_RAM_SHAPES = {
     "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),                               # SB_RAM40_4K
@@ -133,11 +134,12 @@ def fitting_folding(model, board, *, tree_stages, weights="auto"):
 def link_clock(board, clock_mhz, baud):
     """``(pll, divisor, baud_error)``: the PLL settings for ``clock_mhz`` (default: the board's
     clock) and the serial line at ``baud`` on that clock. Raises :class:`BuildError` for a baud
-    rate outside ``MIN_BAUD``..clock / 4 or more than ``MAX_BAUD_ERROR`` off."""
+    rate outside ``MIN_BAUD``..clock / ``MIN_CYCLES_PER_BIT`` or more than ``MAX_BAUD_ERROR`` off."""
     pll = pll_settings(board.device.family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
-    if not MIN_BAUD <= baud <= pll.output_mhz * 1e6 / 4:
-        raise BuildError(f"--baud must lie in {MIN_BAUD}..{int(pll.output_mhz * 1e6 / 4)} at "
-                         f"{pll.output_mhz:.2f} MHz (4 clock cycles per bit at least), not {baud}")
+    fastest = int(pll.clock_hz // MIN_CYCLES_PER_BIT)
+    if not MIN_BAUD <= baud <= fastest:
+        raise BuildError(f"--baud must lie in {MIN_BAUD}..{fastest} at {pll.output_mhz:.2f} MHz "
+                         f"({MIN_CYCLES_PER_BIT} clock cycles per bit at least), not {baud}")
     divisor, baud_error = uart_divisor(pll.clock_hz, baud)
     if abs(baud_error) > MAX_BAUD_ERROR:
         raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
@@ -148,7 +149,7 @@ def test_pll_refuses_a_clock_outside_its_range():
 
 @pytest.mark.parametrize("flags, message", [
     (["--clock-mhz", "5000"], "the ice40 PLL makes at most 275 MHz, not 5000 MHz"),
-    (["--baud", "1"], "--baud must lie in 9600..7500000 at 30.00 MHz"),
+    (["--baud", "1"], "--baud must lie in 9600..6000000 at 30.00 MHz (5 clock cycles per bit at least)"),
 ])
 def test_absurd_clocks_and_baud_rates_are_refused_before_any_tool(digits_model, tmp_path, capsys, monkeypatch,
                                                                   flags, message):
@@ -193,3 +194,38 @@ def test_an_ice40_placer_without_room_is_reported_as_not_fitting(tmp_path):
     log = tmp_path / "nextpnr.out"
     log.write_text("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6043 ICESTORM_LCs\n")
     assert hw.build._overflow([str(log)]) == "it needs 6043 ICESTORM_LC, more than the device has"
+
+
+@pytest.mark.parametrize("fmax, clock, kept", [
+    ({1: 29.0, 2: 31.5, 3: 30.5}, 30.0, 2),      # the fastest
+    ({1: 29.0, 2: 28.5, 3: 29.5}, 30.0, 3),      # none meets the clock: still the fastest
+    ({1: 31.0, 2: 31.0, 3: 30.0}, 30.0, 1),      # a tie: the first seed
+])
+def test_the_seed_sweep_keeps_the_fastest_placement(tmp_path, monkeypatch, fmax, clock, kept):
+    def fake_nextpnr(step, argv, folder, log_name, outputs, tool_log=None):
+        seed = int(argv[argv.index("--seed") + 1])
+        report = {"fmax": {"clk": {"achieved": fmax[seed], "constraint": clock}}}
+        (Path(folder) / "report.json").write_text(json.dumps(report))
+        (Path(folder) / "top.asc").write_text(f"placement of seed {seed}")
+        (Path(folder) / "nextpnr.log").write_text(f"log of seed {seed}")
+    monkeypatch.setattr(hw.build, "_run", fake_nextpnr)
+    monkeypatch.setattr(hw.build, "tool", lambda name: name)
+    seed, tried = hw.build._place_and_route(BOARDS["icebreaker"], [1, 2, 3], str(tmp_path), clock)
+    assert seed == kept and tried == [{"seed": s, "fmax_mhz": fmax[s]} for s in (1, 2, 3)]
+    assert (tmp_path / "top.asc").read_text() == f"placement of seed {kept}"
+    assert (tmp_path / "nextpnr.log").read_text() == f"log of seed {kept}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("seed-")) == ["seed-1", "seed-2", "seed-3"]
+
+
+def test_a_seed_past_nextpnr_s_range_is_refused_before_any_tool(digits_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    for flags, message in [(["--seed", "99999999999999999999"], "--seed: must be at most 2147483647"),
+                           (["--seed", "2147483647", "--seeds", "2"], "goes past nextpnr's largest seed")]:
+        try:
+            status = main(["build", "--board", "icebreaker", "--model", digits_model[1], "--out",
+                           str(tmp_path / "out"), *flags])
+        except SystemExit as exit:     # argparse's usage error
+            status = exit.code
+        assert status in (1, 2)
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
