@@ -139,3 +139,75 @@ def test_watchdog_formula_is_the_code(text):
         scope = {**fields, "WEIGHTS": SimpleNamespace(depth=depth)}
         exec(block, scope)
         assert scope["watchdog_cycles"] == protocol.watchdog_cycles(weight_depth=depth, **fields)
+
+
+def _row_fields(text):
+    """``{"descriptor": [(field, width expression, condition)], "network": [...]}`` from the row table."""
+    rows = {"descriptor": [], "network": []}
+    for r in _table(text, "row", "field", "width"):
+        kind, _, condition = r["row"].partition(" (")
+        names = [n.strip().strip("`") for n in r["field"].split(",")]
+        width = r["width"].removesuffix(" each").strip("`")
+        rows[kind].extend((name, width, condition.rstrip(")").replace("`", "")) for name in names)
+    return rows
+
+
+def _flat_fields(layout):
+    """``[(name, width)]`` of a StructLayout's fields, nested structs flattened in place."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+    fields = []
+    for name, field in layout:
+        if isinstance(field.shape, data.StructLayout):
+            fields += _flat_fields(field.shape)
+        else:
+            fields.append((name, Shape.cast(field.shape).width))
+    return fields
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_row_table_is_the_rows_layouts(text, seed):
+    from hw.compiler import compile_model
+    from hw.engine import network_layout
+    from hw.sequencer import descriptor_layout
+    from model.layers import Conv, Dense, MaxPool
+    from model.modelfile import MaxPoolLayer
+    from model.random_models import random_conv_model, random_model
+    if seed % 2:
+        model = random_conv_model((7, 6, 2), [Conv(3, 3), MaxPool(), Dense(5), Dense(3)], input_bits=8, seed=seed)
+    else:
+        model = random_model([30 + seed, 9, 4], input_bits=1 if seed % 4 else 8, seed=seed)
+    params = compile_model(model, pe=2, simd=[4, 8, 16][seed % 3]).params
+    words = max(params.input_words, params.act_words)
+    scope = {**{f: getattr(params, f) for f in ("input_words", "act_words", "simd", "pixels_per_beat", "score_count",
+                                                "input_bits", "gather_rows")},
+             "bits": lambda n: max(1, (n - 1).bit_length()), "words": words, "elements": words * params.simd,
+             "starts": params.start_depth, "frame_bytes": protocol.frame_bytes}
+    table = _row_fields(text)
+    expected = {"descriptor": _flat_fields(descriptor_layout(params)), "network": _flat_fields(network_layout(params))}
+    for kind, fields in table.items():
+        documented = [(name, eval(width, scope)) for name, width, condition in fields
+                      if not condition or (params.conv and (condition == "conv" or
+                                                            (condition == "conv, gather_rows > 1" and
+                                                             params.gather_rows > 1)))]
+        assert documented == expected[kind], kind
+    if seed == 3:
+        assert params.conv and params.gather_rows > 1      # the gather fields are covered
+    # the values the table gives, for the fully connected layers of a fully connected engine and the network row
+    from hw.link import memory_images
+    from host.protocol import LoadTarget
+    compiled = compile_model(model, pe=2, simd=params.simd)
+    images = memory_images(compiled)
+    layers = [layer for layer in model.layers if not isinstance(layer, MaxPoolLayer)]
+    if not params.conv:
+        for k, (layer, row) in enumerate(zip(layers, images[LoadTarget.DESCRIPTORS])):
+            d = descriptor_layout(params).from_bits(row)
+            assert (d.last_slice, d.last_group, d.bit_serial, d.first, d.last) == (
+                -(-layer.fan_in // params.simd) - 1, -(-layer.fan_out // 2) - 1,
+                int(k == 0 and model.input.bits == 8), int(k == 0), int(k == len(layers) - 1))
+    n = network_layout(params).from_bits(images[LoadTarget.NETWORK][0])
+    beats, granules = -(-model.input.size // params.pixels_per_beat), params.simd // params.pixels_per_beat
+    assert (n.input.last_word, n.input.last_granule, n.input.last_lanes, n.input.threshold, n.classes,
+            n.frame_bytes) == ((beats - 1) // granules, (beats - 1) % granules,
+                               model.input.size - (beats - 1) * params.pixels_per_beat, model.input.threshold or 0,
+                               model.classes, protocol.frame_bytes(model.input.bits, model.input.size))
