@@ -441,24 +441,29 @@ class ResultQueue(wiring.Component):
         depth = self._depth
         m.submodules.storage = storage = memory.Memory(shape=8, depth=depth, init=[], attrs={"ram_style": "logic"})
         write, read = storage.write_port(), storage.read_port(domain="comb")
-        # pointers one bit wider than an address: equal when empty, apart by depth when full
-        head, tail = Signal(exact_log2(depth) + 1), Signal(exact_log2(depth) + 1)
-        level = (tail - head)[:len(head)]
-        push = self.w.valid & self.w.ready
+        # the pointers wrap at the depth (a power of two); the level and the full and empty flags are
+        # registers of their own, so that no subtraction sits between the pointers and the handshakes
+        head, tail = Signal(exact_log2(depth)), Signal(exact_log2(depth))
+        level = Signal(range(depth + 1))
+        full, empty = Signal(), Signal(init=1)
+        push = self.w.valid & self.w.ready & ~self.truncate
         pop = self.r.valid & self.r.ready
         m.d.comb += [
             self.level.eq(level),
-            self.w.ready.eq(level != depth),
-            self.r.valid.eq(level != 0),
+            self.w.ready.eq(~full),
+            self.r.valid.eq(~empty),
             read.addr.eq(head), self.r.payload.eq(read.data),
-            write.addr.eq(tail), write.data.eq(self.w.payload), write.en.eq(push & ~self.truncate),
+            write.addr.eq(tail), write.data.eq(self.w.payload), write.en.eq(push),
         ]
-        with m.If(pop):
-            m.d.sync += head.eq(head + 1)
+        following = Signal.like(level)
         with m.If(self.truncate):
+            m.d.comb += following.eq(self.keep)
             m.d.sync += tail.eq(head + self.keep)
-        with m.Elif(push):
-            m.d.sync += tail.eq(tail + 1)
+        with m.Else():
+            m.d.comb += following.eq(level + push - pop)
+            m.d.sync += tail.eq(tail + push)
+        m.d.sync += [head.eq(head + pop), level.eq(following), full.eq(following == depth),
+                     empty.eq(following == 0)]
         return m
 
 
