@@ -24,10 +24,10 @@ class CounterBank(wiring.Component):
     Members
     -------
     events : In(StructLayout({name: 1}))
-        One-cycle pulses, one per counter.
+        One-cycle pulses, one per counter, counted two cycles later (registered first).
     clear : In(1)
-        Sets every counter to 0 (an event in the same cycle is dropped with the rest); during a
-        copy, once the copy is done.
+        Sets every counter to 0 in the next cycle (an event counted then is dropped with the rest),
+        or, during a copy, once the copy is done.
     snapshot : In(1)
         Pulse, only while ``snapshot_ready``: copy the counters.
     snapshot_ready : Out(1)
@@ -50,19 +50,24 @@ class CounterBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         copying = Signal()
-        # a clear asked for during a copy waits for its end: the copy is of before it
+        # a clear is done from a register, the cycle after it is asked for (its fan-out is every
+        # counter bit), or once a copy under way is done: the copy is of before it
         clear_waiting = Signal()
-        clearing = (self.clear | clear_waiting) & ~copying
-        with m.If(self.clear & copying):
-            m.d.sync += clear_waiting.eq(1)
+        clearing = clear_waiting & ~copying
         with m.If(clearing):
             m.d.sync += clear_waiting.eq(0)
+        with m.If(self.clear):
+            m.d.sync += clear_waiting.eq(1)
+        # the events are counted from a register, a cycle late: the logic that decides them stays
+        # off the counters' carry chains
+        events = Signal.like(self.events)
+        m.d.sync += events.eq(self.events)
         live = []
         for name, size in self._counters:
             counter = Signal(8 * size, name=f"count_{name}")
             with m.If(clearing):
                 m.d.sync += counter.eq(0)
-            with m.Elif(self.events[name]):
+            with m.Elif(events[name]):
                 m.d.sync += counter.eq(counter + 1)
             live.append(counter)
 

@@ -91,7 +91,7 @@ def test_a_counter_is_copied_from_one_cycle(simulate):
 
     async def bench(ctx):
         ctx.set(dut.events.b, 1)
-        await ctx.tick().repeat(250)
+        await ctx.tick().repeat(251)
         copied = await take_snapshot(ctx, dut, 8)       # copied while the events go on
         # b's low byte (address 4) is copied at 0xff, on the cycle before the carry; its high byte a
         # cycle later, when b is 0x0100: a torn copy would read 0x01ff
