@@ -147,9 +147,10 @@ class RequestReceiver(wiring.Component):
         An IDENTIFY or STATUS is unanswered: LOAD answers BUSY (its answer is the state when it
         was accepted).
     snapshot_free : In(1)
-        An OK STATUS may be queued (the sender holds no snapshot yet to be sent).
+        An OK STATUS may be queued (no STATUS copy waits to be sent or is being made).
     snapshot : Out(1)
-        Pulses when an OK STATUS is queued: the sender keeps the counters of this cycle.
+        Pulses when an OK STATUS is queued: the counter bank copies the counters
+        (:class:`hw.counters.CounterBank`).
     model_loaded : Out(1)
     clear : Out(1)
         Pulses after a LOAD or an OK RESET (a registered pulse, the cycle after the answer is
