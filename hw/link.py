@@ -456,15 +456,17 @@ class ResultQueue(wiring.Component):
             read.addr.eq(head), self.r.payload.eq(read.data),
             write.addr.eq(tail), write.data.eq(self.w.payload), write.en.eq(push),
         ]
-        following = Signal.like(level)
+        # the flags' next values from comparisons of registers, the handshakes last
+        one_left, one_free = Signal(), Signal()
+        m.d.comb += [one_left.eq(level == 1), one_free.eq(level == depth - 1)]
         with m.If(self.truncate):
-            m.d.comb += following.eq(self.keep)
-            m.d.sync += tail.eq(head + self.keep)
+            m.d.sync += [tail.eq(head + self.keep), level.eq(self.keep),
+                         full.eq(self.keep == depth), empty.eq(self.keep == 0)]
         with m.Else():
-            m.d.comb += following.eq(level + push - pop)
-            m.d.sync += tail.eq(tail + push)
-        m.d.sync += [head.eq(head + pop), level.eq(following), full.eq(following == depth),
-                     empty.eq(following == 0)]
+            m.d.sync += [tail.eq(tail + push), level.eq(level + push - pop),
+                         full.eq(Mux(pop, 0, full | (one_free & push))),
+                         empty.eq(Mux(push, 0, empty | (one_left & pop)))]
+        m.d.sync += head.eq(head + pop)
         return m
 
 
@@ -576,12 +578,15 @@ class ResponseSender(wiring.Component):
         infer = token.command == Command.INFER
         payload_byte = Signal(8)
         take_result = self.results.valid & self.results.ready
+        # the token's kind as registers of their own: they decide the queue's handshake
+        infer_ok = Signal()                  # an OK INFER none of whose frames was lost
+        dropping = Signal()                  # an INFER whose results are to be dropped
 
         with m.If(self.snapshot):
             m.d.sync += holding.eq(1)
         take_lost = Signal()
         m.d.sync += lost.eq(lost + Mux(self.abort, self.in_flight - self.owed, 0) - take_lost)
-        with m.If(take_result & infer & (token.status == Status.OK) & ~faulted):
+        with m.If(take_result & infer_ok):
             m.d.sync += self.owed.eq(self.owed - 1)
 
         with m.FSM() as fsm:
@@ -590,7 +595,9 @@ class ResponseSender(wiring.Component):
                 with m.If(self.tokens.valid):
                     t = self.tokens.payload
                     m.d.sync += [token.eq(t), code.eq(t.status), left.eq(t.frames), faulted.eq(0),
-                                 index.eq(0), length.eq(0)]
+                                 index.eq(0), length.eq(0),
+                                 infer_ok.eq((t.command == Command.INFER) & (t.status == Status.OK)),
+                                 dropping.eq((t.command == Command.INFER) & (t.status != Status.OK))]
                     with m.If(t.status == Status.OK):
                         with m.Switch(t.command):
                             with m.Case(Command.IDENTIFY):
@@ -602,8 +609,8 @@ class ResponseSender(wiring.Component):
                 # each of an INFER's frames: lost, or a result (dropped unless the answer is OK)
                 with m.If((lost != 0) & (left != 0)):
                     m.d.comb += take_lost.eq(1)
-                    m.d.sync += [left.eq(left - 1), faulted.eq(1)]
-                with m.Elif(faulted | (token.status != Status.OK)):
+                    m.d.sync += [left.eq(left - 1), faulted.eq(1), infer_ok.eq(0), dropping.eq(1)]
+                with m.Elif(dropping):
                     m.d.comb += self.results.ready.eq((left != 0) & ~self.abort)
                     with m.If(take_result):
                         m.d.sync += left.eq(left - 1)
