@@ -846,7 +846,7 @@ class LinkCore(wiring.Component):
         # frames fed and not yet taken from the result queue: in the byte buffer and packer (one
         # each), the engine (two), the queue
         most_in_flight = MAX_INFER_FRAMES + FRAMES_IN_FLIGHT + 2
-        m.submodules.sender = sender = ResponseSender(identity, max_results=most_in_flight)
+        m.submodules.sender = sender = ResponseSender(identity, max_results=most_in_flight + 1)
         wiring.connect(m, uart_rx.data, receiver.bytes)
         wiring.connect(m, sender.bytes, uart_tx.data)
         wiring.connect(m, receiver.load, engine.load, sender.load)
@@ -888,13 +888,18 @@ class LinkCore(wiring.Component):
             sender.results_level.eq(results.level),
         ]
 
+        # frames fed (counted from a register, a cycle late: the receiver's decision stays off the
+        # counters' adders) and not yet taken from the queue
+        fed = Signal()
+        m.d.sync += fed.eq(receiver.frame_fed)
         in_flight = Signal(range(most_in_flight + 1))
         taken = results.r.valid & results.r.ready
         with m.If(stop):
             m.d.sync += in_flight.eq(sender.owed)
         with m.Else():
-            m.d.sync += in_flight.eq(in_flight + receiver.frame_fed - taken)
-        m.d.comb += [receiver.idle.eq(in_flight == 0), sender.in_flight.eq(in_flight)]
+            m.d.sync += in_flight.eq(in_flight + fed - taken)
+        # a stop loses the frames in flight, the one counted in its cycle included
+        m.d.comb += [receiver.idle.eq((in_flight == 0) & ~fed), sender.in_flight.eq(in_flight + fed)]
 
         # the engine's watchdog: while it holds frames and may put out a result, the next must come
         # within watchdog_cycles (docs/protocol.md), whatever a LOAD wrote into its memories
@@ -902,9 +907,9 @@ class LinkCore(wiring.Component):
         produced = engine.results.valid & engine.results.ready
         with m.If(stop):
             m.d.sync += in_engine.eq(0)
-        with m.Elif(receiver.frame_fed & ~produced):
+        with m.Elif(fed & ~produced):
             m.d.sync += in_engine.eq(in_engine + 1)
-        with m.Elif(produced & ~receiver.frame_fed & (in_engine != 0)):
+        with m.Elif(produced & ~fed & (in_engine != 0)):
             m.d.sync += in_engine.eq(in_engine - 1)
         m.d.sync += expired.eq(0)
         with m.If(stop | produced | (in_engine == 0) | ~results.w.ready):
