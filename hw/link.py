@@ -205,8 +205,12 @@ class RequestReceiver(wiring.Component):
         writing = Signal()                  # this LOAD writes (the engine was idle at its header)
         header = Signal(range(LOAD_HEADER_BYTES + 1))   # LOAD header bytes seen
         target = Signal(8)
-        addr = Signal(16)
-        lane = Signal.like(self.load.lane)   # as wide as the port: no constant register bits
+        # the address and lane only as wide as the built memories need (a LOAD's 16-bit address
+        # beyond them sets `far`, which refuses it)
+        address_bits = max(memory.depth for memory in self._memories.values()).bit_length()
+        addr = Signal(address_bits)
+        far = Signal()
+        lane = Signal(range(max(byte_lanes(memory.width) for memory in self._memories.values())))
         timer = Signal(range(self._timeout + 1))
 
         length = Cat(length_low, byte)
@@ -227,7 +231,8 @@ class RequestReceiver(wiring.Component):
         with m.Switch(target):
             for t, memory in self._memories.items():
                 with m.Case(t):
-                    m.d.comb += [depth_ok.eq(addr < memory.depth), last_lane.eq(lane == byte_lanes(memory.width) - 1)]
+                    m.d.comb += [depth_ok.eq(~far & (addr < memory.depth)),
+                                 last_lane.eq(lane == byte_lanes(memory.width) - 1)]
         # a frame's last byte index, registered: it only changes with a LOAD
         last_index = Signal.like(in_frame)
         m.d.sync += last_index.eq(self.frame_bytes - 1)
@@ -243,8 +248,11 @@ class RequestReceiver(wiring.Component):
 
         # the write and the engine's reset are registered: the decisions behind them stay off the
         # paths into the engine (the reset reaches every register in it)
-        m.d.sync += [self.load.target.eq(target), self.load.addr.eq(addr), self.load.lane.eq(lane),
+        # (registers as wide as addr and lane: the port's bits above them are constant 0, in logic)
+        write_addr, write_lane = Signal.like(addr), Signal.like(lane)
+        m.d.sync += [self.load.target.eq(target), write_addr.eq(addr), write_lane.eq(lane),
                      self.load.data.eq(byte), self.load.en.eq(0), self.clear.eq(0), self.discard.eq(0)]
+        m.d.comb += [self.load.addr.eq(write_addr), self.load.lane.eq(write_lane)]
 
         def fail(code):
             """Record ``code`` unless an earlier error was recorded."""
@@ -286,7 +294,7 @@ class RequestReceiver(wiring.Component):
                     with m.If(byte == SYNC):
                         # code 0 is no command: a frame cut off before its code is no LOAD or RESET
                         m.d.sync += [crc.eq(0xFFFF), status.eq(Status.OK), frames.eq(0), in_frame.eq(0),
-                                     header.eq(0), lane.eq(0), feeding.eq(0), full.eq(0), writing.eq(0),
+                                     header.eq(0), lane.eq(0), far.eq(0), feeding.eq(0), full.eq(0), writing.eq(0),
                                      command.eq(0), seq.eq(0)]
                         m.next = "CODE"
                     with m.Else():
@@ -362,8 +370,13 @@ class RequestReceiver(wiring.Component):
                             m.d.sync += target.eq(byte)
                         with m.If(header == 1):
                             m.d.sync += addr[:8].eq(byte)
+                            if address_bits < 8:
+                                m.d.sync += far.eq(byte[address_bits:].any())
                         with m.If(header == 2):
-                            m.d.sync += addr[8:].eq(byte)
+                            if address_bits > 8:
+                                m.d.sync += addr[8:].eq(byte)
+                            with m.If(byte[max(address_bits - 8, 0):].any()):
+                                m.d.sync += far.eq(1)
                         with m.If(header != LOAD_HEADER_BYTES):
                             m.d.sync += header.eq(header + 1)
                         with m.Elif(status == Status.OK):

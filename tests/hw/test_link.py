@@ -455,6 +455,12 @@ def test_load_outside_its_memory_is_refused(line, board8):
     assert line.call(Command.LOAD, 1, bytes([len(LoadTarget), 0, 0, 1])) == (Status.BAD_ADDRESS, b"")
     # a word cut short
     assert line.call(Command.LOAD, 2, bytes([LoadTarget.STARTS, 0, 0, 1])) == (Status.BAD_LENGTH, b"")
+    # addresses past every built memory (the board keeps only the bits its memories need): refused, never
+    # wrapped onto address 0 or 1 (the model stays whole and answers)
+    width = board8.identity.memories[LoadTarget.STARTS].width
+    for address in (0x8000, 0x0100, 0xff01, 1 << (max(m.depth for m in board8.identity.memories).bit_length())):
+        far = bytes([LoadTarget.STARTS]) + address.to_bytes(2, "little") + bytes(-(-width // 8))
+        assert line.call(Command.LOAD, 3, far) == (Status.BAD_ADDRESS, b""), hex(address)
 
 
 @pytest.mark.needs_cxx
