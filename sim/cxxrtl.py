@@ -195,10 +195,11 @@ def convert_stream_design(elaboratable, *, input_port="i", output_port="o", port
     return stream_design(text, input_port=input_port, output_port=output_port)
 
 
-def stream_design(text, *, input_port="i", output_port="o", held_low=()):
+def stream_design(text, *, input_port="i", output_port="o", held_low=lambda name: False):
     """A :class:`StreamDesign` of RTLIL ``text`` whose top module is ``top``, its ports checked as
     for :func:`convert_stream_design` (which converts an Amaranth design; a synthesized netlist
-    comes here directly). Inputs named in ``held_low`` are left at 0 (the driver never sets them)."""
+    comes here directly). Inputs whose name ``held_low(name)`` accepts are left at 0 (the driver
+    never sets them)."""
     found = _top_module_ports(text, "top")
     input_width = _check_stream_ports(found, input_port, "input")
     output_width = _check_stream_ports(found, output_port, "output")
@@ -207,7 +208,7 @@ def stream_design(text, *, input_port="i", output_port="o", held_low=()):
     streams = {f"{s}__{p}" for s in (input_port, output_port) for p in ("payload", "valid", "ready")}
     # Other outputs (a board's LEDs, say) are left to the waveform; other inputs would float.
     undriven = sorted(name for name, (direction, _) in found.items()
-                      if direction != "output" and name not in streams | {"clk", "rst"} | set(held_low))
+                      if direction != "output" and name not in streams | {"clk", "rst"} and not held_low(name))
     if undriven:
         raise CxxrtlError(f"design has inputs the stream driver does not drive: {undriven}")
     return StreamDesign(text, input_port, output_port, input_width, output_width, "rst" in found)

@@ -62,9 +62,11 @@ def netlist_design(build_dir, family, module):
     if result.returncode:
         raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); log: {log}")
     with open(os.path.join(build_dir, "engine_sim.il")) as f:
-        # the link's load port and engine reset: the run uses the network the bitstream holds
+        # the link's load port (whole, or the parts of it the link drives from registers, which
+        # Amaranth names port$N$k), engine reset and discard: the run uses the network the bitstream holds
+        load_ports = {f"load__{name}" for name in load_signature().members}
         return stream_design(f.read(), input_port="pixels", output_port="results",
-                             held_low=[f"load__{name}" for name in load_signature().members] + ["clear", "discard"])
+                             held_low=lambda name: name in load_ports | {"clear", "discard"} or name.startswith("port$"))
 
 
 def verify_netlist(model, images, compiled, build_dir, family, module, *, progress=None):
