@@ -227,11 +227,13 @@ class RequestReceiver(wiring.Component):
                     m.d.comb += limit.eq(value)
         # a LOAD's target: is it one, is the address inside it, and its word's last lane
         known_target = target < len(LoadTarget)
+        # (registered: target, addr and lane change only when a byte is taken, and the next byte
+        # comes 5 bit times later at the earliest, so the decision stays off the byte's path)
         depth_ok, last_lane = Signal(), Signal()
         with m.Switch(target):
             for t, memory in self._memories.items():
                 with m.Case(t):
-                    m.d.comb += [depth_ok.eq(~far & (addr < memory.depth)),
+                    m.d.sync += [depth_ok.eq(~far & (addr < memory.depth)),
                                  last_lane.eq(lane == byte_lanes(memory.width) - 1)]
         # a frame's last byte index, registered: it only changes with a LOAD
         last_index = Signal.like(in_frame)
@@ -867,10 +869,11 @@ class LinkCore(wiring.Component):
                      sender.model_loaded.eq(receiver.model_loaded)]
 
         # the engine is stopped (reset, with the frames in it) after a LOAD or RESET, or by its watchdog
+        # (a register: it resets the whole engine)
         stop = Signal()
         watchdog = Signal(range(self._watchdog + 1))
         expired = Signal()
-        m.d.comb += stop.eq(receiver.clear | expired)
+        m.d.sync += stop.eq(receiver.clear | expired)
 
         pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
         m.submodules.pixels = ResetInserter(stop)(pixels)
