@@ -952,7 +952,8 @@ class LinkCore(wiring.Component):
         reads = Signal(range(MAX_PENDING_REQUESTS + 2))
         queued_read = receiver.tokens.valid & receiver.tokens.ready & (receiver.tokens.payload.status == Status.OK) & (
             (receiver.tokens.payload.command == Command.IDENTIFY) | (receiver.tokens.payload.command == Command.STATUS))
-        m.d.sync += reads.eq(reads + queued_read - sender.read_sent)
+        read_sent = Signal()          # (registered: the sender's handshake stays off the counter)
+        m.d.sync += [read_sent.eq(sender.read_sent), reads.eq(reads + queued_read - read_sent)]
         m.d.comb += [receiver.reads_pending.eq(reads != 0),
                      receiver.snapshot_free.eq(sender.snapshot_free & counters.snapshot_ready),
                      sender.snapshot.eq(receiver.snapshot)]

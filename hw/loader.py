@@ -84,9 +84,9 @@ class InputLoader(wiring.Component):
     config : In(input_config_layout(params))
         The frame's size and the binarization threshold (data, not logic: see the engine).
     discard : In(1)
-        Drops the frame being filled (a frame cut short on the link): the pixels staged and the
-        words written of it; the next beat starts a frame. A frame whose last beat has been taken
-        (this cycle or before) is whole and completes.
+        Drops the frame being filled (a frame cut short on the link): the next beat starts a frame,
+        whose words overwrite what the cut one wrote or staged (frames of a network are all one
+        size). A frame whose last beat has been taken (this cycle or before) is whole and completes.
     """
 
     def __init__(self, params):
@@ -159,8 +159,9 @@ class InputLoader(wiring.Component):
             m.d.sync += [word.eq(0), fill_bank.eq(~fill_bank)]
         with m.If(self.frame_taken):
             m.d.sync += self.compute_bank.eq(~self.compute_bank)
+        # (the staged pixels stay: the next frame, of the same size, writes every lane the cut one did)
         with m.If(self.discard & ~(writing & frame_end) & ~(transfer & last_beat)):
-            m.d.sync += [word.eq(0), granule.eq(0), writing.eq(0), plane.eq(0), staging.eq(0)]
+            m.d.sync += [word.eq(0), granule.eq(0), writing.eq(0), plane.eq(0)]
         for b in range(2):
             with m.If(self.frame_taken & (self.compute_bank == b)):
                 m.d.sync += full[b].eq(0)
