@@ -6,7 +6,7 @@ its own, so its table is a function of ``bench/out/boards.json`` and
 file holds them (one bit per weight, an int32 per hidden neuron or channel); its cycles per frame on
 the engine ``bnn build`` makes for it (a fully connected engine for the MLP, a conv engine for the
 CNN) at the P x S and popcount pipeline of the boards bench's ``ulx3s-85f-cnn`` row
-(:func:`hw.compiler.compile_model`), and the frames/s at that row's clock; its folded test accuracy
+(:func:`layout.compiler.compile_model`), and the frames/s at that row's clock; its folded test accuracy
 from the accuracy bench's row, or "not measured" while that row is not recorded.
 
     .venv/bin/python bench/cnn_vs_mlp.py      # print the README's table from the JSON files
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.boards import row_model  # noqa: E402
 from bench.results import path, read  # noqa: E402
-from hw.compiler import compile_model  # noqa: E402
+from layout.compiler import compile_model  # noqa: E402
 from model.train import parse_arch  # noqa: E402
 
 BOARD_ROW = "ulx3s-85f-cnn"     # the boards bench's row whose engine both networks are measured on

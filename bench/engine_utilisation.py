@@ -22,9 +22,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.boards import row_model  # noqa: E402
 from bench.results import read, write  # noqa: E402
+from model.random_models import random_images  # noqa: E402
 from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
-from model.random_models import random_images  # noqa: E402
 
 ARCHS = ("784-256-256-256-10", "784-64-64-64-10")
 FOLDINGS = ((8, 32), (16, 64))

@@ -8,9 +8,9 @@
    came out (a thin wrapper around the simulator records both), divided by the clock. The server
    does not simulate the host's reaction time (see :mod:`sim.serve`, "Simulated time"), so this
    measures the line and the board. It is reported as a fraction of
-   :func:`host.protocol.link_bound_fps` (protocol overhead counted). Target: at least 90% at one frame
+   :func:`layout.protocol.link_bound_fps` (protocol overhead counted). Target: at least 90% at one frame
    per request (`bnn stream`'s default). With more frames per request than
-   :data:`host.protocol.FRAMES_IN_FLIGHT`, the host waits for each answer before the next request;
+   :data:`layout.protocol.FRAMES_IN_FLIGHT`, the host waits for each answer before the next request;
    what remains of its reaction in simulated time is recorded, with the figure without it.
 2. Faults. A small random model on a LinkCore at a low clock per bit (so that many requests take
    few cycles), streamed through :class:`host.link.Link`, whose port is a thin double around the
@@ -45,12 +45,12 @@ from bench.results import read, update  # noqa: E402
 from bnn.cmd_demo import LINK_FOLDING  # noqa: E402
 from host.board import compile_for_board  # noqa: E402
 from host.link import Link, LinkError, input_frame  # noqa: E402
-from host.protocol import Command, frame_bytes, link_bound_fps  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import board as find_board  # noqa: E402
-from hw.compiler import compile_model  # noqa: E402
 from hw.link import LinkCore  # noqa: E402
 from hw.uart import uart_divisor  # noqa: E402
+from layout.compiler import compile_model  # noqa: E402
+from layout.protocol import Command, frame_bytes, link_bound_fps  # noqa: E402
 from model.datasets import load_dataset  # noqa: E402
 from model.golden import infer  # noqa: E402
 from model.modelfile import load_model  # noqa: E402

@@ -21,10 +21,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.results import read, write  # noqa: E402
 from host.link import Link, input_frame  # noqa: E402
-from host.protocol import frame_bytes, link_bound_fps  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import BOARDS  # noqa: E402
 from hw.build import fitting_folding  # noqa: E402
+from layout.protocol import frame_bytes, link_bound_fps  # noqa: E402
 from model.golden import infer  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402
 from sim.board import simulated_board  # noqa: E402

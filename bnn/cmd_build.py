@@ -6,7 +6,7 @@ import time
 
 from hw.boards import BOARDS, board as find_board
 from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, plan_engine
-from hw.compiler import choose_folding
+from layout.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.netlist import CELL_MODELS, verify_netlist

@@ -8,9 +8,9 @@ import time
 
 from tqdm import tqdm
 
-from host import board
 from host.board import compile_for_board
 from host.link import Link
+from layout.images import model_id
 from model.modelfile import load_model
 
 from .common import emit_json, non_negative_int, positive_float, positive_int
@@ -87,7 +87,7 @@ def run(args):
         compiled = compile_for_board(model, identity)
         loaded, size, seconds = load_onto_board(link, compiled, identity)
         report = {"port": args.port, "model": str(args.model), "arch": model.arch,
-                  "model_id": board.model_id(compiled).hex(), "bytes": size, "seconds": seconds,
+                  "model_id": model_id(compiled).hex(), "bytes": size, "seconds": seconds,
                   "board": describe_board(loaded), **link.stats.as_dict()}
     if args.json:
         emit_json(report)

@@ -9,8 +9,8 @@ from functools import partial
 import numpy as np
 from tqdm import tqdm
 
-from hw.compiler import choose_folding
-from hw.params import CAPACITY_KEYS, MAX_CAPACITY, MAX_GATHER_ROWS, MAX_TREE_STAGES
+from layout.compiler import choose_folding
+from layout.params import CAPACITY_KEYS, MAX_CAPACITY, MAX_GATHER_ROWS, MAX_TREE_STAGES
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.amaranth_backend import run_amaranth

@@ -5,8 +5,8 @@ import sys
 
 from tqdm import tqdm
 
-from host.protocol import MAX_INFER_FRAMES
 from host.stream import stream_images
+from layout.protocol import MAX_INFER_FRAMES
 from model.modelfile import load_model
 
 from .cmd_load import add_link_arguments, board_summary, describe_board, open_link

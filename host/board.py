@@ -1,16 +1,14 @@
-"""What the host needs to know about a board's engine: a model laid out for its built sizes, and the
-memory images and id a load writes (defined by the gateware, :mod:`hw.link`)."""
+"""A model laid out for the engine a board reports (its memory images and id: :mod:`layout.images`)."""
 
-from hw.compiler import compile_model
-from hw.link import memory_images, model_id  # noqa: F401  (the gateware defines what a load writes)
-from hw.params import CAPACITY_KEYS, CompileError
-from host.protocol import LoadTarget
+from layout.compiler import compile_model
+from layout.params import CAPACITY_KEYS, CompileError
+from layout.protocol import LoadTarget
 
 
 def compile_for_board(model, identity):
-    """Lay out ``model`` for the engine a board reports in its :class:`~host.protocol.Identity`.
+    """Lay out ``model`` for the engine a board reports in its :class:`~layout.protocol.Identity`.
 
-    Raises :class:`hw.compiler.CompileError` (one line) if the model's input width differs from
+    Raises :class:`layout.compiler.CompileError` (one line) if the model's input width differs from
     the board's, it has convolutions and the board's engine is not a ``conv`` engine, or the model
     does not fit the board's built sizes (the compiler's message names both numbers). A ``conv``
     engine runs fully connected models too, laid out as windows.

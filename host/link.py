@@ -1,4 +1,4 @@
-"""The host side of the serial link: requests and responses of :mod:`host.protocol` over a pyserial port.
+"""The host side of the serial link: requests and responses of :mod:`layout.protocol` over a pyserial port.
 
 A :class:`Link` sends requests and matches their responses by sequence number. Requests that get
 an error response, no response within the timeout, or whose response was lost (a later request's
@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import serial
 
-from host import board
-from host.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, LOAD_HEADER_BYTES, MAX_INFER_FRAMES,
-                           MAX_LOAD_DATA,
-                           PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
-                           decode_counters, encode_frame, word_bytes)
+from layout.images import memory_images, model_id
+from layout.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, LOAD_HEADER_BYTES, MAX_INFER_FRAMES,
+                             MAX_LOAD_DATA,
+                             PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
+                             decode_counters, encode_frame, word_bytes)
 from model.bits import pack_bits
 from model.errors import BnnError
 
@@ -48,7 +48,7 @@ def default_timeout(url):
 
 
 def input_frame(model, pixels):
-    """The bytes of one image in an INFER payload (:func:`host.protocol.frame_bytes` of them).
+    """The bytes of one image in an INFER payload (:func:`layout.protocol.frame_bytes` of them).
 
     An 8-bit model takes the pixel bytes. A 1-bit model takes the pixels binarized as the golden
     model does (:func:`model.golden.layer_preactivations`: ``pixels >= threshold``), packed as
@@ -62,7 +62,7 @@ def input_frame(model, pixels):
 
 def load_requests(images, memories):
     """The LOAD payloads that write ``images`` (``{LoadTarget: [word, ...]}``) into memories of the
-    sizes ``memories`` (a :class:`~host.protocol.Memory` per :class:`LoadTarget`).
+    sizes ``memories`` (a :class:`~layout.protocol.Memory` per :class:`LoadTarget`).
 
     Each payload holds as many whole words as fit :data:`MAX_LOAD_DATA` bytes; MODEL_ID comes last,
     since any other load marks the board as holding no model. Raises :class:`LinkError` if an image
@@ -183,7 +183,7 @@ class Link:
     # -- the commands
 
     def identify(self):
-        """The board's :class:`~host.protocol.Identity`."""
+        """The board's :class:`~layout.protocol.Identity`."""
         payload = self._call(Command.IDENTIFY)
         try:
             identity = Identity.decode(payload)
@@ -195,7 +195,7 @@ class Link:
         return identity
 
     def status(self):
-        """The board's counters, ``{name: value}`` in :data:`~host.protocol.COUNTERS` order."""
+        """The board's counters, ``{name: value}`` in :data:`~layout.protocol.COUNTERS` order."""
         payload = self._call(Command.STATUS)
         try:
             return decode_counters(payload)
@@ -214,7 +214,7 @@ class Link:
         The requests go one at a time. After any failed request (an error status or no answer) the
         load starts again from its first request (see the module), up to ``retries`` times; then
         :class:`LinkError`."""
-        requests = load_requests(board.memory_images(compiled), identity.memories)
+        requests = load_requests(memory_images(compiled), identity.memories)
         total = sum(len(r) - LOAD_HEADER_BYTES for r in requests)
         for attempt in range(self._retries + 1):
             if attempt:
@@ -236,7 +236,7 @@ class Link:
                             f"{LoadTarget(payload[0]).name} at address "
                             f"{int.from_bytes(payload[1:LOAD_HEADER_BYTES], 'little')}: {last})")
         loaded = self.identify()
-        if not loaded.model_loaded or loaded.model_id != board.model_id(compiled):
+        if not loaded.model_loaded or loaded.model_id != model_id(compiled):
             raise LinkError(f"{self._name} does not report the model just loaded "
                             f"(holds {loaded.model_id.hex() if loaded.model_loaded else 'no model'})")
         return loaded

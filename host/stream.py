@@ -5,10 +5,10 @@ import time
 
 import numpy as np
 
-from host import board
 from host.board import compile_for_board
 from host.link import LinkError, counters_delta, input_frame
-from host.protocol import FRAMES_IN_FLIGHT, frame_bytes, link_bound_fps
+from layout.images import model_id
+from layout.protocol import FRAMES_IN_FLIGHT, frame_bytes, link_bound_fps
 from model.golden import infer
 
 
@@ -21,7 +21,7 @@ def ensure_model(link, model, *, progress=None):
     """
     identity = link.identify()
     compiled = compile_for_board(model, identity)
-    if identity.model_loaded and identity.model_id == board.model_id(compiled):
+    if identity.model_loaded and identity.model_id == model_id(compiled):
         return identity, compiled, None
     start = time.perf_counter()
     sizes = [0]

@@ -58,7 +58,7 @@ class Board:
 
     @property
     def gather_rows(self):
-        """A conv engine's window rows per slice (:attr:`hw.params.EngineParams.gather_rows`): on
+        """A conv engine's window rows per slice (:attr:`layout.params.EngineParams.gather_rows`): on
         iCE40, 1 (each more takes two block RAM copies and a shifter the UP5K has no room for); on
         ECP5, None: as many as the model uses."""
         return 1 if self.device.family == "ice40" else None

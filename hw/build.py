@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from model.errors import BnnError
 from model.fileio import write_atomically
 
+from layout.compiler import compile_model, foldings
+
 from .boards import Board
-from .compiler import compile_model, foldings
 from .engine import memory_attrs, memory_shapes
 from .pll import pll_settings
 from .spram import check_spram_fit
@@ -52,7 +53,7 @@ def block_rams(family, depth, width):
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
     holds in flip-flops), and the link's one (``link_payload``: the identity, model id and STATUS
-    copy, :class:`hw.link.ResponseSender`). A conv engine reads its input and activation
+    copy, :class:`hw.sender.ResponseSender`). A conv engine reads its input and activation
     memories on two ports per gathered window row, for each of which Yosys takes a copy of their
     block RAMs."""
     def rams(name, depth, width):
@@ -115,13 +116,13 @@ def place_weights(compiled, board, weights="auto"):
 
 
 def compile_board_model(model, board, *, pe, simd, tree_stages):
-    """:func:`hw.compiler.compile_model` for ``board``'s engine (its :attr:`hw.boards.Board.gather_rows`)."""
+    """:func:`layout.compiler.compile_model` for ``board``'s engine (its :attr:`hw.boards.Board.gather_rows`)."""
     capacity = None if board.gather_rows is None else {"gather_rows": board.gather_rows}
     return compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages, capacity=capacity)
 
 
 def fitting_folding(model, board, *, tree_stages, weights="auto"):
-    """The fastest P x S (:func:`hw.compiler.foldings`) whose engine fits ``board`` with its
+    """The fastest P x S (:func:`layout.compiler.foldings`) whose engine fits ``board`` with its
     weights placed as :func:`place_weights` does, or None; ties go to fewer lanes."""
     fitting = []
     for pe, simd in foldings():

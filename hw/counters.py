@@ -1,4 +1,4 @@
-"""The board's STATUS counters (:data:`host.protocol.COUNTERS`) and the copy a STATUS answers with."""
+"""The board's STATUS counters (:data:`layout.protocol.COUNTERS`) and the copy a STATUS answers with."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
@@ -19,7 +19,7 @@ class CounterBank(wiring.Component):
     Parameters
     ----------
     counters : tuple of (name, bytes)
-        :data:`host.protocol.COUNTERS`.
+        :data:`layout.protocol.COUNTERS`.
 
     Members
     -------

@@ -12,15 +12,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from host.protocol import LoadTarget, frame_bytes
+from layout.params import MEMORY_LATENCY
+from layout.protocol import LoadTarget
+from layout.rows import byte_lanes, network_layout, network_row
 
 from .argmax import Argmax
-from .loadable import byte_lanes, drive_write_port, load_signature, row_value
-from .loader import (InputLoader, address_fields, input_address, input_address_bits, input_config, input_config_layout,
-                     pixel_layout)
-from .params import MEMORY_LATENCY
+from .loadable import drive_write_port, load_signature
+from .loader import InputLoader, address_fields, input_address, input_address_bits, pixel_layout
 from .pe import ProcessingElementArray
-from .sequencer import Sequencer, command_layout, descriptor_layout
+from .sequencer import Sequencer, command_layout
 from .spram import WeightSpram, check_spram_fit
 
 
@@ -76,22 +76,6 @@ def result_layout(params):
     })
 
 
-def network_layout(params):
-    """The network's numbers outside the descriptor table: where an input frame ends, the 1-bit
-    input threshold, the number of classes, and the bytes of a frame on the link
-    (:func:`host.protocol.frame_bytes`)."""
-    most_bytes = frame_bytes(params.input_bits, params.input_words * params.simd)
-    return data.StructLayout({"input": input_config_layout(params), "classes": range(params.score_count + 1),
-                              "frame_bytes": range(most_bytes + 1)})
-
-
-def network_row(params, image):
-    """The network row of ``image`` (a :class:`hw.compiler.NetworkImage`), as the integer stored."""
-    return row_value(network_layout(params), {
-        "input": input_config(params, image), "classes": image.classes,
-        "frame_bytes": frame_bytes(params.input_bits, image.input_size)})
-
-
 def bank_bits(words):
     """Address bits of one bank of ``words`` words; bank ``b`` starts at ``b << bank_bits``."""
     return ceil_log2(max(words, 2))
@@ -103,7 +87,7 @@ def activation_address(params, bank, word):
 
 
 class Engine(wiring.Component):
-    """A binary-network inference engine for one compiled model (:mod:`hw.compiler`).
+    """A binary-network inference engine for one compiled model (:mod:`layout.compiler`).
 
     The top-level interface is two streams in the default ``sync`` clock domain (clock and
     synchronous reset): frames in, results out, both with valid/ready back-pressure.
@@ -131,7 +115,7 @@ class Engine(wiring.Component):
 
     load : In(hw.loadable.load_signature())
         Writes to the weight, start, descriptor and network memories
-        (:class:`host.protocol.LoadTarget`), only while the engine is idle (no frame in it).
+        (:class:`layout.protocol.LoadTarget`), only while the engine is idle (no frame in it).
     clear : In(1)
         Synchronous reset of the whole engine, after a load: the sequencer reads the new table.
     discard : In(1)
@@ -387,9 +371,3 @@ class Engine(wiring.Component):
             pieces.append(shifted & masks[q])
         m.d.sync += x.eq(reduce(operator.or_, pieces))
         return x
-
-
-def loadable_widths(params):
-    """``{LoadTarget: width}``: the bits of one word of each memory the engine loads."""
-    return {LoadTarget.WEIGHTS: params.pe * params.simd, LoadTarget.STARTS: params.pe * params.start_width,
-            LoadTarget.DESCRIPTORS: descriptor_layout(params).size, LoadTarget.NETWORK: network_layout(params).size}

@@ -2,8 +2,8 @@
 
 A loadable memory of ``width``-bit words is built ``byte_lanes(width) * 8`` bits wide, with a
 write port of 8-bit granularity: byte ``j`` of a word (little-endian, as the link carries it,
-see :class:`host.protocol.LoadTarget`) is written on its own through lane ``j``. Rows of
-structured tables (descriptors, the network row) are stored as the integer value of their layout.
+see :class:`layout.protocol.LoadTarget`) is written on its own through lane ``j``. The rows' layouts
+and the integers stored for them are :mod:`layout.rows`'.
 """
 
 from amaranth.hdl import Const, Mux
@@ -11,22 +11,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import Out
 
-from host.protocol import LoadTarget, word_bytes
+from layout.params import MAX_LANES as MAX_BITS
+from layout.protocol import LoadTarget
 
 ADDRESS_BITS = 16   # a LOAD's address field
-MAX_LANES = 512     # byte lanes of the widest loadable word (4096 bits)
-
-
-def byte_lanes(width):
-    """Byte lanes of a loadable word of ``width`` bits."""
-    if not 0 < width <= 8 * MAX_LANES:
-        raise ValueError(f"a loadable word is 1..{8 * MAX_LANES} bits, not {width!r}")
-    return word_bytes(width)
-
-
-def row_value(layout, values):
-    """The integer a memory of ``layout``-shaped rows stores for the row ``values`` (a dict)."""
-    return layout.const(values).as_value().value
+MAX_LANES = MAX_BITS // 8    # byte lanes of the widest loadable word
 
 
 def load_signature():

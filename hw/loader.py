@@ -6,7 +6,8 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .params import input_planes
+from layout.params import input_planes
+from layout.rows import input_config_layout
 
 
 def pixel_layout(pixels_per_beat):
@@ -30,29 +31,6 @@ def input_address(params, bank, word, plane):
 def input_address_bits(params):
     """Address bits of the input memory (two banks): the width of :func:`input_address`."""
     return 1 + input_word_bits(params) + ceil_log2(input_planes(params.input_bits))
-
-
-def input_config_layout(params):
-    """Where a frame ends, and the 1-bit threshold: the network-specific part of the loader.
-
-    ``last_word``/``last_granule`` locate the frame's last beat, ``last_lanes`` is how many of its
-    K pixels belong to the frame, ``threshold`` binarizes pixels of a 1-bit model.
-    """
-    return data.StructLayout({
-        "last_word": range(max(params.input_words, 2)),
-        "last_granule": range(max(params.simd // params.pixels_per_beat, 2)),
-        "last_lanes": range(params.pixels_per_beat + 1),
-        "threshold": range(257),
-    })
-
-
-def input_config(params, image):
-    """The :func:`input_config_layout` values of ``image`` (a :class:`hw.compiler.NetworkImage`)."""
-    granules = params.simd // params.pixels_per_beat
-    beats = -(-image.input_size // params.pixels_per_beat)
-    return {"last_word": (beats - 1) // granules, "last_granule": (beats - 1) % granules,
-            "last_lanes": image.input_size - (beats - 1) * params.pixels_per_beat,
-            "threshold": image.input_threshold}
 
 
 def input_word_bits(params):

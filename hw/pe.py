@@ -4,7 +4,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import PLANES
+from layout.params import PLANES
+
 from .popcount import PopCount
 
 # What a PE does with a cycle's operands, shared by every PE of an array. ``valid``: the

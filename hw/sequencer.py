@@ -5,65 +5,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from host.protocol import LoadTarget
+from layout.params import PLANES
+from layout.protocol import LoadTarget
+from layout.rows import byte_lanes, descriptor_layout, descriptor_rows, index_shape, map_elements
 
-from .loadable import byte_lanes, drive_write_port, load_signature, row_value
-from .params import PLANES
-
-
-def _index(count):
-    """Shape of an index into ``count`` things (at least one bit)."""
-    return range(max(count, 2))
-
-
-def map_elements(params):
-    """Elements (lanes) of the largest map a ``conv`` engine holds: its offsets' range."""
-    return max(params.input_words, params.act_words) * params.simd
-
-
-def descriptor_layout(params):
-    """Row layout of the descriptor table (see :class:`hw.params.LayerDescriptor`): the last
-    slice and group index (compared for equality, no subtraction on the sequencer's paths).
-    A ``conv`` engine's rows add the window walk (:class:`hw.params.Window`): the last window
-    row, column and line, the pool flag, the valid lanes of a row's last slice, and the steps
-    between the offsets of channels, pixels, window rows and lines; with ``gather_rows`` > 1 also
-    the slice walk's steps, ``pos_back`` = ``row_lanes - pos_step``, and the pieces' ``skip``."""
-    fields = {
-        "last_slice": _index(max(params.input_words, params.act_words)),
-        "last_group": _index(params.start_depth),
-        "bit_serial": 1,
-        "first": 1,
-        "last": 1,
-    }
-    if params.conv:
-        elements = range(map_elements(params) + 1)
-        fields.update(last_row=elements, last_col=elements, last_line=elements, pool=1,
-                      lanes=range(params.simd + 1), channels=elements, pixel_step=elements,
-                      row_step=elements, line_step=elements)
-        if params.gather_rows > 1:
-            fields.update(step=elements, wrap_step=elements, pos_step=elements, pos_back=elements,
-                          row_lanes=elements, skip=elements)
-    return data.StructLayout(fields)
-
-
-def descriptor_rows(params, descriptors):
-    """The table's rows for ``descriptors``, as the integers the table stores (see
-    :mod:`hw.loadable`)."""
-    layout = descriptor_layout(params)
-    rows = []
-    for k, d in enumerate(descriptors):
-        values = {"last_slice": d.slices - 1, "last_group": d.groups - 1,
-                  "bit_serial": int(d.bit_serial), "first": int(k == 0), "last": int(d.last)}
-        if params.conv:
-            w = d.window
-            values.update(last_row=d.rows - 1, last_col=w.cols - 1, last_line=w.lines - 1, pool=int(w.pool),
-                          lanes=w.lanes, channels=w.channels, pixel_step=w.pixel_step,
-                          row_step=w.row_step, line_step=w.line_step)
-            if params.gather_rows > 1:
-                values.update(step=w.step, wrap_step=w.wrap_step, pos_step=w.pos_step,
-                              pos_back=w.row_lanes - w.pos_step, row_lanes=w.row_lanes, skip=w.skip)
-        rows.append(row_value(layout, values))
-    return rows
+from .loadable import drive_write_port, load_signature
 
 
 def command_layout(params):
@@ -91,20 +37,20 @@ def command_layout(params):
         "shift": range(PLANES),
         "from_input": 1,
         "parity": 1,
-        "slice": _index(max(params.input_words, params.act_words)),
-        "weight_addr": _index(params.weight_depth),
-        "start_addr": _index(params.start_depth),
-        "group": _index(params.start_depth),
-        "out_word": _index(params.act_words),
-        "out_chunk": _index(params.simd // params.pe),
+        "slice": index_shape(max(params.input_words, params.act_words)),
+        "weight_addr": index_shape(params.weight_depth),
+        "start_addr": index_shape(params.start_depth),
+        "group": index_shape(params.start_depth),
+        "out_word": index_shape(params.act_words),
+        "out_chunk": index_shape(params.simd // params.pe),
         "last_layer": 1,
         "frame_end": 1,
     }
     if params.conv:
         del fields["slice"]
-        fields.update(offset=_index(map_elements(params)), lanes=range(params.simd + 1), sub_first=1, write=1)
+        fields.update(offset=index_shape(map_elements(params)), lanes=range(params.simd + 1), sub_first=1, write=1)
         if params.gather_rows > 1:
-            fields.update(pieces=data.ArrayLayout(_index(map_elements(params)), params.gather_rows - 1),
+            fields.update(pieces=data.ArrayLayout(index_shape(map_elements(params)), params.gather_rows - 1),
                           bounds=data.ArrayLayout(range(params.gather_rows * map_elements(params) + 1),
                                                   params.gather_rows - 1))
     return data.StructLayout(fields)
@@ -133,7 +79,7 @@ class Sequencer(wiring.Component):
         register, to keep the loader off the sequencer's paths).
     command : Out(command_layout(params))
     load : In(hw.loadable.load_signature()), if ``loadable``
-        Writes to the descriptor table (:attr:`host.protocol.LoadTarget.DESCRIPTORS`); the
+        Writes to the descriptor table (:attr:`layout.protocol.LoadTarget.DESCRIPTORS`); the
         sequencer must be reset after a load, and idle during it.
 
     After reset, the sequencer spends two cycles reading the table's first rows before it
@@ -175,7 +121,7 @@ class Sequencer(wiring.Component):
         # (`primed` low) and the next row on the second; the gap counter holds the start off
         # until then.
         primed = Signal()
-        layer = Signal(_index(params.max_layers))
+        layer = Signal(index_shape(params.max_layers))
         row = Signal(layout)
         next_row = Signal(layout)
         m.d.comb += lookup.addr.eq(Mux(~primed | row.last, 0, layer + 1))

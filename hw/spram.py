@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from host.protocol import LoadTarget
+from layout.protocol import LoadTarget
 
 from .loadable import load_signature
 
@@ -30,7 +30,7 @@ def check_spram_fit(depth, width):
 
 class WeightSpram(wiring.Component):
     """``depth`` words of ``width`` bits in ``ceil(width / 16)`` SPRAMs, read every cycle and
-    written by LOADs of :attr:`host.protocol.LoadTarget.WEIGHTS`.
+    written by LOADs of :attr:`layout.protocol.LoadTarget.WEIGHTS`.
 
     On a platform it instantiates SB_SPRAM256KA; without one (simulation) it is a memory with
     the same timing. A write takes the shared address port, so the engine must be idle.

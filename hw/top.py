@@ -19,7 +19,7 @@ class BoardTop(Elaboratable):
 
     Parameters
     ----------
-    compiled : hw.compiler.CompiledModel
+    compiled : layout.compiler.CompiledModel
     board : hw.boards.Board
     pll : hw.pll.PllSettings
         The engine clock, made from the board's oscillator.

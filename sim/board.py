@@ -12,10 +12,10 @@ from amaranth.hdl import Module, Shape
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from host.protocol import MAX_INFER_FRAMES
 from hw.build import link_clock, plan_engine
 from hw.link import LinkCore
 from hw.uart import UartRx, UartTx
+from layout.protocol import MAX_INFER_FRAMES
 
 from .cxxrtl import build_library as build_cxxrtl_library, convert_stream_design
 
@@ -103,7 +103,7 @@ class SimulatedBoard:
     """A board's link core for one model, as ``bnn build`` would build it, ready to simulate."""
 
     board: object              # hw.boards.Board
-    compiled: object           # hw.compiler.CompiledModel (sizes the engine; its initial model)
+    compiled: object           # layout.compiler.CompiledModel (sizes the engine; its initial model)
     weights_in_spram: bool
     clock_hz: int
     baud: int

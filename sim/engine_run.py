@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.compiler import compile_model
+from layout.compiler import compile_model
 from model.fileio import write_atomically
 from model.golden import infer
 
@@ -120,13 +120,13 @@ def run_engine(model, images, *, pe, simd, tree_stages=0, pixels_per_beat=None, 
     """Compile ``model``, simulate ``images`` (``(B, input_size)`` uint8) cycle by cycle, compare.
 
     ``pe``, ``simd``, ``tree_stages``, ``pixels_per_beat`` and ``capacity`` are passed to
-    :func:`hw.compiler.compile_model`; ``seed``, ``input_gaps`` and ``output_stalls`` to
+    :func:`layout.compiler.compile_model`; ``seed``, ``input_gaps`` and ``output_stalls`` to
     :func:`sim.stimulus.make_run_spec`.
     ``vcd_path`` gets a VCD trace of the run, complete or not at all (see :func:`_simulate`).
     ``progress`` is an optional callable invoked after every result. ``backend`` runs the
     simulation: :func:`sim.amaranth_backend.run_amaranth`, :func:`sim.cxxrtl_backend.run_cxxrtl`
     or any callable with their signature. Raises
-    :class:`hw.compiler.CompileError` if the configuration is invalid or the model does not fit.
+    :class:`layout.compiler.CompileError` if the configuration is invalid or the model does not fit.
     """
     images = np.asarray(images, dtype=np.uint8)
     compiled = compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import cnn_vs_mlp, results
-from host.protocol import frame_bytes, link_bound_fps
+from layout.protocol import frame_bytes, link_bound_fps
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

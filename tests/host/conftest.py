@@ -1,18 +1,8 @@
-"""Fixtures of the host tests: the stand-in for the gateware's memory images, and small models."""
+"""Fixtures of the host tests: small models."""
 
 import pytest
 
-import host.board
 from model.random_models import random_model
-
-from . import fake_board
-
-
-@pytest.fixture(autouse=True)
-def stand_in(monkeypatch):
-    """Load the stand-in memory images of :mod:`tests.host.fake_board` instead of :mod:`hw.link`'s."""
-    monkeypatch.setattr(host.board, "memory_images", fake_board.memory_images)
-    monkeypatch.setattr(host.board, "model_id", fake_board.model_id)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Test support: a board in Python that speaks :mod:`host.protocol`, answers from the golden model,
+"""Test support: a board in Python that speaks :mod:`layout.protocol`, answers from the golden model,
 and injects faults into its responses.
 
 :class:`FakeBoard` has the parts of a pyserial port a :class:`host.link.Link` uses (``write``,
@@ -6,11 +6,11 @@ and injects faults into its responses.
 response becomes readable only ``latency`` seconds later (and never before an earlier one: the
 line is in order), so that a host that waits for each answer before sending the next is slow.
 
-Until the gateware's :mod:`hw.link` exists, :func:`memory_images` and :func:`model_id` stand in for
-it (the ``stand_in`` fixture of ``conftest.py`` installs them in :mod:`host.board`).
+A load writes the real memory images (:mod:`layout.images`); the board keeps them as words and
+answers frames from the model whose id the load wrote.
 """
 
-import hashlib
+import dataclasses
 import select
 import socket
 import threading
@@ -21,47 +21,22 @@ from contextlib import contextmanager
 import numpy as np
 
 from host.board import compile_for_board
-from host.protocol import (COUNTERS, MAX_INFER_FRAMES, MODEL_ID_BYTES, PROTOCOL_VERSION, Command, FrameDecoder,
-                           IDENTITY_MAGIC, Identity, LOAD_HEADER_BYTES, LoadTarget, Memory, Status, encode_frame,
-                           frame_bytes, word_bytes)
-from hw.compiler import compile_model
+from layout.compiler import compile_model
+from layout.images import link_memories, memory_images, model_id
+from layout.protocol import (COUNTERS, MAX_INFER_FRAMES, MODEL_ID_BYTES, PROTOCOL_VERSION, Command, FrameDecoder,
+                             IDENTITY_MAGIC, Identity, LOAD_HEADER_BYTES, LoadTarget, Status, encode_frame,
+                             frame_bytes, word_bytes)
 from model.bits import unpack_bits
 from model.golden import infer
-
-DESCRIPTOR_WIDTH = 40
-NETWORK_WIDTH = 32
-
-
-def memory_images(compiled):
-    """Stand-in for :func:`hw.link.memory_images`: the real weight and start words, descriptors and
-    the network row packed in a layout of this file's own."""
-    image = compiled.image
-    descriptors = [d.slices | d.groups << 16 | d.bit_serial << 32 | d.last << 33 for d in image.descriptors]
-    images = {
-        LoadTarget.WEIGHTS: list(image.weight_words),
-        LoadTarget.STARTS: list(image.start_words),
-        LoadTarget.DESCRIPTORS: descriptors,
-        LoadTarget.NETWORK: [len(descriptors) | image.input_size << 8],
-    }
-    digest = hashlib.sha256(repr(sorted(images.items())).encode()).digest()[:MODEL_ID_BYTES]
-    images[LoadTarget.MODEL_ID] = [int.from_bytes(digest, "little")]
-    return images
-
-
-def model_id(compiled):
-    """Stand-in for :func:`hw.link.model_id`."""
-    return memory_images(compiled)[LoadTarget.MODEL_ID][0].to_bytes(MODEL_ID_BYTES, "little")
 
 
 def board_identity(model, *, pe=4, simd=32, baud=3_000_000, clock_hz=36_000_000, spare=2):
     """The identity of a board built for ``model`` on a P x S engine, with ``spare`` times the
     weight and start memory ``model`` needs (room for other models)."""
     params = compile_model(model, pe=pe, simd=simd).params
-    memories = (Memory(params.weight_depth * spare, pe * simd),
-                Memory(params.start_depth * spare, pe * params.start_width),
-                Memory(params.max_layers + 2, DESCRIPTOR_WIDTH),
-                Memory(1, NETWORK_WIDTH),
-                Memory(1, 8 * MODEL_ID_BYTES))
+    params = dataclasses.replace(params, weight_depth=params.weight_depth * spare,
+                                 start_depth=params.start_depth * spare, max_layers=params.max_layers + 2)
+    memories = tuple(link_memories(params)[t] for t in LoadTarget)
     return Identity(
         magic=IDENTITY_MAGIC, protocol=PROTOCOL_VERSION, gateware=1, clock_hz=clock_hz, baud=baud,
         timeout_cycles=clock_hz // 1000, weights_in_spram=0, pe=pe, simd=simd, input_bits=params.input_bits,

@@ -3,13 +3,13 @@ import time
 import numpy as np
 import pytest
 
-from host import board
 from host.board import compile_for_board
 from host.link import Link, LinkError, counters_delta, input_frame, load_requests
-from host.protocol import (FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_LOAD_DATA, MODEL_ID_BYTES, Command, Frame,
-                           FrameDecoder, LoadTarget, Memory, Status, crc16, encode_frame, frame_bytes, word_bytes)
-from hw.compiler import compile_model
-from hw.params import CompileError
+from layout.compiler import compile_model
+from layout.images import memory_images, model_id
+from layout.params import CompileError
+from layout.protocol import (FRAMES_IN_FLIGHT, LOAD_HEADER_BYTES, MAX_LOAD_DATA, MODEL_ID_BYTES, Command, Frame,
+                             FrameDecoder, LoadTarget, Memory, Status, crc16, encode_frame, frame_bytes, word_bytes)
 from model.bits import pack_bits
 from model.golden import infer
 from model.random_models import random_images, random_model
@@ -137,8 +137,8 @@ def test_load_writes_the_images_and_the_board_reports_the_model(model8):
     compiled = compile_for_board(model8, identity)
     progress = []
     loaded = link.load(compiled, identity, progress=lambda done, total: progress.append((done, total)))
-    assert loaded.model_loaded and loaded.model_id == board.model_id(compiled)
-    for target, words in board.memory_images(compiled).items():
+    assert loaded.model_loaded and loaded.model_id == model_id(compiled)
+    for target, words in memory_images(compiled).items():
         assert fake.memories[target][:len(words)] == words
     assert fake.loads[-1][0] == LoadTarget.MODEL_ID
     assert progress[-1][0] == progress[-1][1]
@@ -148,7 +148,7 @@ def test_load_writes_the_images_and_the_board_reports_the_model(model8):
 
 def _load_plan(model, identity):
     compiled = compile_for_board(model, identity)
-    return compiled, load_requests(board.memory_images(compiled), identity.memories)
+    return compiled, load_requests(memory_images(compiled), identity.memories)
 
 
 def test_a_failed_load_request_restarts_the_whole_load(model8):
@@ -162,13 +162,13 @@ def test_a_failed_load_request_restarts_the_whole_load(model8):
     link = _link(fake)
     progress = []
     loaded = link.load(compiled, identity, progress=lambda done, total: progress.append(done))
-    assert loaded.model_loaded and loaded.model_id == board.model_id(compiled)
+    assert loaded.model_loaded and loaded.model_id == model_id(compiled)
     # sent: up to the victim, from the first up to the one dropped, then the whole load, then IDENTIFY
     sent = [payload for command, _, payload in fake.requests if command == Command.LOAD]
     assert sent == requests[:victim + 1] + requests[:victim + 2] + requests
     assert fake.requests[-1][0] == Command.IDENTIFY
     # the weights the corrupted request overwrote were written again
-    for target, words in board.memory_images(compiled).items():
+    for target, words in memory_images(compiled).items():
         assert fake.memories[target][:len(words)] == words
     stats = link.stats
     assert stats.load_restarts == 2 and stats.retries == 2 and stats.errors == {"BAD_CRC": 1}
@@ -319,6 +319,6 @@ def test_compile_for_board_lays_out_as_the_gateware_was_built(model8, model1):
         identity = hw_link.board_identity(built, clock_hz=36_000_000, baud=3_000_000, timeout_cycles=36_000,
                                           weights_in_spram=False, model_loaded=True)
         compiled = compile_for_board(model, identity)
-        assert compiled == built and hw_link.model_id(compiled) == identity.model_id
-        requests = load_requests(hw_link.memory_images(compiled), identity.memories)
+        assert compiled == built and model_id(compiled) == identity.model_id
+        requests = load_requests(memory_images(compiled), identity.memories)
         assert requests[-1] == bytes([LoadTarget.MODEL_ID, 0, 0]) + identity.model_id

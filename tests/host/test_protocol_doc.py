@@ -1,4 +1,4 @@
-"""docs/protocol.md against host/protocol.py: the document's numbers cannot drift silently."""
+"""docs/protocol.md against layout/protocol.py: the document's numbers cannot drift silently."""
 
 import re
 import struct
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-import host.protocol as protocol
-from host.protocol import (COUNTERS, IDENTITY_FIELDS, MODEL_ID_BYTES, Command, LoadTarget, Status, crc16,
-                           encode_frame, link_bound_fps)
+import layout.protocol as protocol
+from layout.protocol import (COUNTERS, IDENTITY_FIELDS, MODEL_ID_BYTES, Command, LoadTarget, Status, crc16,
+                             encode_frame, link_bound_fps)
 from model.bits import pack_bits
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -127,7 +127,7 @@ def test_throughput_example(text):
 
 
 def test_watchdog_formula_is_the_code(text):
-    """The watchdog's block, evaluated as written, against host.protocol.watchdog_cycles."""
+    """The watchdog's block, evaluated as written, against layout.protocol.watchdog_cycles."""
     import random
     from types import SimpleNamespace
     block = re.search(r"### The engine's watchdog.*?```python\n(.*?)```", text, re.DOTALL).group(1)
@@ -167,9 +167,8 @@ def _flat_fields(layout):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_row_table_is_the_rows_layouts(text, seed):
-    from hw.compiler import compile_model
-    from hw.engine import network_layout
-    from hw.sequencer import descriptor_layout
+    from layout.compiler import compile_model
+    from layout.rows import descriptor_layout, network_layout
     from model.layers import Conv, Dense, MaxPool
     from model.modelfile import MaxPoolLayer
     from model.random_models import random_conv_model, random_model
@@ -194,8 +193,8 @@ def test_the_row_table_is_the_rows_layouts(text, seed):
     if seed == 3:
         assert params.conv and params.gather_rows > 1      # the gather fields are covered
     # the values the table gives, for the fully connected layers of a fully connected engine and the network row
-    from hw.link import memory_images
-    from host.protocol import LoadTarget
+    from layout.images import memory_images
+    from layout.protocol import LoadTarget
     compiled = compile_model(model, pe=2, simd=params.simd)
     images = memory_images(compiled)
     layers = [layer for layer in model.layers if not isinstance(layer, MaxPoolLayer)]

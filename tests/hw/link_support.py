@@ -2,8 +2,8 @@
 built once per model, and the bytes of a conversation with it.
 
 :class:`BoardLine` drives a compiled :class:`sim.board.SerialLine` directly (no sockets): requests
-go onto the line as :func:`host.protocol.encode_frame` bytes, responses come back through a
-:class:`host.protocol.FrameDecoder`.
+go onto the line as :func:`layout.protocol.encode_frame` bytes, responses come back through a
+:class:`layout.protocol.FrameDecoder`.
 """
 
 from dataclasses import dataclass
@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from host.link import input_frame, load_requests
-from host.protocol import Command, FrameDecoder, LoadTarget, Status, encode_frame
-from hw.compiler import compile_model
-from hw.link import LinkCore, memory_images
-from model.golden import infer
+from hw.link import LinkCore
 from hw.uart import uart_divisor
+from layout.compiler import compile_model
+from layout.images import memory_images
+from layout.protocol import Command, FrameDecoder, LoadTarget, Status, encode_frame
+from model.golden import infer
 from sim.board import SimulatedBoard
 from sim.cxxrtl import StreamSimulator
 
@@ -57,7 +58,7 @@ class LinkBoard:
 
 def build_link_board(model, cache, *, capacity=None):
     """A :class:`LinkBoard` of ``model``, its CXXRTL build in the directory ``cache``; ``capacity``
-    (as :func:`hw.compiler.compile_model` takes it) sizes an engine bigger than ``model`` needs."""
+    (as :func:`layout.compiler.compile_model` takes it) sizes an engine bigger than ``model`` needs."""
     compiled = compile_model(model, **FOLDING, capacity=capacity)
     core = LinkCore(compiled, clock_hz=CLOCK_HZ, baud=BAUD, timeout_cycles=TIMEOUT_CYCLES)
     divisor, baud_error = uart_divisor(CLOCK_HZ, BAUD)
@@ -89,7 +90,7 @@ def golden_classes(model, images):
 
 
 def load_payloads(compiled, identity):
-    """The LOAD payloads of ``compiled`` (host-side images: :func:`hw.link.memory_images`) for a board
+    """The LOAD payloads of ``compiled`` (host-side images: :func:`layout.images.memory_images`) for a board
     of ``identity``."""
     return load_requests(memory_images(compiled), identity.memories)
 

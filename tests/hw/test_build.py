@@ -12,12 +12,12 @@ from amaranth.back import rtlil
 import hw.build
 from bnn.cli import main
 from hw.boards import BOARDS
-from hw.compiler import compile_model
 from hw.engine import Engine, memory_shapes
 from hw.pll import PllError, pll_settings
 from hw.top import BoardTop
-from model.modelfile import save_model
+from layout.compiler import compile_model
 from model.layers import Conv, Dense, MaxPool
+from model.modelfile import save_model
 from model.random_models import random_conv_model, random_model
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from hw.compiler import choose_folding, compile_model
 from hw.link import LinkCore
-from hw.params import CompileError
+from layout.compiler import choose_folding, compile_model
+from layout.params import CompileError
 from model.bits import unpack_bits
 from model.layers import Conv, Dense, MaxPool
 from model.random_models import random_conv_model, random_model

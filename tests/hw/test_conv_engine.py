@@ -4,8 +4,8 @@ random back-pressure, and the cycles per frame and latency equal the compiler's 
 import numpy as np
 import pytest
 
-from hw.compiler import choose_folding, compile_model
-from hw.params import CAPACITY_KEYS, CompileError
+from layout.compiler import choose_folding, compile_model
+from layout.params import CAPACITY_KEYS, CompileError
 from model.bits import pack_bits
 from model.golden import infer
 from model.layers import Conv, Dense, MaxPool

@@ -8,9 +8,10 @@ from bnn.cmd_load import board_summary
 from host.board import compile_for_board
 from host.link import Link, input_frame
 from host.stream import ensure_model
-from hw.compiler import compile_model
-from hw.link import LinkCore, model_id
-from hw.params import CAPACITY_KEYS, CompileError
+from hw.link import LinkCore
+from layout.compiler import compile_model
+from layout.images import model_id
+from layout.params import CAPACITY_KEYS, CompileError
 from model.datasets import load_dataset
 from model.layers import Conv, Dense, MaxPool
 from model.random_models import random_conv_model, random_model

@@ -5,7 +5,7 @@ random events, clears and copies."""
 import pytest
 
 from hw.counters import CounterBank
-from host.protocol import COUNTERS
+from layout.protocol import COUNTERS
 
 SMALL = (("a", 4), ("b", 2), ("c", 2))
 

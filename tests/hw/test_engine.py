@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
 from hw.engine import Engine
-from hw.params import CAPACITY_KEYS
+from layout.compiler import compile_model
+from layout.params import CAPACITY_KEYS
 from model.golden import infer
 from model.random_models import random_images, random_model
 from sim.stimulus import frame_beats

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
+from layout.compiler import compile_model
 from model.layers import Conv, Dense, MaxPool
 from model.modelfile import ConvLayer, MaxPoolLayer
 from model.random_models import random_conv_model, random_images, random_model

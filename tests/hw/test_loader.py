@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
-from hw.loader import InputLoader, input_config, input_word_bits
+from hw.loader import InputLoader, input_word_bits
+from layout.compiler import compile_model
+from layout.rows import input_config
 from model.random_models import random_images, random_model
 from sim.stimulus import frame_beats
 from tests.support import put

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hw.link import PixelPacker
+from hw.pixels import PixelPacker
 from sim.stimulus import frame_beats
 from tests.support import get, put
 

@@ -1,9 +1,9 @@
-"""The link's result queue (:class:`hw.link.ResultQueue`) against a Python list: random pushes, pops
+"""The link's result queue (:class:`hw.sender.ResultQueue`) against a Python list: random pushes, pops
 and truncations that keep the oldest entries."""
 
 import pytest
 
-from hw.link import ResultQueue
+from hw.sender import ResultQueue
 
 
 @pytest.mark.parametrize("depth", [1, 4, 16])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hw.compiler import compile_model
 from hw.sequencer import Sequencer
+from layout.compiler import compile_model
 from model.random_models import random_model
 
 FIELDS = ("first", "last", "plane", "shift", "from_input", "parity", "slice",

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from bnn.cli import main
-from hw.compiler import compile_model
+from layout.compiler import compile_model
 from model.golden import infer
-from sim.amaranth_backend import SimulationTimeout, run_amaranth
-from sim.cxxrtl_backend import build_engine, run_cxxrtl
 from model.layers import Conv, Dense, MaxPool
 from model.random_models import random_conv_model, random_images, random_model
+from sim.amaranth_backend import SimulationTimeout, run_amaranth
+from sim.cxxrtl_backend import build_engine, run_cxxrtl
 from sim.stimulus import decode_result, make_run_spec
 
 

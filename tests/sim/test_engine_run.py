@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from hw.compiler import compile_model
-from sim.amaranth_backend import run_amaranth
+from layout.compiler import compile_model
 from model.golden import infer
-from sim.engine_run import mismatched_frames
 from model.random_models import random_images, random_model
+from sim.amaranth_backend import run_amaranth
+from sim.engine_run import mismatched_frames
 from sim.stimulus import frame_beats, make_run_spec
 
 

@@ -27,8 +27,8 @@ from amaranth.lib.wiring import In, Out
 from bnn.cli import main
 from hw.boards import board
 from hw.build import fitting_folding, place_weights
-from hw.compiler import compile_model as compile_engine, foldings
 from hw.uart import UartRx, UartTx, uart_divisor
+from layout.compiler import compile_model as compile_engine, foldings
 from model.modelfile import load_model
 from sim.board import SerialLine
 from sim.cxxrtl import StreamSimulator, build_library, convert_stream_design

@@ -4,9 +4,9 @@ the serial line, and the answers are the golden model's."""
 import numpy as np
 import pytest
 
-from hw.boards import BOARDS
 from host.link import Link, LinkError, input_frame
 from host.stream import ensure_model
+from hw.boards import BOARDS
 from model.golden import infer
 from model.random_models import random_images, random_model
 from sim.board import simulated_board

@@ -4,7 +4,7 @@
 :class:`LayerDescriptor` is one row of its sequencer's table. The functions below check the
 parameters a user asks for and give the engine's analytic cycle figures (``docs/engine.md``,
 "Pipeline and the cycle formula"), which the simulation tests check exactly. The compiler
-(:mod:`hw.compiler`) lays a model out for these parameters.
+(:mod:`layout.compiler`) lays a model out for these parameters.
 """
 
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ MAX_LANES = 4096
 MAX_TREE_STAGES = 16
 MAX_CAPACITY = 1 << 20   # words of an engine memory, layers, or bits of a width
 # The EngineParams fields that size an engine's memories and widths: an engine built with them
-# runs any network that fits them (see hw.compiler.compile_model's capacity).
+# runs any network that fits them (see layout.compiler.compile_model's capacity).
 CAPACITY_KEYS = ("weight_depth", "start_depth", "input_words", "act_words", "max_layers",
                  "score_count", "acc_width", "start_width", "score_width", "gather_rows")
 # A conv engine's window rows one slice gathers from, at most: each costs two read ports on the
@@ -50,7 +50,7 @@ def input_planes(input_bits):
 class EngineParams:
     """Elaboration parameters of :class:`hw.engine.Engine`: what the hardware is built for.
 
-    Any network whose :class:`hw.compiler.NetworkImage` fits these sizes runs on the same hardware.
+    Any network whose :class:`layout.compiler.NetworkImage` fits these sizes runs on the same hardware.
     """
 
     pe: int                # P: processing elements (neurons in parallel)

@@ -20,6 +20,7 @@ frames are skipped (and counted). A frame whose bytes stop for longer than the b
 is answered with :attr:`Status.TIMEOUT`.
 """
 
+import binascii
 import enum
 import struct
 from dataclasses import dataclass
@@ -80,12 +81,9 @@ class LoadTarget(enum.IntEnum):
 
 
 def crc16(data, crc=0xFFFF):
-    """CRC-16/CCITT-FALSE of ``data`` (bytes), continuing from ``crc``."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE of ``data`` (bytes), continuing from ``crc`` (:func:`binascii.crc_hqx` is
+    this CRC)."""
+    return binascii.crc_hqx(data, crc)
 
 
 def encode_frame(code, seq, payload=b""):

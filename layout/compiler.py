@@ -1,4 +1,4 @@
-"""The compiler: a model file's network -> an engine's parameters (:mod:`hw.params`) and memory images.
+"""The compiler: a model file's network -> an engine's parameters (:mod:`layout.params`) and memory images.
 
 It chooses nothing the user did not ask for except memory sizes (which default to "just fits"):
 ``pe`` (P, neurons computed in parallel) and ``simd`` (S, input lanes per PE per cycle) are given.
@@ -52,7 +52,7 @@ class CompiledModel:
 
     @property
     def cycles_per_frame(self):
-        """Steady-state cycles between results (see :func:`hw.params.cycles_per_frame`)."""
+        """Steady-state cycles between results (see :func:`layout.params.cycles_per_frame`)."""
         return cycles_per_frame(self.image.descriptors, self.params.layer_gap, self.params.argmax_latency)
 
     @property
@@ -170,7 +170,7 @@ def _plan(model, pe, simd, conv, gather_rows=1):
 
 def gather_rows_used(model, pe, simd):
     """The gather rows a ``conv`` engine needs for every convolution of ``model`` whose slices can
-    span window rows to do so (at most :data:`hw.params.MAX_GATHER_ROWS`; 1 if none can)."""
+    span window rows to do so (at most :data:`layout.params.MAX_GATHER_ROWS`; 1 if none can)."""
     return max([p.pieces for p in _plan(model, pe, simd, True, MAX_GATHER_ROWS)], default=1)
 
 
@@ -311,18 +311,18 @@ def compile_model(model, *, pe, simd, tree_stages=0, pixels_per_beat=None, capac
     pixels_per_beat : int or None
         Pixels per input-stream transfer, a divisor of ``simd``; default ``gcd(simd, 8)``.
     capacity : dict or None
-        Sizes of an existing engine to fit into (keys :data:`hw.params.CAPACITY_KEYS`, the
-        :class:`hw.params.EngineParams` fields of the same names); missing keys are sized to fit
+        Sizes of an existing engine to fit into (keys :data:`layout.params.CAPACITY_KEYS`, the
+        :class:`layout.params.EngineParams` fields of the same names); missing keys are sized to fit
         the model (``gather_rows``: :func:`gather_rows_used`, 1 for an engine without ``conv``).
     conv : bool or None
-        The engine's kind (:attr:`hw.params.EngineParams.conv`): a ``conv`` engine, which runs
+        The engine's kind (:attr:`layout.params.EngineParams.conv`): a ``conv`` engine, which runs
         any network (a fully connected layer is one window), or one for fully connected networks
         only. None: a ``conv`` engine if and only if the model has convolutions or pools.
 
     Raises
     ------
-    hw.params.CompileError
-        On invalid P, S, beat width or tree stages (:func:`hw.params.check_folding`), a ``conv``
+    layout.params.CompileError
+        On invalid P, S, beat width or tree stages (:func:`layout.params.check_folding`), a ``conv``
         engine and S not a power of two, a model with convolutions and ``conv`` False, or a model
         that does not fit ``capacity``.
     """
@@ -381,7 +381,7 @@ def choose_folding(model, *, max_cycles, tree_stages=0, max_lanes=MAX_LANES, gat
     per frame for ``model`` are at most ``max_cycles``; ties go to fewer cycles, then to fewer PEs.
     A model with convolutions is timed with ``gather_rows`` (None: as many as it uses).
 
-    Returns ``(pe, simd)``; raises :class:`hw.params.CompileError` with the fastest candidate's figure if
+    Returns ``(pe, simd)``; raises :class:`layout.params.CompileError` with the fastest candidate's figure if
     none is fast enough.
     """
     check_positive("max_cycles", max_cycles)
