@@ -52,8 +52,9 @@ def block_rams(family, depth, width):
 
 def block_ram_estimate(board, params, *, weights_in_spram=False):
     """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops), and the link's one (``link_payload``: the identity, model id and STATUS
-    copy, :class:`hw.sender.ResponseSender`). A conv engine reads its input and activation
+    holds in flip-flops), and the link's two (``link_payload``: the identity, model id and STATUS
+    copy, :class:`hw.sender.ResponseSender`; ``link_counters``: the status counters,
+    :class:`hw.counters.CounterBank`). A conv engine reads its input and activation
     memories on two ports per gathered window row, for each of which Yosys takes a copy of their
     block RAMs."""
     def rams(name, depth, width):
@@ -63,7 +64,7 @@ def block_ram_estimate(board, params, *, weights_in_spram=False):
         return copies * block_rams(board.device.family, depth, width)
     estimate = {name: rams(name, depth, width)
                 for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
-    estimate["link_payload"] = 1
+    estimate["link_payload"] = estimate["link_counters"] = 1
     return estimate
 
 

@@ -98,7 +98,8 @@ class RequestReceiver(wiring.Component):
         byte = self.bytes.payload
         take = self.bytes.valid & self.bytes.ready
 
-        command, seq, status = Signal(8), Signal(8), Signal(8)
+        command, seq = Signal(8), Signal(8)
+        status = Signal.like(self.tokens.payload.status)
         length_low = Signal(8)
         remaining = Signal(16)
         crc_low = Signal(8)
@@ -147,7 +148,7 @@ class RequestReceiver(wiring.Component):
         m.d.comb += [
             self.frames.payload.data.eq(byte),
             self.frames.payload.last.eq(frame_last),
-            self.tokens.payload.command.eq(command),
+            self.tokens.payload.command.eq(Mux(command > max(Command), 0, command)),
             self.tokens.payload.status.eq(status),
             self.tokens.payload.seq.eq(seq),
             self.tokens.payload.frames.eq(frames),

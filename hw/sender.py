@@ -158,7 +158,7 @@ class ResponseSender(wiring.Component):
         # sized to the longest payload: a register bit that is always 0 would become a constant
         # driving part of the register's wire, which the CXXRTL back end evaluates twice a cycle
         token = Signal(token_layout)
-        code = Signal(8)                     # the response's status
+        code = Signal.like(token.status)     # the response's status
         length = Signal(range(max(identity_bytes, self._counter_bytes, MAX_INFER_FRAMES) + 1))
         index = Signal.like(length)
         left = Signal.like(token.frames)     # frames not yet accounted for

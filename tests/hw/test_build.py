@@ -60,9 +60,9 @@ def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, m
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
     # 334 Kbit of weights: only the SPRAM holds them, at most 64 lanes wide
     for sizes, pe, simd, weights, needs, advice in [
-            ([784, 64, 64, 64, 10], 16, 64, "auto", 89, r"; --pe \d+ --simd \d+ fits$"),
-            ([784, 256, 256, 256, 10], 8, 32, "auto", 111, r"; --pe 4 --simd 16 fits$"),
-            ([784, 256, 256, 256, 10], 8, 32, "bram", 111, "; no P x S fits this board$")]:
+            ([784, 64, 64, 64, 10], 16, 64, "auto", 90, r"; --pe \d+ --simd \d+ fits$"),
+            ([784, 256, 256, 256, 10], 8, 32, "auto", 112, r"; --pe 4 --simd 16 fits$"),
+            ([784, 256, 256, 256, 10], 8, 32, "bram", 112, "; no P x S fits this board$")]:
         path = tmp_path / "model.bnn"
         save_model(random_model(sizes, seed=1), path)
         assert main(["build", "--board", "icebreaker", "--model", str(path), "--pe", str(pe), "--simd", str(simd),
