@@ -10,6 +10,7 @@ from model.errors import BnnError
 from model.modelfile import load_model
 from sim.board import simulated_board
 from sim.cxxrtl import StreamSimulator
+from sim.netlist import netlist_board
 from sim.serve import BoardServer
 
 from .common import emit_json, positive_float, positive_int
@@ -23,9 +24,14 @@ def add_parser(sub):
                                    "socket://127.0.0.1:PORT`. Serves one client at a time (others wait) "
                                    "and keeps the board's state between clients. Prints `listening on "
                                    "HOST:PORT` on stdout once ready; runs until interrupted (Ctrl-C, "
-                                   "SIGTERM), then prints a summary on stderr.")
-    p.add_argument("--board", required=True, metavar="NAME", help="board to simulate (see bnn build --list-boards)")
-    p.add_argument("--model", required=True, metavar="FILE", help="model file written by `bnn train`")
+                                   "SIGTERM), then prints a summary on stderr. With --netlist, the gates "
+                                   "`bnn build` synthesized for the bitstream are simulated instead of "
+                                   "the Amaranth design.")
+    p.add_argument("--board", metavar="NAME", help="board to simulate (see bnn build --list-boards)")
+    p.add_argument("--model", metavar="FILE", help="model file written by `bnn train`")
+    p.add_argument("--netlist", metavar="DIR",
+                   help="simulate the synthesized link core of the `bnn build` folder DIR (its board, "
+                        "model, folding, clock and line; instead of --board, --model and the engine options)")
     p.add_argument("--listen", required=True, metavar="HOST:PORT",
                    help="TCP address to serve on, e.g. 127.0.0.1:5000; port 0 picks a free port")
     p.add_argument("--pe", type=positive_int, metavar="P",
@@ -33,9 +39,9 @@ def add_parser(sub):
     p.add_argument("--simd", type=positive_int, metavar="S", help="input lanes per PE, a multiple of P (with --pe)")
     p.add_argument("--clock-mhz", type=positive_float, metavar="F",
                    help="engine clock (default: the board's); the simulated board runs at what its PLL makes of it")
-    p.add_argument("--baud", type=positive_int, default=3_000_000, help="serial line rate (default 3000000)")
-    p.add_argument("--weights", choices=WEIGHT_STORES, default="auto",
-                   help="where the weights live, as for bnn build (SPRAM: the board starts with no model)")
+    p.add_argument("--baud", type=positive_int, help="serial line rate (default 3000000)")
+    p.add_argument("--weights", choices=WEIGHT_STORES,
+                   help="where the weights live, as for bnn build (default auto; SPRAM: the board starts with no model)")
     p.add_argument("--json", action="store_true",
                    help='print one JSON object ({"listening": "HOST:PORT", ...}) instead of the listening line')
     p.set_defaults(func=run)
@@ -56,7 +62,7 @@ def folding(args, model, board):
     if (args.pe is None) != (args.simd is None):
         raise BnnError("give both --pe and --simd, or neither (the fastest folding that fits the board)")
     if args.pe is None:
-        chosen = fitting_folding(model, board, tree_stages=board.tree_stages, weights=args.weights)
+        chosen = fitting_folding(model, board, tree_stages=board.tree_stages, weights=args.weights or "auto")
         if chosen is None:
             raise BnnError(f"no P x S engine of this model fits {board.name}")
         return chosen
@@ -67,25 +73,46 @@ def _say(message):
     print(f"bnn serve-sim: {message}", file=sys.stderr, flush=True)
 
 
-def run(args):
-    host, port = parse_listen(args.listen)
+# the options that choose what to simulate, which a --netlist build folder fixes
+_DESIGN_OPTIONS = {"board": "--board", "model": "--model", "pe": "--pe", "simd": "--simd", "clock_mhz": "--clock-mhz",
+                   "baud": "--baud", "weights": "--weights"}
+
+
+def _simulated(args):
+    """``(board, facts)``: the :class:`sim.board.SimulatedBoard` or :class:`sim.netlist.NetlistBoard`
+    the arguments name, and what to report of it."""
+    if args.netlist is not None:
+        given = [flag for name, flag in _DESIGN_OPTIONS.items() if getattr(args, name) is not None]
+        if given:
+            raise BnnError(f"--netlist simulates a build as it was made: drop {', '.join(given)}")
+        simulated = netlist_board(args.netlist)
+        return simulated, {"netlist": args.netlist, "arch": None}
+    if args.board is None or args.model is None:
+        raise BnnError("give --board and --model (or --netlist with a `bnn build` folder)")
     board = find_board(args.board)
     model = load_model(args.model)
     pe, simd = folding(args, model, board)
-    simulated = simulated_board(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, baud=args.baud,
-                                weights=args.weights)
+    simulated = simulated_board(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, baud=args.baud or 3_000_000,
+                                weights=args.weights or "auto")
+    return simulated, {"netlist": None, "model": str(args.model), "arch": model.arch}
+
+
+def run(args):
+    host, port = parse_listen(args.listen)
+    simulated, facts = _simulated(args)
+    board, pe, simd = simulated.board, simulated.pe, simulated.simd
     clock_hz, divisor = simulated.clock_hz, simulated.divisor
     server = BoardServer(host, port)  # before the build: an address in use fails at once
     try:
-        facts = {"board": board.name, "device": board.device.name, "model": str(args.model), "arch": model.arch,
-                 "pe": pe, "simd": simd, "tree_stages": board.tree_stages, "clock_hz": clock_hz,
-                 "baud": args.baud, "baud_error": simulated.baud_error, "uart_divisor": divisor,
-                 "timeout_cycles": simulated.core.identity.timeout_cycles, "idle_cycles": simulated.idle_cycles,
-                 "quiet_cycles": simulated.quiet_cycles,
-                 "cycles_per_frame": simulated.compiled.cycles_per_frame,
-                 "weights_in_spram": simulated.weights_in_spram}
-        _say(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
-             f"{clock_hz / 1e6:.2f} MHz, UART {args.baud} baud ({simulated.baud_error:+.1%}, {divisor} cycles "
+        facts.update({"board": board.name, "device": board.device.name, "pe": pe, "simd": simd,
+                      "tree_stages": board.tree_stages, "clock_hz": clock_hz,
+                      "baud": simulated.baud, "baud_error": simulated.baud_error, "uart_divisor": divisor,
+                      "timeout_cycles": simulated.timeout_cycles, "idle_cycles": simulated.idle_cycles,
+                      "quiet_cycles": simulated.quiet_cycles, "cycles_per_frame": simulated.cycles_per_frame,
+                      "weights_in_spram": simulated.weights_in_spram})
+        what = f"the netlist of {facts['netlist']}" if facts["netlist"] else facts["arch"]
+        _say(f"{board.name} ({board.device.name}): {what}, engine P x S = {pe} x {simd}, "
+             f"{clock_hz / 1e6:.2f} MHz, UART {simulated.baud} baud ({simulated.baud_error:+.1%}, {divisor} cycles "
              f"per bit)" + (", weights in SPRAM (load a model first)" if simulated.weights_in_spram else ""))
         _say("building the simulated board...")
         library = simulated.compile()

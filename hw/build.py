@@ -23,6 +23,7 @@ from layout.compiler import compile_model, foldings
 
 from .boards import Board
 from .engine import memory_attrs, memory_shapes
+from .link import default_timeout_cycles
 from .pll import pll_settings
 from .spram import check_spram_fit
 from .top import BoardTop
@@ -181,6 +182,9 @@ class BuildReport:
     latency_cycles: int
     baud: int
     baud_error: float
+    clock_hz: int            # the engine clock exactly (the PLL's output)
+    uart_divisor: int        # clock cycles per bit on the serial line
+    timeout_cycles: int      # the link's receive timeout
     bitstream: str
     out_dir: str
     seconds: dict = field(default_factory=dict)
@@ -445,7 +449,8 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, seeds=1, out
         weights_in_spram=in_spram,
         engine_cells=engine_cells(out_dir),
         cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
-        latency_cycles=compiled.latency, baud=baud, baud_error=baud_error,
+        latency_cycles=compiled.latency, baud=baud, baud_error=baud_error, clock_hz=pll.clock_hz,
+        uart_divisor=divisor, timeout_cycles=default_timeout_cycles(pll.clock_hz),
         bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes,
         seed=kept, seeds=tried)
     write_atomically(os.path.join(out_dir, "build.json"), lambda f: json.dump(result.as_dict(), f, indent=1),

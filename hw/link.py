@@ -32,6 +32,11 @@ from .uart import UartRx, UartTx, uart_divisor
 GATEWARE_VERSION = 4
 
 
+def default_timeout_cycles(clock_hz):
+    """The receive timeout of a :class:`LinkCore` at ``clock_hz`` unless told otherwise: 10 ms."""
+    return clock_hz // 100
+
+
 def board_identity(compiled, *, clock_hz, baud, timeout_cycles, weights_in_spram, model_loaded):
     """The :class:`layout.protocol.Identity` of a :class:`LinkCore` built for ``compiled``."""
     params = compiled.params
@@ -83,7 +88,7 @@ class LinkCore(wiring.Component):
         self._compiled = compiled
         self._clock_hz = clock_hz
         self._divisor, _ = uart_divisor(clock_hz, baud)
-        self._timeout = clock_hz // 100 if timeout_cycles is None else timeout_cycles
+        self._timeout = default_timeout_cycles(clock_hz) if timeout_cycles is None else timeout_cycles
         self._watchdog = watchdog_cycles(
             weight_depth=params.weight_depth, max_layers=params.max_layers, input_words=params.input_words,
             act_words=params.act_words, simd=params.simd, tree_stages=params.tree_stages, conv=params.conv)

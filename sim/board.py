@@ -98,6 +98,18 @@ class SerialLine(wiring.Component):
 _SLACK_BYTES = 20
 
 
+def idle_window(*, timeout_cycles, cycles_per_frame, latency, divisor):
+    """Cycles to keep simulating a board after the last byte in or out (see :mod:`sim.serve`): its
+    receive timeout, the computation of the largest request, and a few byte times."""
+    return timeout_cycles + MAX_INFER_FRAMES * (cycles_per_frame + latency) + _SLACK_BYTES * 10 * divisor
+
+
+def quiet_window(divisor):
+    """Cycles without a byte from a board after which its answer counts as finished (see
+    :mod:`sim.serve`): 3 byte times."""
+    return 30 * divisor
+
+
 @dataclass(frozen=True)
 class SimulatedBoard:
     """A board's link core for one model, as ``bnn build`` would build it, ready to simulate."""
@@ -112,19 +124,32 @@ class SimulatedBoard:
     core: object               # hw.link.LinkCore
 
     @property
+    def pe(self):
+        return self.compiled.params.pe
+
+    @property
+    def simd(self):
+        return self.compiled.params.simd
+
+    @property
+    def timeout_cycles(self):
+        """The board's receive timeout."""
+        return self.core.identity.timeout_cycles
+
+    @property
+    def cycles_per_frame(self):
+        return self.compiled.cycles_per_frame
+
+    @property
     def idle_cycles(self):
-        """Cycles to keep simulating after the last byte in or out (see :mod:`sim.serve`): the
-        board's receive timeout, the computation of the largest request, and a few byte times."""
-        compiled = self.compiled
-        return (self.core.identity.timeout_cycles
-                + MAX_INFER_FRAMES * (compiled.cycles_per_frame + compiled.latency)
-                + _SLACK_BYTES * 10 * self.divisor)
+        """:func:`idle_window` of this board."""
+        return idle_window(timeout_cycles=self.timeout_cycles, cycles_per_frame=self.compiled.cycles_per_frame,
+                           latency=self.compiled.latency, divisor=self.divisor)
 
     @property
     def quiet_cycles(self):
-        """Cycles without a byte from the board after which its answer counts as finished (see
-        :mod:`sim.serve`): 3 byte times."""
-        return 30 * self.divisor
+        """:func:`quiet_window` of this board."""
+        return quiet_window(self.divisor)
 
     def compile(self):
         """The compiled CXXRTL model of :class:`SerialLine` around the core (cached)."""

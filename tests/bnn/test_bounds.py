@@ -140,3 +140,25 @@ def test_progress_bars_stay_out_of_a_redirected_log(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bnn", "train", "--arch", "64-16-10", "--epochs", "2",
                              "--out", str(tmp_path / "m.bnn")], capture_output=True, text=True, check=True)
     assert "\r" not in result.stderr and "\x1b[" not in result.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--board", "icebreaker"], "--netlist simulates a build as it was made: drop --board"),
+    (["--baud", "115200", "--weights", "bram"], "drop --baud, --weights"),
+])
+def test_serve_sim_netlist_takes_the_build_as_it_was_made(capsys, tmp_path, extra, message):
+    error = _one_line_error(capsys, ["serve-sim", "--netlist", str(tmp_path), "--listen", "127.0.0.1:0", *extra], 1)
+    assert message in error
+
+
+def test_serve_sim_netlist_of_a_folder_without_a_build(capsys, tmp_path):
+    error = _one_line_error(capsys, ["serve-sim", "--netlist", str(tmp_path), "--listen", "127.0.0.1:0"], 1)
+    assert f"no build.json in {tmp_path}: build first" in error
+    (tmp_path / "build.json").write_text('{"board": "icebreaker"}')
+    error = _one_line_error(capsys, ["serve-sim", "--netlist", str(tmp_path), "--listen", "127.0.0.1:0"], 1)
+    assert "lacks pe, simd, clock_hz" in error and "built by an older bnn, build again" in error
+
+
+def test_serve_sim_without_a_board_or_netlist(capsys, model_file):
+    error = _one_line_error(capsys, ["serve-sim", "--model", model_file, "--listen", "127.0.0.1:0"], 1)
+    assert error.endswith("give --board and --model (or --netlist with a `bnn build` folder)")

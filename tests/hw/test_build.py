@@ -1,4 +1,5 @@
-"""`bnn build`: a real iCE40 build of a small model, the fit check, and failing tools."""
+"""`bnn build`: a real iCE40 build of a small model (its engine's netlist checked, its link core's
+netlist served on a simulated serial line), the fit check, and failing tools."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import serial
 from amaranth.back import rtlil
 
 import hw.build
@@ -14,11 +16,19 @@ from bnn.cli import main
 from hw.boards import BOARDS
 from hw.engine import Engine, memory_shapes
 from hw.pll import PllError, pll_settings
+from host.board import compile_for_board
+from host.link import Link
+from host.stream import stream_images
 from hw.top import BoardTop
 from layout.compiler import compile_model
+from layout.images import model_id
 from model.layers import Conv, Dense, MaxPool
 from model.modelfile import save_model
+from model.datasets import load_dataset
 from model.random_models import random_conv_model, random_model
+from sim.cxxrtl import StreamSimulator
+from sim.netlist import netlist_board
+from sim.serve import serving_in_background
 
 
 @pytest.mark.needs_cxx
@@ -54,6 +64,26 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
     # order of the netlist around the module
     in_board = dict(report["engine_cells"])
     assert abs(in_board.pop("SB_LUT4") - alone.pop("SB_LUT4")) <= 2 and in_board == alone
+
+    # the link core's gates on the simulated serial line: the model (loaded first if the weights
+    # are in SPRAM), then a second one loaded over the line, each exact on digits test images
+    board = netlist_board(str(out))
+    assert (board.clock_hz, board.divisor, board.weights_in_spram) == (
+        report["clock_hz"], report["uart_divisor"], report["weights_in_spram"])
+    digits = load_dataset("digits")
+    images, labels = digits.test_images, digits.test_labels
+    second = random_model([64, 12, 10], input_bits=8, seed=7)
+    with StreamSimulator(board.compile()) as simulator, \
+            serving_in_background(simulator, idle_cycles=board.idle_cycles,
+                                  quiet_cycles=board.quiet_cycles) as (server, _):
+        port = serial.serial_for_url(f"socket://127.0.0.1:{server.address[1]}", timeout=0.05)
+        with Link(port, timeout=10.0, retries=1, name="the netlist") as link:
+            for streamed, count in ((model, 24), (second, 16)):
+                result = stream_images(link, streamed, images[:count], labels[:count])
+                assert result["mismatches"] == 0 and result["failed"] == 0, result
+                assert result["frames"] == count
+                identity = link.identify()
+                assert identity.model_loaded and identity.model_id == model_id(compile_for_board(streamed, identity))
 
 
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
