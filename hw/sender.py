@@ -58,14 +58,19 @@ class ResultQueue(wiring.Component):
         # the flags' next values from comparisons of registers, the handshakes last
         one_left, one_free = Signal(), Signal()
         m.d.comb += [one_left.eq(level == 1), one_free.eq(level == depth - 1)]
+        # likewise the counts' next values: the handshakes only choose among them
+        level_up, level_down = Signal.like(level), Signal.like(level)
+        tail_next, head_next = Signal.like(tail), Signal.like(head)
+        m.d.comb += [level_up.eq(level + 1), level_down.eq(level - 1), tail_next.eq(tail + 1), head_next.eq(head + 1)]
         with m.If(self.truncate):
             m.d.sync += [tail.eq(head + self.keep), level.eq(self.keep),
                          full.eq(self.keep == depth), empty.eq(self.keep == 0)]
         with m.Else():
-            m.d.sync += [tail.eq(tail + push), level.eq(level + push - pop),
+            m.d.sync += [tail.eq(Mux(push, tail_next, tail)),
+                         level.eq(Mux(push == pop, level, Mux(push, level_up, level_down))),
                          full.eq(Mux(pop, 0, full | (one_free & push))),
                          empty.eq(Mux(push, 0, empty | (one_left & pop)))]
-        m.d.sync += head.eq(head + pop)
+        m.d.sync += head.eq(Mux(pop, head_next, head))
         return m
 
 
@@ -100,13 +105,14 @@ class ResponseSender(wiring.Component):
         Frames fed and not yet taken from the queue.
     bytes : Out(stream.Signature(8))
     load : In(hw.loadable.load_signature())
-        The receiver's writes; those to MODEL_ID go to the identity.
+        The receiver's writes; those to MODEL_ID go to the identity (a cycle later).
     model_loaded : In(1)
     copy : In(WritePort.Signature(addr_width, shape=8).flip())
         The counter bank's copy (:class:`hw.counters.CounterBank`), byte ``b`` of the STATUS
-        payload to address ``b``; never in the same cycle as a load of MODEL_ID.
+        payload to address ``b``, written a cycle later; never in the same cycle as a load of MODEL_ID.
     counters_ready : In(1)
-        The counter bank has no copy to make: the snapshot may be read.
+        The counter bank has no copy to make: the snapshot may be read from the next cycle on
+        (the last byte's write then lands; the sender reads a cycle after it sees this).
     snapshot : In(1)
         A STATUS request is accepted (the counter bank copies its counters).
     snapshot_free : Out(1)
@@ -151,7 +157,9 @@ class ResponseSender(wiring.Component):
             attrs={"ram_style": "block", "no_rw_check": 1})
         write = payload.write_port()
         load, copy = self.load, self.copy
-        m.d.comb += [write.addr.eq(Mux(copy.en, snapshot_base + copy.addr, fixed + load.lane)),
+        # the writes from registers, a cycle after they are offered: the choice and the address's
+        # adder stay off the paths into the block RAM
+        m.d.sync += [write.addr.eq(Mux(copy.en, snapshot_base + copy.addr, fixed + load.lane)),
                      write.data.eq(Mux(copy.en, copy.data, load.data)),
                      write.en.eq(copy.en | (load.en & (load.target == LoadTarget.MODEL_ID)))]
         read_addr, read_data = registered_read(m, payload, "payload")

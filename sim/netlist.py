@@ -14,6 +14,7 @@ contents, mapping mistakes.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,11 +37,15 @@ from .cxxrtl_backend import run_cxxrtl
 from .engine_run import run_engine
 
 _CELLS = Path(__file__).with_name("cells")
-# Cell models per family: Yosys' (read with -D EQUIV, which leaves out its model of the UP5K SPRAM,
-# whose power-off loop over 16 K words takes Yosys half a minute to read), then the project's
-# own. ECP5's cells_sim.v has no model of its block RAM (DP16KD is a black box there), so only
-# iCE40 netlists can be simulated.
-CELL_MODELS = {"ice40": ["-DEQUIV +/ice40/cells_sim.v", str(_CELLS / "ice40_spram.v")]}
+# Cell models per family: Yosys' (iCE40's read with -D EQUIV, which leaves out its model of the
+# UP5K SPRAM, whose power-off loop over 16 K words takes Yosys half a minute to read), then the
+# project's own: the SPRAM, and the ECP5 block RAM, which Yosys' cells_sim.v declares a black box.
+CELL_MODELS = {"ice40": ["-DEQUIV +/ice40/cells_sim.v", str(_CELLS / "ice40_spram.v")],
+               "ecp5": ["+/ecp5/cells_sim.v", str(_CELLS / "ecp5_dp16kd.v")]}
+# what sim/cells/ecp5_dp16kd.v covers of DP16KD's parameters (the rest take any value)
+_DP16KD_COVERED = {"DATA_WIDTH_A": {"9", "18", "36"}, "DATA_WIDTH_B": {"9", "18", "36"},
+                   "REGMODE_A": {'"NOREG"'}, "REGMODE_B": {'"NOREG"'}, "CLKAMUX": {'"CLKA"'},
+                   "CLKBMUX": {'"CLKB"'}, "CSDECODE_A": {'"0b000"'}, "CSDECODE_B": {'"0b000"'}}
 NETLIST = "engine_netlist.il"
 LINK_NETLIST = "link_netlist.il"
 _LINK_CELL = "bnn_link_netlist"     # the link core's module, renamed, inside the simulated line
@@ -56,10 +61,12 @@ def _simulation_model(build_dir, family, netlist, module, name, output, *, aroun
     whose top module ``top`` instantiates ``name``, if given); return its text. Yosys' log goes
     to ``build_dir/netlist_sim.log``."""
     if family not in CELL_MODELS:
-        raise NetlistError(f"cannot simulate a {family} netlist: Yosys ships no simulation model of "
-                           f"its block RAM; netlist checks run on iCE40 boards")
+        raise NetlistError(f"cannot simulate a {family} netlist: no cell models for it")
     if not os.path.exists(os.path.join(build_dir, netlist)):
         raise NetlistError(f"no {netlist} in {build_dir}: build first (bnn build)")
+    if family == "ecp5":
+        with open(os.path.join(build_dir, netlist)) as f:
+            check_dp16kd_modes(f.read())
     top = name if around is None else "top"
     script = "; ".join([
         f"read_rtlil {netlist}",
@@ -85,6 +92,18 @@ def _simulation_model(build_dir, family, netlist, module, name, output, *, aroun
         raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); log: {log}")
     with open(os.path.join(build_dir, output)) as f:
         return f.read()
+
+
+def check_dp16kd_modes(text):
+    """Raise :class:`NetlistError` if the RTLIL ``text`` has a DP16KD cell in a mode the model in
+    ``sim/cells/ecp5_dp16kd.v`` does not cover (naming the cell, the parameter and its value)."""
+    for cell, body in re.findall(r"^ *cell \\DP16KD (\S+)\n(.*?)^ *end$", text, re.S | re.M):
+        parameters = dict(re.findall(r"^ *parameter \\(\w+) (.*)$", body, re.M))
+        for name, covered in _DP16KD_COVERED.items():
+            value = parameters.get(name)
+            if value is not None and value not in covered:
+                raise NetlistError(f"block RAM {cell} is a DP16KD with {name} {value}, which the simulation "
+                                   f"model covers only as {' or '.join(sorted(covered, key=lambda v: (len(v), v)))}")
 
 
 def netlist_design(build_dir, family, module=ENGINE_MODULE):

@@ -18,15 +18,15 @@ def as_bytes(counters, counts):
 def drive(simulate, counters, schedule, *, cycles, spacing=None):
     """Run the bank with ``schedule(i, rng)`` -> (events, snapshot, clear) for cycle ``i`` (events a
     set of names) within the bank's contract (a snapshot only while ``snapshot_ready``, requests at
-    least ``spacing`` cycles apart, default ``3 * bytes + 2``; at most 7 events of a counter in any
-    ``4 * bytes + 2`` cycles: the others are not sent) and compare every copy with the counts of
-    the events of the cycles before its request."""
+    least ``spacing`` cycles apart, default ``3 * bytes + 4``; at most 7 events of a counter in any
+    ``4 * bytes + 4`` cycles: the others are not sent) and compare every copy with the counts of
+    the events up to its request's cycle."""
     dut = CounterBank(counters)
     size = sum(n for _, n in counters)
     names = [name for name, _ in counters]
-    window = 4 * size + 2
+    window = 4 * size + 4
     most = (1 << PENDING_BITS) - 1
-    spacing = 3 * size + 2 if spacing is None else spacing
+    spacing = 3 * size + 4 if spacing is None else spacing
 
     async def bench(ctx, rng):
         counts = dict.fromkeys(names, 0)
@@ -45,16 +45,16 @@ def drive(simulate, counters, schedule, *, cycles, spacing=None):
                     recent[name].popleft()
                 if name in events and len(recent[name]) == most:
                     events = events - {name}
-            if snapshot:
-                expected.append(as_bytes(counters, counts))
-            if clear:
-                counts = dict.fromkeys(names, 0)
             for name in names:
                 fire = name in events
                 ctx.set(dut.events[name], fire)
                 counts[name] += fire
                 if fire:
                     recent[name].append(i)
+            if snapshot:     # with this cycle's events
+                expected.append(as_bytes(counters, counts))
+            if clear:        # this cycle's events too
+                counts = dict.fromkeys(names, 0)
             ctx.set(dut.snapshot, snapshot)
             ctx.set(dut.clear, clear)
             if ctx.get(dut.copy.en):
@@ -104,7 +104,7 @@ def test_every_event_is_counted_and_every_copy_is_its_moment(simulate, counters)
 @pytest.mark.parametrize("gap", [0, 1, 2, 5])
 def test_a_clear_just_before_or_after_a_snapshot(simulate, gap):
     """Clears a few cycles before and after snapshots, with events in between: each copy has the
-    events before its request and after the last clear before it."""
+    events up to its request and after the last clear before it."""
 
     def schedule(i, rng):
         phase = i % 90
@@ -128,6 +128,6 @@ def test_the_copy_port_is_as_wide_as_the_payload():
     assert len(CounterBank(COUNTERS).copy.addr) == (sum(n for _, n in COUNTERS) - 1).bit_length()
 
 
-def test_a_bank_of_one_byte_is_refused():
-    with pytest.raises(ValueError, match="two bytes in all at least"):
-        CounterBank((("a", 1),))
+def test_a_bank_of_two_bytes_is_refused():
+    with pytest.raises(ValueError, match="three bytes in all at least"):
+        CounterBank((("a", 1), ("b", 1)))
