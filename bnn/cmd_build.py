@@ -9,7 +9,7 @@ from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, plan_engine
 from layout.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
-from sim.netlist import CELL_MODELS, verify_netlist
+from sim.netlist import CELL_MODELS, verify_netlist, verify_on_line
 
 from .cmd_sim import frame_bar
 from .common import (add_dataset_arguments, dataset_for_model, emit_json, int_at_least, path_argument,
@@ -48,8 +48,10 @@ def add_parser(sub):
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="keep the bitstream (exit 0) even if the achieved Fmax is below the clock")
     p.add_argument("--verify", type=positive_int, metavar="N",
-                   help="then run the first N test images through the synthesized netlist (FPGA cell "
-                        "models, compiled with CXXRTL) and compare with the golden model; iCE40 only")
+                   help="then run the first N test images through the synthesized netlists (FPGA cell "
+                        "models, compiled with CXXRTL): the engine's (classes, scores and cycles; not with "
+                        "weights in SPRAM) and the whole link core's over the simulated serial line "
+                        "(classes), each compared with the golden model")
     add_dataset_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     p.set_defaults(func=run)
@@ -94,24 +96,24 @@ def run(args):
         raise BnnError(f"--seed {args.seed} --seeds {args.seeds} goes past nextpnr's largest seed, {MAX_SEED}")
     board = find_board(args.board)
     model = load_model(args.model)
-    images = None
+    images = labels = None
     if args.verify:
         if board.device.family not in CELL_MODELS:
-            raise BnnError(f"--verify: Yosys ships no simulation model of the {board.device.family} block RAM; "
-                           f"netlist checks run on iCE40 boards")
-        images = dataset_for_model(args, model).test_images[:args.verify]
+            raise BnnError(f"--verify: no simulation models of the {board.device.family} cells")
+        dataset = dataset_for_model(args, model)
+        images, labels = dataset.test_images[:args.verify], dataset.test_labels[:args.verify]
     pe, simd = folding(args, model, board)
     _, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=args.weights)
-    if images is not None and in_spram:
-        raise BnnError("--verify: the weights are in SPRAM, which the bitstream cannot fill; check the "
-                       "engine through the link instead (bnn serve-sim, bnn stream)")
     name = os.path.splitext(os.path.basename(args.model))[0]
     out_dir = args.out or os.path.join("build", f"{board.name}-{name}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BnnError(f"--out {out_dir!r} exists and is not a folder")
     start = time.perf_counter()
 
-    steps = 4 + (images is not None)
+    # --verify: the engine's netlist (scores and cycles; unless the weights are in SPRAM, which
+    # the bitstream cannot fill), then the whole link core's on the simulated serial line
+    checks = 0 if images is None else 1 + (not in_spram)
+    steps = 4 + checks
 
     def progress(step, index, _total):
         print(f"[{index}/{steps}] {step}, starting {time.perf_counter() - start:.0f} s in", file=sys.stderr, flush=True)
@@ -123,17 +125,23 @@ def run(args):
                              progress=progress)
     result = report.as_dict()
     result.update(model=str(args.model), arch=model.arch)
-    if images is not None:
+    if images is not None and not in_spram:
         progress(f"netlist check: {len(images)} images through the synthesized engine", 5, steps)
-        with frame_bar(len(images), "netlist check") as advance:
+        with frame_bar(len(images), "engine netlist") as advance:
             checked = verify_netlist(model, images, compiled, out_dir, board.device.family, ENGINE_MODULE,
                                      progress=advance)
         result["verify"] = {key: value for key, value in checked.figures(report.clock_mhz).items()
                             if key in ("frames", "mismatches", "mismatched_frames", "cycles_per_frame", "latency")}
+    if images is not None:
+        progress(f"line check: {len(images)} images over the serial line into the synthesized link core",
+                 4 + checks, steps)
+        with frame_bar(len(images), "link netlist") as advance:
+            result["verify_line"] = verify_on_line(out_dir, model, images, labels, progress=advance)
     result["seconds_total"] = time.perf_counter() - start
-    verified = result.get("verify")
-    failed = verified is not None and (verified["mismatches"] or verified["cycles_per_frame"]["measured"]
-                                       not in (None, verified["cycles_per_frame"]["analytic"]))
+    verified, on_line = result.get("verify"), result.get("verify_line")
+    failed = (verified is not None and (verified["mismatches"] or verified["cycles_per_frame"]["measured"]
+                                        not in (None, verified["cycles_per_frame"]["analytic"]))) or (
+        on_line is not None and (on_line["mismatches"] or on_line["failed"]))
     if args.json:
         emit_json(result)
         return 1 if failed else 0
@@ -172,6 +180,10 @@ def run(args):
         cycles = verified["cycles_per_frame"]
         print(f"  netlist check: {verified['frames']} images, {verified['mismatches']} mismatches with the golden "
               f"model; cycles per frame measured {cycles['measured']}, analytic {cycles['analytic']}")
+    if on_line is not None:
+        print(f"  line check: {on_line['frames']} images over the serial line into the synthesized link core"
+              + (" (the model loaded first)" if on_line["loaded"] else "")
+              + f", {on_line['mismatches']} mismatches with the golden model, {on_line['failed']} unanswered")
     if failed:
         print("bnn build: the synthesized netlist disagrees with the golden model", file=sys.stderr)
         return 1

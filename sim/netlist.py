@@ -21,20 +21,24 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import serial
 from amaranth.back import rtlil
 from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from host.link import Link
+from host.stream import stream_images
 from hw.boards import board as find_board
 from hw.build import ENGINE_MODULE, LINK_MODULE
 from hw.loadable import load_signature
 from model.errors import BnnError
 
 from .board import SerialLine, idle_window, quiet_window
-from .cxxrtl import build_library, stream_design
+from .cxxrtl import StreamSimulator, build_library, stream_design
 from .cxxrtl_backend import run_cxxrtl
 from .engine_run import run_engine
+from .serve import serving_in_background
 
 _CELLS = Path(__file__).with_name("cells")
 # Cell models per family: Yosys' (iCE40's read with -D EQUIV, which leaves out its model of the
@@ -55,7 +59,7 @@ class NetlistError(BnnError):
     """The netlist is missing or cannot be turned into a simulation model."""
 
 
-def _simulation_model(build_dir, family, netlist, module, name, output, *, around=None):
+def prepare_netlist(build_dir, family, netlist, module, name, output, *, around=None):
     """Write ``build_dir/output``: module ``module`` of ``build_dir/netlist`` with ``family``'s
     cell models, renamed ``name``, flattened (inside the RTLIL file ``around`` of ``build_dir``,
     whose top module ``top`` instantiates ``name``, if given); return its text. Yosys' log goes
@@ -94,11 +98,17 @@ def _simulation_model(build_dir, family, netlist, module, name, output, *, aroun
         return f.read()
 
 
+def dp16kd_cells(text):
+    """``[(name, {parameter: value})]`` of the DP16KD cells in the RTLIL ``text`` (values as RTLIL
+    writes them: ``36``, ``"NOREG"``)."""
+    cells = re.findall(r"^ *cell \\DP16KD (\S+)\n(.*?)^ *end$", text, re.S | re.M)
+    return [(name, dict(re.findall(r"^ *parameter \\(\w+) (.*)$", body, re.M))) for name, body in cells]
+
+
 def check_dp16kd_modes(text):
     """Raise :class:`NetlistError` if the RTLIL ``text`` has a DP16KD cell in a mode the model in
     ``sim/cells/ecp5_dp16kd.v`` does not cover (naming the cell, the parameter and its value)."""
-    for cell, body in re.findall(r"^ *cell \\DP16KD (\S+)\n(.*?)^ *end$", text, re.S | re.M):
-        parameters = dict(re.findall(r"^ *parameter \\(\w+) (.*)$", body, re.M))
+    for cell, parameters in dp16kd_cells(text):
         for name, covered in _DP16KD_COVERED.items():
             value = parameters.get(name)
             if value is not None and value not in covered:
@@ -109,7 +119,7 @@ def check_dp16kd_modes(text):
 def netlist_design(build_dir, family, module=ENGINE_MODULE):
     """The :class:`sim.cxxrtl.StreamDesign` of the engine module ``module`` in
     ``build_dir/engine_netlist.il``, with ``family``'s cell models."""
-    text = _simulation_model(build_dir, family, NETLIST, module, "engine", "engine_sim.il")
+    text = prepare_netlist(build_dir, family, NETLIST, module, "engine", "engine_sim.il")
     # the link's load port (whole, or the parts of it the link drives from registers, which
     # Amaranth names port$N$k), engine reset and discard: the run uses the network the bitstream holds
     load_ports = {f"load__{name}" for name in load_signature().members}
@@ -201,9 +211,27 @@ def netlist_board(build_dir):
     family = board.device.family
     with open(os.path.join(build_dir, "serial_line.il"), "w") as f:
         f.write(rtlil.convert(SerialLine(_NetlistCore(), report["uart_divisor"]), name="top", emit_src=False))
-    text = _simulation_model(build_dir, family, LINK_NETLIST, LINK_MODULE, _LINK_CELL, "link_sim.il",
+    text = prepare_netlist(build_dir, family, LINK_NETLIST, LINK_MODULE, _LINK_CELL, "link_sim.il",
                              around="serial_line.il")
     return NetlistBoard(build_dir, board, report["pe"], report["simd"], report["clock_hz"], report["baud"],
                         report["baud_error"], report["uart_divisor"], report["timeout_cycles"],
                         report["cycles_per_frame"], report["latency_cycles"], report["weights_in_spram"],
                         stream_design(text, input_port="i", output_port="o"))
+
+
+def verify_on_line(build_dir, model, images, labels, *, progress=None, timeout=60.0):
+    """Stream ``images`` over the simulated serial line into the link core's netlist of the
+    ``bnn build`` folder ``build_dir`` (:func:`netlist_board`), loading ``model`` first if the
+    board does not hold it (SPRAM weights), and compare every class with the golden model. Returns
+    ``{"frames", "answered", "mismatches", "failed", "loaded", "simulated_cycles", "seconds"}``."""
+    board = netlist_board(build_dir)
+    with StreamSimulator(board.compile()) as simulator, \
+            serving_in_background(simulator, idle_cycles=board.idle_cycles,
+                                  quiet_cycles=board.quiet_cycles) as (server, _):
+        port = serial.serial_for_url(f"socket://127.0.0.1:{server.address[1]}", timeout=0.05)
+        with Link(port, timeout=timeout, retries=1, name="the netlist on the simulated line") as link:
+            result = stream_images(link, model, images, labels, progress=progress)
+        cycles = server.stats.cycles
+    return {"frames": result["frames"], "answered": result["answered"], "mismatches": result["mismatches"],
+            "failed": result["failed"], "loaded": result["loaded"], "simulated_cycles": cycles,
+            "seconds": result["seconds"]}

@@ -40,8 +40,9 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
     assert main(["build", "--board", "icebreaker", "--model", path, "--pe", "2", "--simd", "8",
                  "--out", str(out), "--verify", "6", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    checked = report["verify"]
+    checked, on_line = report["verify"], report["verify_line"]
     assert checked["frames"] == 6 and checked["mismatches"] == 0
+    assert on_line["frames"] == on_line["answered"] == 6 and on_line["mismatches"] == on_line["failed"] == 0
     assert checked["cycles_per_frame"]["measured"] == checked["cycles_per_frame"]["analytic"]
     assert os.path.getsize(report["bitstream"]) == 104090  # an UP5K bitstream has a fixed size
     for log in ("yosys.log", "nextpnr.log", "report.json", "build.json"):
