@@ -24,7 +24,7 @@ def add_parser(sub):
                                    "socket://127.0.0.1:PORT`. Serves one client at a time (others wait) "
                                    "and keeps the board's state between clients. Prints `listening on "
                                    "HOST:PORT` on stdout once ready; runs until interrupted (Ctrl-C, "
-                                   "SIGTERM), then prints a summary on stderr. With --netlist, the gates "
+                                   "SIGTERM), then prints a summary on stderr and exits with 130 or 143. With --netlist, the gates "
                                    "`bnn build` synthesized for the bitstream are simulated instead of "
                                    "the Amaranth design.")
     p.add_argument("--board", metavar="NAME", help="board to simulate (see bnn build --list-boards)")
@@ -120,19 +120,22 @@ def run(args):
              f"in {library.build_seconds:.1f} s")
         facts.update(build_seconds=library.build_seconds, built=library.built)
         with StreamSimulator(library) as simulator:
-            stats = _serve(server, simulator, simulated.idle_cycles, simulated.quiet_cycles, facts, args.json)
+            stats, stopped_by = _serve(server, simulator, simulated.idle_cycles, simulated.quiet_cycles, facts,
+                                       args.json)
     finally:
         server.close()
     seconds = stats.cycles / clock_hz
     _say(f"stopped: {stats.clients} client{'s' * (stats.clients != 1)}, {stats.bytes_in} bytes in, "
          f"{stats.bytes_out} bytes out ({stats.bytes_dropped} dropped), {stats.cycles} cycles simulated "
          f"({seconds * 1e3:.1f} ms of board time)")
-    return 0
+    # stopped as every command is by a signal: 130 after Ctrl-C, 143 after SIGTERM (bnn.cli)
+    return 0 if stopped_by is None else 128 + stopped_by
 
 
 def _serve(server, simulator, window, quiet, facts, as_json):
-    """Serve until SIGINT or SIGTERM; return the stats."""
+    """Serve until SIGINT or SIGTERM; return the stats and the signal's number (None if none came)."""
     stop = threading.Event()
+    stopped_by = []
 
     def on_listening(_address):
         if as_json:
@@ -141,10 +144,15 @@ def _serve(server, simulator, window, quiet, facts, as_json):
             print(f"listening on {server.address_text}")
         sys.stdout.flush()
 
-    handlers = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    def on_signal(number, _frame):
+        stopped_by.append(number)
+        stop.set()
+
+    handlers = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return server.run(simulator, idle_cycles=window, quiet_cycles=quiet, stop=stop, on_listening=on_listening,
-                          log=_say)
+        stats = server.run(simulator, idle_cycles=window, quiet_cycles=quiet, stop=stop, on_listening=on_listening,
+                           log=_say)
+        return stats, stopped_by[0] if stopped_by else None
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)

@@ -63,4 +63,4 @@ def test_a_simulated_board_streams_two_models_without_a_rebuild(tmp_path, capsys
         assert report["counters"]["delta"]["frames"] == 450
     process.send_signal(signal.SIGINT)
     _, errors = process.communicate(timeout=30)
-    assert process.returncode == 0 and "stopped: 3 clients" in errors   # stream, load, stream
+    assert process.returncode == 130 and "stopped: 3 clients" in errors   # stream, load, stream

@@ -346,7 +346,7 @@ def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 0, err
+    assert process.returncode == 128 + stop_signal, err     # 130 after SIGINT, 143 after SIGTERM
     assert out == ""
     assert "building the simulated board" in err and "Traceback" not in err
     if not as_json:
