@@ -16,7 +16,7 @@ from layout.protocol import frame_bytes, link_bound_fps
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
-BENCHES = ["boards", "link", "sfc_spram", "engine_utilisation", "sim_speed",
+BENCHES = ["boards", "netlists", "link", "sfc_spram", "engine_utilisation", "sim_speed",
            pytest.param("train_accuracy", marks=pytest.mark.skipif(
                not os.path.exists(results.path("train_accuracy")),
                reason="bench/out/train_accuracy.json is not committed yet"))]
@@ -39,6 +39,7 @@ def _words(text):
 
 def test_figures_in_the_readme_s_prose_are_the_committed_results():
     throughput = {r["frames_per_request"]: r for r in results.read("link")["throughput"]["runs"]}
+    fast = results.read("link")["throughput_fast"]
     boards = {r["row"]: r for r in results.read("boards")["rows"]}
     sfc_board, sfc_line = boards["icebreaker-sfc"], results.read("sfc_spram")
     quoted = [
@@ -50,5 +51,7 @@ def test_figures_in_the_readme_s_prose_are_the_committed_results():
         f"16 x 64 {boards['ulx3s-85f-16x64']['engine_resources']['luts']:,} instead of",
         f"{boards['ulx3s-85f-16x64']['lanes_per_lut']:.3f} lanes per LUT4",
         f"a 3 Mbaud line carries at most {link_bound_fps(3_000_000, frame_bytes(8, 784), 1):,.0f} frames per second",
+        f"the engine ({fast['cycles_per_frame']:,} cycles a frame at {fast['clock_hz'] / 1e6:.0f} MHz) still keeps up, "
+        f"and the run reaches {100 * fast['runs'][0]['fraction_of_bound']:.1f}%",
     ]
     assert [q for q in quoted if _words(q) not in _words(README)] == []
