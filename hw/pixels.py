@@ -18,7 +18,7 @@ class ByteBuffer(wiring.Component):
     i : In(stream.Signature(frame_byte_layout))
     o : Out(stream.Signature(frame_byte_layout))
     discard : In(1)
-        Drops the byte held (:attr:`RequestReceiver.discard`: it is the newest byte sent, which
+        Drops the byte held (:attr:`hw.receiver.RequestReceiver.discard`: it is the newest byte sent, which
         belongs to the frame cut short).
     """
 
@@ -47,7 +47,7 @@ class PixelPacker(wiring.Component):
     bytes : In(stream.Signature(frame_byte_layout))
     beats : Out(stream.Signature(ArrayLayout(8, pixels_per_beat)))
     discard : In(1)
-        Drops the bytes of a frame cut short (:attr:`RequestReceiver.discard`): those collected,
+        Drops the bytes of a frame cut short (:attr:`hw.receiver.RequestReceiver.discard`): those collected,
         and the beat offered unless it is a frame's last (then it is the previous, whole frame's).
     """
 
