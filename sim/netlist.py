@@ -15,6 +15,7 @@ contents, mapping mistakes.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def prepare_netlist(build_dir, family, netlist, module, name, output, *, around=
     script = "; ".join([
         f"read_rtlil {netlist}",
         "delete =A:blackbox",       # the library's cells (and their variants) as empty boxes...
-        *[f"read_verilog -overwrite {models}" for models in CELL_MODELS[family]],  # ...replaced by models
+        *[f"read_verilog -overwrite {models}" for models in _cell_models(build_dir, family)],  # ...by models
         f"hierarchy -top {module}",
         f"rename {module} {name}",
         "setattr -mod -unset keep_hierarchy *",
@@ -104,6 +105,19 @@ def dp16kd_cells(text):
     writes them: ``36``, ``"NOREG"``)."""
     cells = re.findall(r"^ *cell \\DP16KD (\S+)\n(.*?)^ *end$", text, re.S | re.M)
     return [(name, dict(re.findall(r"^ *parameter \\(\w+) (.*)$", body, re.M))) for name, body in cells]
+
+
+def _cell_models(build_dir, family):
+    """``family``'s cell models as Yosys reads them in ``build_dir``: Yosys' own by their ``+/`` path,
+    the project's copied into ``build_dir`` (YoWASP's Yosys sees only its working folder)."""
+    models = []
+    for entry in CELL_MODELS[family]:
+        if entry.startswith(str(_CELLS)):
+            name = os.path.basename(entry)
+            shutil.copyfile(entry, os.path.join(build_dir, name))
+            entry = name
+        models.append(entry)
+    return models
 
 
 def check_dp16kd_modes(text):
