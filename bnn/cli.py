@@ -21,7 +21,7 @@ import sys
 
 from model.errors import BnnError
 
-COMMANDS = ["train", "eval", "demo", "sim", "build", "serve-sim", "load", "stream"]
+COMMANDS = ["train", "eval", "demo", "sim", "build", "serve-sim", "load", "stream", "check"]
 
 
 class Terminated(BaseException):

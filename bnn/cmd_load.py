@@ -18,12 +18,12 @@ from .common import emit_json, non_negative_int, positive_float, positive_int
 DEFAULT_BAUD = 3_000_000   # what `bnn build` builds by default
 
 
-def add_link_arguments(parser):
+def add_link_arguments(parser, *, baud_default=DEFAULT_BAUD, baud_help=None):
     """``--port``, ``--baud``, ``--timeout`` and ``--retries``."""
     parser.add_argument("--port", required=True, metavar="URL",
                         help="serial device (/dev/ttyUSB1) or pyserial URL (socket://127.0.0.1:PORT for bnn serve-sim)")
-    parser.add_argument("--baud", type=positive_int, default=DEFAULT_BAUD, metavar="B",
-                        help=f"serial line rate the board was built for (default {DEFAULT_BAUD})")
+    parser.add_argument("--baud", type=positive_int, default=baud_default, metavar="B",
+                        help=baud_help or f"serial line rate the board was built for (default {DEFAULT_BAUD})")
     parser.add_argument("--timeout", type=positive_float, metavar="S",
                         help="seconds to wait for an answer (default 30 for socket://, a simulated board; "
                              "2 for a serial device)")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import serial
 
 from layout.images import memory_images, model_id
-from layout.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, LOAD_HEADER_BYTES, MAX_INFER_FRAMES,
-                             MAX_LOAD_DATA,
+from layout.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, IDENTITY_MAGIC, LOAD_HEADER_BYTES,
+                             MAX_INFER_FRAMES, MAX_LOAD_DATA,
                              PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
                              decode_counters, encode_frame, word_bytes)
 from model.bits import pack_bits
@@ -39,6 +39,11 @@ _LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits
 
 class LinkError(BnnError):
     """The link to a board failed: no port, no answer, a malformed answer, or a board without a model."""
+
+
+class IdentityError(LinkError):
+    """A board answered IDENTIFY, but not with an identity this host can use: another protocol
+    version, or a payload of the wrong size or magic."""
 
 
 def default_timeout(url):
@@ -176,6 +181,11 @@ class Link:
         return self._timeout
 
     @property
+    def heard(self):
+        """True once any byte has been received from the port."""
+        return self._heard
+
+    @property
     def skipped_bytes(self):
         """Bytes received outside frames, and frames dropped for a bad CRC or length."""
         return self._decoder.skipped, self._decoder.bad_frames
@@ -185,14 +195,16 @@ class Link:
     def identify(self):
         """The board's :class:`~layout.protocol.Identity`."""
         payload = self._call(Command.IDENTIFY)
+        # the version first: another version's identity may have another size
+        protocol = payload[len(IDENTITY_MAGIC)] if payload[:len(IDENTITY_MAGIC)] == IDENTITY_MAGIC \
+            and len(payload) > len(IDENTITY_MAGIC) else PROTOCOL_VERSION
+        if protocol != PROTOCOL_VERSION:
+            raise IdentityError(f"{self._name} speaks protocol version {protocol}, this host "
+                                f"version {PROTOCOL_VERSION}")
         try:
-            identity = Identity.decode(payload)
+            return Identity.decode(payload)
         except ValueError as e:
-            raise LinkError(f"bad identity from {self._name}: {e}") from None
-        if identity.protocol != PROTOCOL_VERSION:
-            raise LinkError(f"{self._name} speaks protocol version {identity.protocol}, this host "
-                            f"version {PROTOCOL_VERSION}")
-        return identity
+            raise IdentityError(f"bad identity from {self._name}: {e}") from None
 
     def status(self):
         """The board's counters, ``{name: value}`` in :data:`~layout.protocol.COUNTERS` order."""

@@ -1,10 +1,13 @@
 """`bnn build`: a real iCE40 build of a small model (its engine's netlist checked, its link core's
-netlist served on a simulated serial line), the fit check, and failing tools."""
+netlist served on a simulated serial line, and `bnn check` against `bnn serve-sim --netlist`), the fit
+check, and failing tools."""
 
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +89,20 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
                 assert result["frames"] == count
                 identity = link.identify()
                 assert identity.model_loaded and identity.model_id == model_id(compile_for_board(streamed, identity))
+
+    # `bnn check` against `bnn serve-sim --netlist` of the folder: the same gates (compiled above, cached)
+    process = subprocess.Popen([sys.executable, "-m", "bnn", "serve-sim", "--netlist", str(out), "--listen",
+                                "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("listening on 127.0.0.1:"), (line, process.stderr.read())
+        assert main(["check", "--port", f"socket://{line.split()[-1]}", "--frames", "8", "--json"]) == 0
+        checked = json.loads(capsys.readouterr().out)
+        assert checked["ok"] and checked["steps"][-1]["values"]["delta"]["frames"] == 8
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
 
 
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
