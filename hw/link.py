@@ -28,6 +28,7 @@ from .pixels import BitExpander, ByteBuffer, PixelPacker
 from .receiver import RequestReceiver, event_names
 from .sender import ResponseSender, ResultQueue
 from .uart import UartRx, UartTx, uart_divisor
+from .watchdog import EngineWatchdog
 
 GATEWARE_VERSION = 4
 
@@ -134,9 +135,7 @@ class LinkCore(wiring.Component):
 
         # the engine is stopped (reset, with the frames in it) after a LOAD or RESET, or by its watchdog
         # (a register: it resets the whole engine)
-        stop = Signal()
-        watchdog = Signal(range(self._watchdog + 1))
-        expired = Signal()
+        stop, expired = Signal(), Signal()
         m.d.sync += stop.eq(receiver.clear | expired)
 
         pixels = BitExpander() if params.input_bits == 1 else PixelPacker(params.pixels_per_beat)
@@ -179,23 +178,10 @@ class LinkCore(wiring.Component):
         # a stop loses the frames in flight, the one counted in its cycle included
         m.d.comb += [receiver.idle.eq((in_flight == 0) & ~fed), sender.in_flight.eq(in_flight + fed)]
 
-        # the engine's watchdog: while it holds frames and may put out a result, the next must come
-        # within watchdog_cycles (docs/protocol.md), whatever a LOAD wrote into its memories
-        in_engine = Signal.like(in_flight)
-        produced = engine.results.valid & engine.results.ready
-        with m.If(stop):
-            m.d.sync += in_engine.eq(0)
-        with m.Elif(fed & ~produced):
-            m.d.sync += in_engine.eq(in_engine + 1)
-        with m.Elif(produced & ~fed & (in_engine != 0)):
-            m.d.sync += in_engine.eq(in_engine - 1)
-        m.d.sync += expired.eq(0)
-        with m.If(stop | produced | (in_engine == 0) | ~results.w.ready):
-            m.d.sync += watchdog.eq(0)
-        with m.Elif(watchdog == self._watchdog - 1):
-            m.d.sync += [watchdog.eq(0), expired.eq(1)]
-        with m.Else():
-            m.d.sync += watchdog.eq(watchdog + 1)
+        # the engine's watchdog (docs/protocol.md): whatever a LOAD wrote, a frame cannot hold the link
+        m.submodules.watchdog = watchdog = EngineWatchdog(self._watchdog, most_in_flight)
+        m.d.comb += [watchdog.fed.eq(fed), watchdog.produced.eq(engine.results.valid & engine.results.ready),
+                     watchdog.blocked.eq(~results.w.ready), watchdog.stop.eq(stop), expired.eq(watchdog.expired)]
 
         # the status counters (layout.protocol.COUNTERS), in a block RAM with the STATUS snapshot
         m.submodules.counters = counters = CounterBank(COUNTERS)

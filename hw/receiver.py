@@ -1,6 +1,6 @@
 """The request receiver: requests parsed from the line's bytes, INFER frames fed, LOADs performed."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -333,4 +333,135 @@ class RequestReceiver(wiring.Component):
         with m.If(~fsm.ongoing("HUNT") & ~fsm.ongoing("CHECK") & ~fsm.ongoing("ANSWER")
                   & self.bytes.ready & ~self.bytes.valid):
             m.d.sync += timer.eq(Mux(late, 0, timer + 1))
+        if platform == "formal":
+            self._properties(m, fsm, timer=timer, command=command, seq=seq, status=status, remaining=remaining,
+                             crc=crc.crc, crc_low=crc_low, feeding=feeding, length_low=length_low)
         return m
+
+    def _properties(self, m, fsm, *, timer, command, seq, status, remaining, crc, crc_low, feeding,
+                    length_low):
+        """The receiver's promises, from any state (proved by :mod:`sim.proofs`):
+
+        - back to hunting for SYNC once the line has been quiet for the timeout (while tokens are
+          taken and frame bytes accepted);
+        - the line is held (``bytes.ready`` low) only in the one cycle of the header check, while a
+          token waits, or while a frame byte waits for the engine: a request's end never takes a
+          byte of the next;
+        - one token per request, after it and before the next begins, with the request's code and
+          sequence number;
+        - a well-formed RESET is answered OK, resets the counters and stops the engine.
+        """
+        timeout = self._timeout
+        states = ("HUNT", "CODE", "SEQ", "LENGTH_LOW", "LENGTH_HIGH", "CHECK", "PAYLOAD", "CRC_LOW", "CRC_HIGH",
+                  "ANSWER")
+        now = {state: fsm.ongoing(state) for state in states}
+        byte, take = self.bytes.payload, self.bytes.valid & self.bytes.ready
+        answered = self.tokens.valid & self.tokens.ready
+        awaiting_byte = ~now["HUNT"] & ~now["CHECK"] & ~now["ANSWER"]
+        m.d.comb += Assert(Cat(*now.values()).any())
+        with m.If(~now["HUNT"] & ~now["ANSWER"]):
+            m.d.comb += Assert(timer < timeout)
+
+        # the environment: the STATUS snapshot place is freed only by the sender, never taken back
+        # except by a snapshot
+        was_free = Signal()
+        m.d.sync += was_free.eq(self.snapshot_free & ~self.snapshot)
+        with m.If(was_free):
+            m.d.comb += Assume(self.snapshot_free)
+
+        # quiet: cycles in a row with no byte offered, tokens taken, frame bytes accepted; the
+        # cycles left to HUNT if that goes on: their sum is bounded (an inductive ranking)
+        calm = ~self.bytes.valid & self.tokens.ready & self.snapshot_free & self.frames.ready & ~self.abort
+        quiet = Signal(range(timeout + 3))
+        m.d.sync += quiet.eq(Mux(calm, Mux(quiet == timeout + 2, quiet, quiet + 1), 0))
+        to_hunt = Signal(range(timeout + 3))
+        with m.If(now["ANSWER"]):
+            m.d.comb += to_hunt.eq(1)
+        with m.Elif(now["CHECK"]):
+            m.d.comb += to_hunt.eq(timeout + 2 - timer)
+        with m.Elif(awaiting_byte):
+            m.d.comb += to_hunt.eq(timeout + 1 - timer)
+        m.d.comb += Assert(quiet + to_hunt <= timeout + 2)
+        with m.If(quiet == timeout + 2):
+            m.d.comb += Assert(now["HUNT"])
+
+        # the line is held only by the header check (one cycle), a waiting token or the engine
+        m.d.comb += Assert(self.bytes.ready | now["CHECK"] | now["ANSWER"]
+                           | (now["PAYLOAD"] & (~self.frames.ready | self.abort)))
+        was_check = Signal()
+        m.d.sync += was_check.eq(now["CHECK"])
+        with m.If(was_check):
+            m.d.comb += Assert(~now["CHECK"])
+
+        # requests: a SYNC taken while hunting opens one, its token closes it; `index` counts its
+        # bytes (up to 7: a whole RESET), the code, sequence number, length and CRC are kept as they pass
+        begun = take & now["HUNT"] & (byte == SYNC)
+        index = Signal(range(8))
+        header = [Signal(8, name=f"header_{i}") for i in range(7)]     # (SYNC), code, seq, length, CRC
+        with m.If(begun):
+            m.d.sync += index.eq(1)
+        with m.Elif(take & ~now["HUNT"] & (index != 7)):
+            m.d.sync += index.eq(index + 1)
+            with m.Switch(index):
+                for i in range(1, 7):
+                    with m.Case(i):
+                        m.d.sync += header[i].eq(byte)
+        code_seen, seq_seen = header[1], header[2]
+        for i, state in enumerate(["CODE", "SEQ", "LENGTH_LOW", "LENGTH_HIGH"], start=1):
+            with m.If(now[state]):
+                m.d.comb += Assert(index == i)
+        with m.If(now["CHECK"] | now["PAYLOAD"] | now["CRC_LOW"] | now["CRC_HIGH"]):
+            m.d.comb += Assert(index >= 5)
+        with m.If(~now["HUNT"]):
+            m.d.comb += [Assert(command == Mux(index > 1, code_seen, 0)), Assert(seq == Mux(index > 2, seq_seen, 0))]
+        with m.If(answered):
+            m.d.comb += [
+                Assert(self.tokens.payload.seq == Mux(index > 2, seq_seen, 0)),
+                Assert(self.tokens.payload.command == Mux((index > 1) & (code_seen <= max(Command)), code_seen, 0)),
+            ]
+        # every request is answered once: a request is open from its SYNC to its token (the
+        # receiver hunts exactly when none is), and only an open one is answered
+        with m.If(answered):
+            m.d.sync += index.eq(0)
+        m.d.comb += [Assert(now["HUNT"] == (index == 0)), Assert(~answered | (index != 0))]
+
+        # a RESET of length 0 whose CRC matches (the CRC is the generator's, checked against the
+        # host's by simulation): answered OK whatever came before, counters reset, the engine
+        # stopped in the next cycle
+        length_seen = Cat(header[3], header[4])
+        with m.If(now["CODE"] | now["SEQ"] | now["LENGTH_LOW"] | now["LENGTH_HIGH"] | now["CHECK"]):
+            m.d.comb += [Assert(status == Status.OK), Assert(~feeding)]
+        with m.If(~now["HUNT"]):
+            m.d.comb += Assert(~feeding | (command == Command.INFER))
+        with m.If(now["LENGTH_HIGH"]):
+            m.d.comb += Assert(length_low == header[3])
+        with m.If(now["CHECK"]):
+            m.d.comb += Assert(remaining == length_seen)
+        with m.If(now["PAYLOAD"]):
+            m.d.comb += Assert(length_seen != 0)
+        with m.If(length_seen == 0):
+            m.d.comb += [Assert(~now["CRC_LOW"] | (index == 5)), Assert(~now["CRC_HIGH"] | (index == 6))]
+        reset_request = (code_seen == Command.RESET) & (length_seen == 0)
+        with m.If((now["CRC_LOW"] | now["CRC_HIGH"]) & reset_request):
+            m.d.comb += Assert(status == Status.OK)
+        crc_matched = Signal()
+        with m.If(now["CRC_HIGH"] & take):
+            m.d.sync += crc_matched.eq(Cat(crc_low, byte) == crc)
+        well_formed_reset = reset_request & (index == 7) & crc_matched
+        with m.If(now["ANSWER"] & well_formed_reset):
+            m.d.comb += Assert(status == Status.OK)
+        stopping = Signal()
+        m.d.sync += stopping.eq(answered & well_formed_reset)
+        with m.If(answered & well_formed_reset):
+            m.d.comb += [Assert(self.tokens.payload.status == Status.OK), Assert(self.reset_counters)]
+        with m.If(stopping):
+            m.d.comb += Assert(self.clear)
+
+        # every command and every answer is reachable
+        for code in Command:
+            m.d.comb += Cover(answered & (self.tokens.payload.command == code) & (status == Status.OK))
+        for code in Status:
+            m.d.comb += Cover(answered & (self.tokens.payload.status == code))
+        for target in LoadTarget:
+            m.d.comb += Cover(answered & (self.tokens.payload.command == Command.LOAD)
+                              & (self.tokens.payload.status == Status.OK) & (self.load.target == target))

@@ -3,7 +3,7 @@
 The bit period is ``divisor`` clock cycles (``round(clock / baud)``), fixed at elaboration.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Assert, Cat, Cover, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,6 +70,9 @@ class UartRx(wiring.Component):
     A byte that arrives while the previous one is still held on ``data`` is dropped and
     pulses ``overrun``.
 
+    From any state, once ``rx`` has been 1 for a frame time (10 bit periods), the receiver is idle:
+    the next falling edge starts a frame (proved for the ``formal`` platform: :mod:`sim.proofs`).
+
     Members
     -------
     rx : In(1)
@@ -88,11 +91,11 @@ class UartRx(wiring.Component):
         divisor = self._divisor
         timer = Signal(range(divisor))
         shift = Signal(8)
-        bit = Signal(range(9))
+        bit = Signal(3)
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += self.data.valid.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(~self.rx):
                     m.d.sync += timer.eq(divisor // 2 - 1)
@@ -128,4 +131,30 @@ class UartRx(wiring.Component):
             with m.State("BREAK"):
                 with m.If(self.rx):
                     m.next = "IDLE"
+        if platform == "formal":
+            self._properties(m, fsm, timer, bit)
         return m
+
+    def _properties(self, m, fsm, timer, bit):
+        """Idle after a frame time of 1s on the line, from any state; the ``data`` stream's rules."""
+        divisor, frame = self._divisor, 10 * self._divisor
+        states = ("IDLE", "START", "DATA", "STOP", "BREAK")
+        m.d.comb += [Assert(timer < divisor), Assert(Cat(*(fsm.ongoing(state) for state in states)).any())]
+        # cycles the line has been 1 (up to a frame time), and the cycles the receiver still needs
+        # to reach IDLE if it stays 1: their sum never exceeds a frame time (an inductive bound)
+        high = Signal(range(frame + 1))
+        m.d.sync += high.eq(Mux(self.rx, Mux(high == frame, frame, high + 1), 0))
+        to_idle = Signal(range(frame + 1))
+        with m.Switch(Cat(*(fsm.ongoing(state) for state in states))):
+            for index, value in enumerate([0, timer + 1, timer + 1 + (7 - bit) * divisor + divisor, timer + 1, 1]):
+                with m.Case(1 << index):
+                    m.d.comb += to_idle.eq(value)
+        m.d.comb += Assert(high + to_idle <= frame)
+        with m.If(high == frame):
+            m.d.comb += Assert(fsm.ongoing("IDLE"))
+        # a byte held on `data` stays, unchanged, until it is taken
+        waited, held = Signal(), Signal(8)
+        m.d.sync += [waited.eq(self.data.valid & ~self.data.ready), held.eq(self.data.payload)]
+        with m.If(waited):
+            m.d.comb += [Assert(self.data.valid), Assert(self.data.payload == held)]
+        m.d.comb += [Cover(self.data.valid), Cover(self.framing_error), Cover(self.overrun)]
