@@ -25,14 +25,18 @@ MODE_TEXT = {"prove": "k-induction, depth {depth}: every cycle of every run",
              "cover": "reached within {depth} cycles"}
 
 
+def _cell(text):
+    return text.replace("|", "\\|")
+
+
 def markdown(results):
     lines = ["| property | component | proof | result | seconds |", "|---|---|---|---|---|"]
     for row in results["proofs"]:
-        lines.append(f"| {row['statement']} | `{row['component']}` | {MODE_TEXT[row['mode']].format(depth=row['depth'])} "
-                     f"| {row['status']} | {row['seconds']:.1f} |")
+        lines.append(f"| {_cell(row['statement'])} | `{row['component']}` | "
+                     f"{MODE_TEXT[row['mode']].format(depth=row['depth'])} | {row['status']} | {row['seconds']:.1f} |")
     lines += ["", "| defect brought back | proof | result | the assertion that fails |", "|---|---|---|---|"]
     for row in results["mutants"]:
-        lines.append(f"| {row['defect']} | {row['proof']} | {row['status']} | `{row['failed'][0]}` |")
+        lines.append(f"| {_cell(row['defect'])} | {row['proof']} | {row['status']} | `{_cell(row['failed'][0])}` |")
     return "\n".join(lines)
 
 

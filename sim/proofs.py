@@ -234,12 +234,12 @@ PROOFS = (
           _harness(_watchdog), "prove", 2),
     Proof("counters", "hw.counters.CounterBank",
           "under its contract, every STATUS copy is the counters' values in the cycle of its request, byte "
-          "for byte, and whole before the bank is ready again (bounded: from power-up)",
+          "for byte, and whole before the bank is ready again",
           lambda domain: _bank_harness(domain), "bmc", COUNTERS_DEPTH, quick=False),
     Proof("engine_results", "hw.engine.Engine",
           f"a loadable engine ({'-'.join(map(str, TINY_ENGINE['arch']))} at {TINY_ENGINE['pe']} x "
           f"{TINY_ENGINE['simd']}), any memory contents loaded and any pixels: a result offered stays, unchanged, "
-          "until taken or the engine is cleared (bounded: from power-up)",
+          "until taken or the engine is cleared",
           _engine_harness, "bmc", ENGINE_DEPTH, quick=False),
     Proof("receiver_cover", "hw.receiver.RequestReceiver",
           "every command answered OK, every status, a LOAD of every target: each reachable",

@@ -16,7 +16,7 @@ from layout.protocol import frame_bytes, link_bound_fps
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
-BENCHES = ["boards", "netlists", "link", "sfc_spram", "engine_utilisation", "sim_speed",
+BENCHES = ["boards", "netlists", "formal", "link", "sfc_spram", "engine_utilisation", "sim_speed",
            pytest.param("train_accuracy", marks=pytest.mark.skipif(
                not os.path.exists(results.path("train_accuracy")),
                reason="bench/out/train_accuracy.json is not committed yet"))]

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 import sim.formal
+from bench import results
 from model.errors import BnnError
 from sim.formal import Proof, failed_sources, run_proof
 from sim.proofs import MUTANTS, PROOFS
@@ -42,3 +43,12 @@ def test_a_missing_tool_is_named(monkeypatch):
     monkeypatch.setattr(sim.formal.shutil, "which", lambda tool, path=None: None if tool == "z3" else "/bin/" + tool)
     with pytest.raises(BnnError, match="formal proofs need `z3` .*z3-solver"):
         sim.formal.tool_environment()
+
+
+def test_the_recorded_bench_runs_today_s_proofs_and_defects():
+    recorded = results.read("formal")
+    assert [(r["name"], r["mode"], r["depth"], r["statement"]) for r in recorded["proofs"]] == [
+        (p.name, p.mode, p.depth, p.statement) for p in PROOFS], "bench/out/formal.json is stale: run bench/formal.py"
+    assert [(r["name"], r["proof"], r["failed"]) for r in recorded["mutants"]] == [
+        (m.name, m.proof.name, [m.fails]) for m in MUTANTS], "bench/out/formal.json is stale: run bench/formal.py"
+    assert {r["status"] for r in recorded["proofs"]} == {"PASS"}
