@@ -13,6 +13,13 @@ class EngineWatchdog(wiring.Component):
     Proved for the ``formal`` platform (:mod:`sim.proofs`): from any state, a frame in the engine
     never waits more than ``cycles`` cycles for a result, an expiry or a stop.
 
+    Parameters
+    ----------
+    cycles : int
+        :func:`layout.protocol.watchdog_cycles` of the engine (at least 2).
+    most_frames : int
+        The most frames the link can have fed and not yet taken a result of.
+
     Members
     -------
     fed : In(1)
