@@ -3,11 +3,7 @@ failing, with its hint, against peers in Python that fail in one way each."""
 
 import dataclasses
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -22,6 +18,7 @@ from model.golden import infer
 from model.modelfile import save_model
 from model.random_models import random_model
 from tests.host.fake_board import FakeBoard, Faults, board_identity, serve
+from tests.support import serve_sim
 
 STEPS = ["open", "identify", "status_before", "load", "stream", "status_after"]
 
@@ -56,18 +53,8 @@ def served(tmp_path_factory):
     """`bnn serve-sim` of a small model on an iCEBreaker at 2 x 8, on a free port: ``(url, model file)``."""
     folder = tmp_path_factory.mktemp("check")
     _, path = _digits_model(folder / "first.bnn")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnn", "serve-sim", "--board", "icebreaker", "--model", path, "--pe", "2",
-         "--simd", "8", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        line = process.stdout.readline()   # after the CXXRTL build (cached for the session)
-        assert line.startswith("listening on 127.0.0.1:"), (line, process.stderr.read())
-        yield f"socket://{line.split()[-1]}", path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+    with serve_sim("--board", "icebreaker", "--model", path, "--pe", "2", "--simd", "8") as (url, _):
+        yield url, path
 
 
 @pytest.mark.needs_cxx

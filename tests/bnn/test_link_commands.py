@@ -2,16 +2,14 @@
 in a process of its own, the host commands talking to it over TCP with pyserial."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from bnn.cli import main
 from model.modelfile import save_model
 from model.random_models import random_model
+from tests.support import serve_sim
 
 
 def _model(tmp_path, name, seed):
@@ -31,19 +29,9 @@ def _command_json(capsys, *argv):
 def served(tmp_path):
     """``bnn serve-sim`` of the first model on a free port; yields ``(url, process)``."""
     first = _model(tmp_path, "first.bnn", seed=6)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnn", "serve-sim", "--board", "icebreaker", "--model", first, "--pe", "2",
-         "--simd", "8", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "BNN_CACHE_DIR": str(tmp_path / "cache")})
-    try:
-        line = process.stdout.readline()   # after the CXXRTL build
-        assert line.startswith("listening on 127.0.0.1:"), (line, process.stderr.read())
-        yield f"socket://{line.split()[-1]}", process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+    with serve_sim("--board", "icebreaker", "--model", first, "--pe", "2", "--simd", "8",
+                   env={"BNN_CACHE_DIR": str(tmp_path / "cache")}) as served_board:
+        yield served_board
 
 
 @pytest.mark.needs_cxx

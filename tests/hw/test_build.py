@@ -5,9 +5,7 @@ check, and failing tools."""
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from model.random_models import random_conv_model, random_model
 from sim.cxxrtl import StreamSimulator
 from sim.netlist import netlist_board
 from sim.serve import serving_in_background
+from tests.support import serve_sim
 
 
 @pytest.mark.needs_cxx
@@ -91,18 +90,10 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
                 assert identity.model_loaded and identity.model_id == model_id(compile_for_board(streamed, identity))
 
     # `bnn check` against `bnn serve-sim --netlist` of the folder: the same gates (compiled above, cached)
-    process = subprocess.Popen([sys.executable, "-m", "bnn", "serve-sim", "--netlist", str(out), "--listen",
-                                "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("listening on 127.0.0.1:"), (line, process.stderr.read())
-        assert main(["check", "--port", f"socket://{line.split()[-1]}", "--frames", "8", "--json"]) == 0
+    with serve_sim("--netlist", str(out)) as (url, _):
+        assert main(["check", "--port", url, "--frames", "8", "--json"]) == 0
         checked = json.loads(capsys.readouterr().out)
         assert checked["ok"] and checked["steps"][-1]["values"]["delta"]["frames"] == 8
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
 
 
 def test_a_model_that_cannot_fit_is_refused_before_synthesis(tmp_path, capsys, monkeypatch):
