@@ -289,6 +289,12 @@ class CxxrtlLibrary:
     built: bool
     build_seconds: float
 
+    @property
+    def settles_in_one_pass(self):
+        """True if the design has no feedback or buffered wires, so that the driver evaluates it
+        once a cycle (else CXXRTL repeats its evaluation until nothing changes, at least twice)."""
+        return "#define BNN_ONE_DELTA 1" in (self.library.parent / "top.cpp").read_text()
+
 
 def _run_step(argv, workdir, what):
     """Run one build step in ``workdir``, keeping its output in ``build.log``; raise on failure."""
@@ -347,7 +353,7 @@ def _build(design, vcd, compiler, workdir):
     _run_step([*yosys, "-q", "-p", _yosys_script(vcd)], workdir, "yosys write_cxxrtl")
     generated = (workdir / "design.cc").read_text()
     (workdir / "design.cc").write_text(_skip_idle_writes(generated))
-    # CXXRTL starts `eval` with `converged = false` when the design has feedback wires.
+    # CXXRTL starts `eval` with `converged = false` when the design has feedback or buffered wires.
     one_delta = "converged = false" not in generated
     edge_detector = "prev_p_clk" in generated
     (workdir / "top.cpp").write_text(_translation_unit(design, vcd, one_delta, edge_detector))

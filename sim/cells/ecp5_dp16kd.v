@@ -175,14 +175,14 @@ module DP16KD (
         for (i = 0; i < 16; i = i + 1) words[1008 + i] = INITVAL_3F[20 * i +: 18];
     end
 
-    // port A: the word (and byte) addressed, the data as written, and the old contents
+    // Writes go byte by byte (no read-modify-write of the array: a write's data never depends
+    // on a read of it, so that the simulator settles the logic in one pass).
+    // port A: the word (and byte) addressed, the bytes it writes, the word as written
     wire [9:0] word_a = DATA_WIDTH_A == 36 ? {ada[13:5], 1'b0} : ada[13:4];
-    wire [17:0] old_a = words[word_a], old_a_high = words[word_a | 10'd1];
-    wire [17:0] byte_lane_a = DATA_WIDTH_A == 9 ? {{9{ada[3]}}, {9{!ada[3]}}} : 18'h3ffff;
+    wire [17:0] old_a = words[word_a];
     wire [17:0] data_a = DATA_WIDTH_A == 9 ? {dia[8:0], dia[8:0]} : dia;
-    wire [17:0] keep_a = DATA_WIDTH_A == 9 ? byte_lane_a : {{9{ada[1]}}, {9{ada[0]}}};
-    wire [17:0] keep_a_high = {{9{ada[3]}}, {9{ada[2]}}};
-    wire [17:0] new_a = (old_a & ~keep_a) | (data_a & keep_a);
+    wire [1:0] lanes_a = DATA_WIDTH_A == 9 ? {ada[3], !ada[3]} : ada[1:0];
+    wire [17:0] new_a = {lanes_a[1] ? data_a[17:9] : old_a[17:9], lanes_a[0] ? data_a[8:0] : old_a[8:0]};
     wire [17:0] read_a = DATA_WIDTH_A == 9 ? (ada[3] ? {9'h0, old_a[17:9]} : {9'h0, old_a[8:0]}) : old_a;
     wire [17:0] written_a = DATA_WIDTH_A == 9 ? (ada[3] ? {9'h0, new_a[17:9]} : {9'h0, new_a[8:0]}) : new_a;
 
@@ -190,16 +190,21 @@ module DP16KD (
     wire [9:0] word_b = DATA_WIDTH_B == 36 ? {adb[13:5], 1'b0} : adb[13:4];
     wire [17:0] old_b = words[word_b], old_b_high = words[word_b | 10'd1];
     wire [17:0] data_b = DATA_WIDTH_B == 9 ? {dib[8:0], dib[8:0]} : dib;
-    wire [17:0] keep_b = DATA_WIDTH_B == 9 ? {{9{adb[3]}}, {9{!adb[3]}}} : {{9{adb[1]}}, {9{adb[0]}}};
-    wire [17:0] new_b = (old_b & ~keep_b) | (data_b & keep_b);
+    wire [1:0] lanes_b = DATA_WIDTH_B == 9 ? {adb[3], !adb[3]} : adb[1:0];
+    wire [17:0] new_b = {lanes_b[1] ? data_b[17:9] : old_b[17:9], lanes_b[0] ? data_b[8:0] : old_b[8:0]};
     wire [17:0] read_b = DATA_WIDTH_B == 9 ? (adb[3] ? {9'h0, old_b[17:9]} : {9'h0, old_b[8:0]}) : old_b;
     wire [17:0] written_b = DATA_WIDTH_B == 9 ? (adb[3] ? {9'h0, new_b[17:9]} : {9'h0, new_b[8:0]}) : new_b;
 
     always @(posedge CLKA) begin
         if (selected_a && WEA) begin
-            words[word_a] <= new_a;
-            if (DATA_WIDTH_A == 36)
-                words[word_a | 10'd1] <= (old_a_high & ~keep_a_high) | (dib & keep_a_high);
+            if (lanes_a[0])
+                words[word_a][8:0] <= data_a[8:0];
+            if (lanes_a[1])
+                words[word_a][17:9] <= data_a[17:9];
+            if (DATA_WIDTH_A == 36 && ada[2])
+                words[word_a | 10'd1][8:0] <= dib[8:0];
+            if (DATA_WIDTH_A == 36 && ada[3])
+                words[word_a | 10'd1][17:9] <= dib[17:9];
         end
         if (RSTA)
             doa <= 18'h0;
@@ -214,8 +219,12 @@ module DP16KD (
     end
 
     always @(posedge CLKB) begin
-        if (selected_b && WEB && DATA_WIDTH_B != 36)
-            words[word_b] <= new_b;
+        if (selected_b && WEB && DATA_WIDTH_B != 36) begin
+            if (lanes_b[0])
+                words[word_b][8:0] <= data_b[8:0];
+            if (lanes_b[1])
+                words[word_b][17:9] <= data_b[17:9];
+        end
         if (RSTB) begin
             dob <= 18'h0;
             dob_low <= 18'h0;

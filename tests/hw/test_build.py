@@ -77,6 +77,8 @@ def test_a_small_model_builds_for_the_icebreaker_and_its_netlist_checks(digits_m
     digits = load_dataset("digits")
     images, labels = digits.test_images, digits.test_labels
     second = random_model([64, 12, 10], input_bits=8, seed=7)
+    # one evaluation a cycle, as for the RTL (no feedback or buffered wires in the prepared netlist)
+    assert board.compile().settles_in_one_pass
     with StreamSimulator(board.compile()) as simulator, \
             serving_in_background(simulator, idle_cycles=board.idle_cycles,
                                   quiet_cycles=board.quiet_cycles) as (server, _):
