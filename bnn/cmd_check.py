@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.board import compile_for_board
-from host.link import IdentityError, Link, LinkError, counters_delta, input_frame
+from host.link import BusyError, IdentityError, Link, LinkError, PortError, counters_delta, input_frame
 from host.stream import percentiles_ms
 from layout.images import model_id
 from layout.params import CompileError
@@ -223,20 +223,8 @@ class Check:
         port = self.args.port
         try:
             self.link = Link.open(port, baud=self.baud, timeout=self.args.timeout, retries=self.args.retries)
-        except LinkError as e:
-            message = str(e)
-            if port.startswith("socket://"):
-                hint = ("start the simulated board first (bnn serve-sim ... --listen 127.0.0.1:PORT) and "
-                        "pass the address it prints as socket://HOST:PORT")
-            elif "invalid URL" in message or "://" in port:
-                hint = "give a serial device (/dev/ttyUSB1, COM3) or a pyserial URL (socket://HOST:PORT)"
-            else:
-                hint = ("list the serial ports (python -m serial.tools.list_ports -v; the iCEBreaker's UART "
-                        "is the second of its two ports) and close any other program that holds this one "
-                        "(a terminal, another bnn)")
-                if "ermission" in message:
-                    hint += "; on Linux, join the dialout group to open serial ports"
-            raise CheckError(message, hint) from None
+        except PortError as e:
+            raise CheckError(f"could not open {port}: {e.reason}", e.hint) from None
         return (f"{port} opened at {self.baud} baud, answers awaited {self.link.timeout:g} s",
                 {"baud": self.baud, "timeout": self.link.timeout}, None)
 
@@ -249,6 +237,9 @@ class Check:
             raise CheckError(str(e), "the bitstream comes from another version of bnn-fpga than this host: "
                                      "build and program it with this version (bnn build), or use the host "
                                      "of its version") from None
+        except BusyError as e:
+            raise CheckError(str(e), "wait for the other client (a bnn stream, load or check) to finish, or "
+                                     "start another bnn serve-sim on another port") from None
         except LinkError as e:
             self.link_dead = True
             skipped, broken = link.skipped_bytes

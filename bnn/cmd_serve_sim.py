@@ -4,6 +4,7 @@ import signal
 import sys
 import threading
 
+from host.link import split_address
 from hw.boards import board as find_board
 from hw.build import WEIGHT_STORES, fitting_folding
 from model.errors import BnnError
@@ -21,8 +22,9 @@ def add_parser(sub):
                                    "bit timing included) cycle by cycle, compiled with CXXRTL, and "
                                    "expose its serial line as a TCP socket: a host opens it as "
                                    "socket://HOST:PORT (pyserial), e.g. `bnn stream --port "
-                                   "socket://127.0.0.1:PORT`. Serves one client at a time (others wait) "
-                                   "and keeps the board's state between clients. Prints `listening on "
+                                   "socket://127.0.0.1:PORT`. Serves one client at a time (a connection that "
+                                   "comes while another is served is closed at once) and keeps the board's "
+                                   "state between clients. Prints `listening on "
                                    "HOST:PORT` on stdout once ready; runs until interrupted (Ctrl-C, "
                                    "SIGTERM), then prints a summary on stderr and exits with 130 or 143. With --netlist, the gates "
                                    "`bnn build` synthesized for the bitstream are simulated instead of "
@@ -48,13 +50,12 @@ def add_parser(sub):
 
 
 def parse_listen(text):
-    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for IPv6); raises BnnError."""
-    host, colon, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not host or not port.isdigit() or int(port) > 65535:
-        raise BnnError(f"--listen must be HOST:PORT with a port in 0..65535 (0: any free port), not {text!r}")
-    return host, int(port)
+    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for IPv6; :func:`host.link.split_address`);
+    raises BnnError."""
+    try:
+        return split_address(text)
+    except ValueError as e:
+        raise BnnError(f"--listen must be HOST:PORT (port 0: any free one), not {text!r}: {e}") from None
 
 
 def folding(args, model, board):
@@ -125,7 +126,8 @@ def run(args):
     finally:
         server.close()
     seconds = stats.cycles / clock_hz
-    _say(f"stopped: {stats.clients} client{'s' * (stats.clients != 1)}, {stats.bytes_in} bytes in, "
+    refused = f" ({stats.refused} more refused while one was served)" if stats.refused else ""
+    _say(f"stopped: {stats.clients} client{'s' * (stats.clients != 1)}{refused}, {stats.bytes_in} bytes in, "
          f"{stats.bytes_out} bytes out ({stats.bytes_dropped} dropped), {stats.cycles} cycles simulated "
          f"({seconds * 1e3:.1f} ms of board time)")
     # stopped as every command is by a signal: 130 after Ctrl-C, 143 after SIGTERM (bnn.cli)

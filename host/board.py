@@ -16,12 +16,15 @@ def compile_for_board(model, identity):
     if model.input.bits != identity.input_bits:
         raise CompileError(f"the model takes {model.input.bits}-bit input but the board's engine "
                            f"was built for {identity.input_bits}-bit input")
-    memories = identity.memories
-    # The memory depths come from the load targets' sizes; every other size is an Identity field
-    # of the same name.
-    depths = {"weight_depth": memories[LoadTarget.WEIGHTS].depth,
-              "start_depth": memories[LoadTarget.STARTS].depth,
-              "max_layers": memories[LoadTarget.DESCRIPTORS].depth}
-    capacity = {key: depths[key] if key in depths else getattr(identity, key) for key in CAPACITY_KEYS}
     return compile_model(model, pe=identity.pe, simd=identity.simd, tree_stages=identity.tree_stages,
-                         pixels_per_beat=identity.pixels_per_beat, capacity=capacity, conv=bool(identity.conv))
+                         pixels_per_beat=identity.pixels_per_beat, capacity=board_capacity(identity),
+                         conv=bool(identity.conv))
+
+
+def board_capacity(identity):
+    """The sizes (:data:`layout.params.CAPACITY_KEYS`) of the engine an
+    :class:`~layout.protocol.Identity` describes: the weight and start memory depths are its load
+    targets' (WEIGHTS, STARTS), every other size the Identity field of the same name."""
+    memories = identity.memories
+    depths = {"weight_depth": memories[LoadTarget.WEIGHTS].depth, "start_depth": memories[LoadTarget.STARTS].depth}
+    return {key: depths[key] if key in depths else getattr(identity, key) for key in CAPACITY_KEYS}

@@ -12,21 +12,30 @@ CRC, so a LOAD corrupted on the line (its target or address byte) may have writt
 the model and still be answered BAD_CRC. Sending that request again would leave the other part
 wrong; after any failed LOAD the whole load starts again from its first request instead (every
 LOAD marks the board as holding no model until the final MODEL_ID, so nothing is lost).
+
+A board's identity is untrusted input: :meth:`Link.identify` refuses one that describes no engine
+this host can lay a model out for (:func:`check_identity`) before anything uses its numbers.
 """
 
+import logging
+import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import serial
 
-from layout.images import memory_images, model_id
+from host.board import board_capacity
+from layout.images import link_memories, memory_images, model_id
+from layout.params import CompileError, EngineParams, check_capacity, check_folding
 from layout.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, IDENTITY_MAGIC, LOAD_HEADER_BYTES,
                              MAX_INFER_FRAMES, MAX_LOAD_DATA,
                              PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
                              decode_counters, encode_frame, word_bytes)
 from model.bits import pack_bits
 from model.errors import BnnError
+
+log = logging.getLogger("bnn")
 
 # Longer than any response (an Identity is under 100 bytes): a SYNC in line noise followed by a
 # large length field is dropped at once instead of holding up the frames behind it.
@@ -35,6 +44,19 @@ _MAX_RESPONSE_PAYLOAD = IDENTITY_BYTES
 _BUSY_WAIT = 0.01
 _POLL = 0.05                    # seconds a read waits at most before the deadlines are checked
 _LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits
+_SOCKET = "socket://"           # a TCP port, usually bnn serve-sim's simulated board
+# Retries of a request while the port has sent bytes but never a frame: a peer at another baud
+# rate, or no board, which sending again does not mend (one retry covers a board that came up late).
+_UNFRAMED_RETRIES = 1
+# Seconds after the first byte from a port that never sent a frame at which the host says so.
+_SAY_AFTER = 2.0
+_SERVE_SIM_HINT = ("start the simulated board first (bnn serve-sim ... --listen 127.0.0.1:PORT) and pass the "
+                   "address it prints as socket://HOST:PORT")
+_ADDRESS_HINT = "pass the address bnn serve-sim prints (listening on HOST:PORT) as socket://HOST:PORT"
+_URL_HINT = "give a serial device (/dev/ttyUSB1, COM3) or a pyserial URL (socket://HOST:PORT)"
+_DEVICE_HINT = ("list the serial ports (python -m serial.tools.list_ports -v; the iCEBreaker's UART is the "
+                "second of its two ports) and close any other program that holds this one (a terminal, another bnn)")
+_DIALOUT_HINT = "; on Linux, join the dialout group to open serial ports"
 
 
 class LinkError(BnnError):
@@ -43,13 +65,125 @@ class LinkError(BnnError):
 
 class IdentityError(LinkError):
     """A board answered IDENTIFY, but not with an identity this host can use: another protocol
-    version, or a payload of the wrong size or magic."""
+    version, a payload of the wrong size or magic, or fields out of range (:func:`check_identity`)."""
+
+
+class PortError(LinkError):
+    """A port did not open: ``reason`` says why, ``hint`` what to try (both one line)."""
+
+    def __init__(self, url, reason, hint):
+        super().__init__(f"could not open {url}: {reason}; {hint}")
+        self.reason, self.hint = reason, hint
+
+
+class BusyError(LinkError):
+    """A ``socket://`` port closed the connection before a byte came: ``bnn serve-sim`` does that to
+    a client while it serves another one."""
 
 
 def default_timeout(url):
     """Seconds to wait for a response: a socket:// URL is usually ``bnn serve-sim``, a simulated
     board far slower than real time."""
-    return 30.0 if url.startswith("socket://") else 2.0
+    return 30.0 if url.startswith(_SOCKET) else 2.0
+
+
+def split_address(text, *, lowest=0):
+    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for an IPv6 address): the one form of a
+    TCP address, in ``bnn serve-sim --listen`` and in a ``socket://`` URL.
+
+    Raises ValueError, saying what is wrong, unless the host is not empty (and in brackets if it
+    holds a colon) and the port is ASCII digits of a number in ``lowest``..65535.
+    """
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        raise ValueError("no :PORT")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    if not host:
+        raise ValueError("no host before :PORT")
+    if ":" in host and not bracketed:
+        raise ValueError(f"an IPv6 host goes in brackets ([{host}]:{port})")
+    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
+        raise ValueError(f"the port {port!r} is not a number in {lowest}..65535")
+    return host, int(port)
+
+
+def open_port(url, *, baud):
+    """The pyserial port of ``url`` (a serial device or a pyserial URL), reads returning after
+    :data:`_POLL` seconds at most. A ``socket://`` URL must be ``socket://HOST:PORT``
+    (:func:`split_address`, a port in 1..65535). Raises :class:`PortError`."""
+    if url.startswith(_SOCKET):
+        try:
+            split_address(url[len(_SOCKET):], lowest=1)
+        except ValueError as e:
+            raise PortError(url, str(e), _ADDRESS_HINT) from None
+    try:
+        return serial.serial_for_url(url, baudrate=baud, timeout=_POLL)
+    except (serial.SerialException, ValueError) as e:
+        raise PortError(url, _reason(e), _open_hint(url, e)) from None
+
+
+def _reason(error):
+    """The words of the error at the bottom of ``error``'s chain: pyserial's own text repeats an
+    OSError's (``[Errno 2] could not open port X: [Errno 2] No such file or directory: 'X'``)."""
+    while error.__context__ is not None:
+        error = error.__context__
+    args = error.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
+        return args[1]          # (errno, text): an OSError, a socket or termios error
+    return str(error)
+
+
+def _open_hint(url, error):
+    """What to try when ``url`` did not open with ``error``."""
+    if url.startswith(_SOCKET):
+        return _SERVE_SIM_HINT
+    if isinstance(error, ValueError) or "://" in url:
+        return _URL_HINT
+    while error.__context__ is not None:
+        error = error.__context__
+    return _DEVICE_HINT + (_DIALOUT_HINT if isinstance(error, PermissionError) else "")
+
+
+def check_identity(identity, name="the board"):
+    """Raise :class:`IdentityError` unless ``identity`` describes a board this host can use: a clock,
+    a line rate and a receive timeout above 0; ``weights_in_spram`` and ``conv`` 0 or 1; 1- or 8-bit
+    input; an engine :func:`layout.params.check_folding` accepts, with the sizes
+    :func:`layout.params.check_capacity` accepts (``gather_rows`` 1 unless ``conv``, whose S is a
+    power of two); and the load targets an engine of these parameters has
+    (:func:`layout.images.link_memories`: every width above 0). The message names the field and
+    its value."""
+    def refuse(claim):
+        raise IdentityError(f"the identity of {name} says {claim}: not a board this host can use")
+
+    for field in ("clock_hz", "baud", "timeout_cycles"):
+        if getattr(identity, field) < 1:
+            refuse(f"{field} {getattr(identity, field)}")
+    for field in ("weights_in_spram", "conv"):
+        if getattr(identity, field) not in (0, 1):
+            refuse(f"{field} {getattr(identity, field)} (0 or 1)")
+    if identity.input_bits not in (1, 8):
+        refuse(f"input_bits {identity.input_bits} (1 or 8)")
+    if not identity.conv and identity.gather_rows != 1:
+        refuse(f"gather_rows {identity.gather_rows} in an engine without conv (1)")
+    if identity.conv and identity.simd & (identity.simd - 1):
+        refuse(f"simd {identity.simd} in a conv engine (a power of two)")
+    capacity = board_capacity(identity)
+    try:
+        check_folding(identity.pe, identity.simd, pixels_per_beat=identity.pixels_per_beat,
+                      tree_stages=identity.tree_stages)
+        check_capacity(capacity)
+    except CompileError as e:
+        refuse(f"an engine that cannot be built ({e})")
+    params = EngineParams(pe=identity.pe, simd=identity.simd, input_bits=identity.input_bits,
+                          pixels_per_beat=identity.pixels_per_beat, tree_stages=identity.tree_stages,
+                          conv=bool(identity.conv), **capacity)
+    built = link_memories(params)
+    for target, memory in zip(LoadTarget, identity.memories):
+        if memory.width != built[target].width:
+            refuse(f"a {memory.width}-bit {target.name} word (its engine has {built[target].width}-bit ones)")
+        if memory.depth != built[target].depth:
+            refuse(f"{memory.depth} {target.name} words (its engine has {built[target].depth})")
 
 
 def input_frame(model, pixels):
@@ -150,7 +284,11 @@ class Link:
         self._decoder = FrameDecoder(max_length=_MAX_RESPONSE_PAYLOAD)
         self._next_seq = 0
         self._sent = 0
-        self._heard = False     # any byte ever received
+        self._received = 0          # bytes ever received
+        self._first_byte_at = None  # when the first one came
+        self._framed = False        # any frame ever received
+        self._said = False          # a status line said that no frame came
+        self._calling = None        # the request _call is sending
         # reloads (see infer) since a frame was last answered: only these count toward the limit
         self._reloads_in_a_row = 0
         self.stats = LinkStats()
@@ -158,14 +296,10 @@ class Link:
     @classmethod
     def open(cls, url, *, baud, timeout=None, retries=3):
         """Open a pyserial URL (``/dev/ttyUSB1``, ``socket://127.0.0.1:PORT``, ...); ``timeout``
-        defaults to :func:`default_timeout`. Raises :class:`LinkError` if the port does not open."""
+        defaults to :func:`default_timeout`. Raises :class:`PortError` if the port does not open
+        (:func:`open_port`)."""
         timeout = default_timeout(url) if timeout is None else timeout
-        try:
-            port = serial.serial_for_url(url, baudrate=baud, timeout=_POLL)
-        except (serial.SerialException, ValueError) as e:
-            reason = str(e).replace(f"could not open port {url}: ", "").replace(f"Could not open port {url}: ", "")
-            raise LinkError(f"could not open {url}: {reason}") from None
-        return cls(port, timeout=timeout, retries=retries, name=url)
+        return cls(open_port(url, baud=baud), timeout=timeout, retries=retries, name=url)
 
     def close(self):
         self._port.close()
@@ -183,7 +317,7 @@ class Link:
     @property
     def heard(self):
         """True once any byte has been received from the port."""
-        return self._heard
+        return self._first_byte_at is not None
 
     @property
     def skipped_bytes(self):
@@ -193,7 +327,7 @@ class Link:
     # -- the commands
 
     def identify(self):
-        """The board's :class:`~layout.protocol.Identity`."""
+        """The board's :class:`~layout.protocol.Identity`, checked by :func:`check_identity`."""
         payload = self._call(Command.IDENTIFY)
         # the version first: another version's identity may have another size
         protocol = payload[len(IDENTITY_MAGIC)] if payload[:len(IDENTITY_MAGIC)] == IDENTITY_MAGIC \
@@ -202,9 +336,11 @@ class Link:
             raise IdentityError(f"{self._name} speaks protocol version {protocol}, this host "
                                 f"version {PROTOCOL_VERSION}")
         try:
-            return Identity.decode(payload)
+            identity = Identity.decode(payload)
         except ValueError as e:
             raise IdentityError(f"bad identity from {self._name}: {e}") from None
+        check_identity(identity, self._name)
+        return identity
 
     def status(self):
         """The board's counters, ``{name: value}`` in :data:`~layout.protocol.COUNTERS` order."""
@@ -363,17 +499,45 @@ class Link:
             yield _Request(Command.INFER, b"".join(batch), first=first, count=len(batch))
 
     def _call(self, command, payload=b""):
-        """Send one request and return its OK response's payload, retrying as :meth:`infer` does."""
-        request = _Request(command, payload)
+        """Send one request and return its OK response's payload, retrying as :meth:`infer` does;
+        while the port has sent bytes but never a frame, retrying :data:`_UNFRAMED_RETRIES` times at
+        most and saying so on the ``bnn`` logger before each retry."""
+        request = self._calling = _Request(command, payload)
         last = "no answer"
-        while request.attempts <= self._retries:
-            if request.attempts:
-                self.stats.retries += 1
-            answer, last = self._attempt(request)
-            if answer is not None:
-                return answer
+        try:
+            while request.attempts <= self._retries_now():
+                if request.attempts:
+                    self.stats.retries += 1
+                    self._say_unframed("retrying")
+                answer, last = self._attempt(request)
+                if answer is not None:
+                    return answer
+        finally:
+            self._calling = None
         tries = f"{request.attempts} attempt{'s' if request.attempts > 1 else ''}"
+        if not self._framed:
+            peer = "not a bnn serve-sim" if self._name.startswith(_SOCKET) else "another baud rate, or no board"
+            raise LinkError(f"{command.name} to {self._name} failed after {tries}: heard {self._received} bytes "
+                            f"and not one frame ({peer}?)")
         raise LinkError(f"{command.name} to {self._name} failed after {tries} (last: {last})")
+
+    def _retries_now(self):
+        """The retries a request gets: :data:`_UNFRAMED_RETRIES` at most while the port has sent
+        bytes but never a frame."""
+        return self._retries if self._framed or not self.heard else min(self._retries, _UNFRAMED_RETRIES)
+
+    def _say_unframed(self, doing):
+        """Say on the ``bnn`` logger, if the port has sent bytes but never a frame, what the host
+        does about it (``doing``) and how long it goes on at most: the rest of :meth:`_call`'s
+        attempt, then its attempts still to come."""
+        if self._framed or not self.heard:
+            return
+        self._said = True
+        request = self._calling
+        left = max(0.0, request.sent_at + self._timeout - time.monotonic()) \
+            + (self._retries_now() + 1 - request.attempts) * self._timeout
+        log.info(f"no valid answer from {self._name} yet (heard {self._received} bytes that are not a frame); "
+                 f"{doing}, up to ~{math.ceil(left)} s more")
 
     def _attempt(self, request):
         """Send ``request`` once: ``(payload, None)`` of its OK response, or ``(None, why)`` after
@@ -421,23 +585,37 @@ class Link:
         At the deadline, a frame still incomplete is given up on: its bytes stopped."""
         while True:
             if time.monotonic() >= deadline:
-                return self._decoder.drop_partial()
+                return self._framing(self._decoder.drop_partial())
             data = self._io(self._port.read, max(1, self._port.in_waiting))
             if data:
-                self._heard = True
-                frames = self._decoder.feed(data)
+                if self._first_byte_at is None:
+                    self._first_byte_at = time.monotonic()
+                self._received += len(data)
+                frames = self._framing(self._decoder.feed(data))
                 if frames:
                     return frames
+            if not self._said and self._calling is not None and self.heard \
+                    and time.monotonic() >= self._first_byte_at + _SAY_AFTER:
+                self._say_unframed("waiting")
+
+    def _framing(self, frames):
+        """``frames``, noting that the port sends frames if there are any."""
+        self._framed = self._framed or bool(frames)
+        return frames
 
     def _io(self, method, argument):
         try:
             return method(argument)
         except (serial.SerialException, OSError) as e:
-            raise LinkError(f"lost the connection to {self._name}: {e}") from None
+            if not self.heard and self._name.startswith(_SOCKET):
+                raise BusyError(f"the simulated board at {self._name} is serving another client (it closed this "
+                                f"connection before answering: bnn serve-sim serves one client at a time); try "
+                                f"again once that client is done") from None
+            raise LinkError(f"lost the connection to {self._name}: {_reason(e)}") from None
 
     def _check_heard(self):
         """A port that never sent a byte is no board: say so at the first timeout."""
-        if not self._heard:
+        if not self.heard:
             raise LinkError(f"no answer from {self._name} within {self._timeout:g} s: "
                             f"is the board / bnn serve-sim running?")
 

@@ -27,13 +27,15 @@ host answered at once.
 
 Clients
 -------
-One client at a time; further connections wait in the listening socket's queue and are served,
-in order, once the current client leaves. The board keeps its state from client to client, as a
-real board does when its serial port is closed and opened again. Bytes a client sent before it
-left still go onto the line (a half-sent frame then times out on the board); what the board sends
-after its client left is lost and counted in :attr:`ServeStats.bytes_dropped`. The next client
-is accepted once the board is quiet (no byte waiting, the idle window passed), so that it never
-receives answers meant for the one before.
+One client at a time. A connection that arrives while a client is connected is closed at once,
+before it is sent a byte (a host then says that the simulated board is serving another client,
+instead of waiting for answers that would come only once the first client left); one that arrives
+after the client left waits in the listening socket's queue. The board keeps its state from client
+to client, as a real board does when its serial port is closed and opened again. Bytes a client
+sent before it left still go onto the line (a half-sent frame then times out on the board); what
+the board sends after its client left is lost and counted in :attr:`ServeStats.bytes_dropped`. The
+next client is accepted once the board is quiet (no byte waiting, the idle window passed), so that
+it never receives answers meant for the one before.
 """
 
 import select
@@ -80,7 +82,8 @@ class ServeStats:
     ``bytes_in``: bytes received from clients. ``bytes_out``: bytes the board sent that reached
     a client. ``bytes_dropped``: bytes the board sent while no client was connected, or to a
     client that left before reading them. ``cycles``: cycles simulated while serving.
-    ``clients``: connections accepted.
+    ``clients``: connections accepted. ``refused``: connections closed at once while a client was
+    connected.
     """
 
     bytes_in: int = 0
@@ -88,6 +91,7 @@ class ServeStats:
     bytes_dropped: int = 0
     cycles: int = 0
     clients: int = 0
+    refused: int = 0
 
     def as_dict(self):
         return asdict(self)
@@ -157,7 +161,7 @@ class BoardServer:
         byte times of the board's line: longer than any pause inside one of its answers would be
         best, though a shorter one only costs wall time) and ``chunk_cycles`` are described in the
         module. ``on_listening(address)`` is called once, as serving starts;
-        ``log(message)`` once per client arriving or leaving. Closes the listening socket when
+        ``log(message)`` once per client arriving, leaving or refused. Closes the listening socket when
         it returns (also on an error of the simulator, which propagates).
         """
         for name, value in (("idle_cycles", idle_cycles), ("quiet_cycles", quiet_cycles),
@@ -223,21 +227,28 @@ class _Session:
         return 0 if self.busy else _POLL_SECONDS
 
     def step(self, listener, timeout):
-        """Wait up to ``timeout`` seconds for the sockets, move bytes, then simulate one chunk if busy."""
+        """Wait up to ``timeout`` seconds for the sockets, move bytes, then simulate one chunk if busy.
+
+        A new connection is accepted once no client is connected and the board is quiet, and
+        refused (:meth:`refuse`) while a client is connected."""
         readers, writers = [], []
         if self.client is None:
             if not self.busy:
                 readers.append(listener)
         else:
+            readers.append(listener)
             if len(self.pending) < _MAX_PENDING and len(self.outgoing) < _MAX_OUTGOING:
                 readers.append(self.client)
             if self.outgoing:
                 writers.append(self.client)
         readable, writable, _ = select.select(readers, writers, [], timeout)
-        if listener in readable:
-            self.accept(listener)
-        elif readable:
+        if self.client in readable:
             self.receive()
+        if listener in readable:
+            if self.client is not None:
+                self.refuse(listener)
+            elif not self.busy:      # else it waits: the client just left, the board is not yet quiet
+                self.accept(listener)
         if writable and self.client is not None:
             self.send()
         if self.busy and not self.waiting_for_client():
@@ -254,19 +265,36 @@ class _Session:
         self.stats.clients += 1
         self.log(f"client {self.peer} connected")
 
+    def refuse(self, listener):
+        """Close a new connection at once, since a client is connected: unless that client has left
+        (its bytes, then its end, are read first); then the new one waits in the queue."""
+        while self.client is not None and len(self.pending) < _MAX_PENDING and self.receive():
+            pass
+        if self.client is None:
+            return
+        try:
+            refused, peer = listener.accept()
+        except OSError:
+            return  # the connection went away while queued
+        refused.close()
+        self.stats.refused += 1
+        self.log(f"client {_format_address(peer)} refused: serving {self.peer}")
+
     def receive(self):
+        """Read the client's bytes; True if some came (False: none yet, or the client left)."""
         try:
             data = self.client.recv(_MAX_PENDING - len(self.pending))
         except BlockingIOError:
-            return
+            return False
         except OSError as e:
             self.disconnect(f"connection error: {e.strerror or e}")
-            return
+            return False
         if not data:
             self.disconnect("disconnected")
-            return
+            return False
         self.pending += data
         self.stats.bytes_in += len(data)
+        return True
 
     def send(self):
         try:

@@ -17,7 +17,7 @@ from layout.protocol import Command
 from model.golden import infer
 from model.modelfile import save_model
 from model.random_models import random_model
-from tests.host.fake_board import FakeBoard, Faults, board_identity, serve
+from tests.host.fake_board import FakeBoard, Faults, GarbageBoard, board_identity, serve, serve_busy
 from tests.support import serve_sim
 
 STEPS = ["open", "identify", "status_before", "load", "stream", "status_after"]
@@ -144,6 +144,22 @@ def test_a_missing_serial_device_hints_at_listing_the_ports(tmp_path, capsys):
     assert out.count("\nskip  ") == 5
 
 
+def test_a_malformed_socket_url_fails_to_open_saying_what_to_pass(capsys):
+    status, report, _ = _check(capsys, "--port", "socket://127.0.0.1:99999")
+    opened = _step(report, "open")
+    assert status == 1 and opened["detail"] == ("could not open socket://127.0.0.1:99999: the port '99999' is not a "
+                                                "number in 1..65535")
+    assert opened["hint"] == "pass the address bnn serve-sim prints (listening on HOST:PORT) as socket://HOST:PORT"
+
+
+def test_a_busy_simulated_board_fails_identify_saying_so(capsys):
+    with serve_busy() as url:
+        status, report, _ = _check(capsys, "--port", url, "--timeout", "1")
+    identify = _step(report, "identify")
+    assert status == 1 and identify["detail"].startswith(f"the simulated board at {url} is serving another client")
+    assert identify["hint"].startswith("wait for the other client")
+
+
 def test_a_silent_peer_is_nothing_heard(model8, tmp_path, capsys):
     (tmp_path / "build.json").write_text(json.dumps({"baud": 115200}))
     with serve(FakeBoard(board_identity(model8), silent=True)) as url:
@@ -163,15 +179,6 @@ def test_the_build_folder_gives_the_baud_rate(model8, tmp_path, capsys):
     with serve(_fake(model8)) as url:
         status, report, _ = _check(capsys, "--port", url, "--timeout", "1", "--frames", "2", "--build", str(tmp_path))
     assert status == 0 and report["baud"] == 115200
-
-
-class GarbageBoard(FakeBoard):
-    """Answers every request with noise, as a board at another baud rate does."""
-
-    def _answer(self, frame):
-        self.requests.append((frame.code, frame.seq, frame.payload))
-        noise = self._rng.integers(0, 256, 20, dtype=np.uint8).tobytes().replace(b"\xa5", b"\x5a")
-        self._out.append([time.monotonic(), noise, 0])
 
 
 def test_a_peer_answering_garbage_is_a_wrong_baud_rate(model8, capsys):

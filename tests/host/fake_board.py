@@ -247,6 +247,16 @@ class FakeBoard:
         return Status.OK, bytes(infer(model, frames).classes.astype(np.uint8))
 
 
+class GarbageBoard(FakeBoard):
+    """Answers every request with 20 bytes of noise (no SYNC among them), as a board at another baud
+    rate does."""
+
+    def _answer(self, frame):
+        self.requests.append((frame.code, frame.seq, frame.payload))
+        noise = self._rng.integers(0, 256, 20, dtype=np.uint8).tobytes().replace(b"\xa5", b"\x5a")
+        self._out.append([time.monotonic(), noise, 0])
+
+
 @contextmanager
 def serve(fake):
     """Serve ``fake`` on a TCP port of 127.0.0.1 to one client (as ``bnn serve-sim`` does);
@@ -278,6 +288,32 @@ def serve(fake):
                         client.sendall(answer)
 
     thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield f"socket://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@contextmanager
+def serve_busy():
+    """A TCP port of 127.0.0.1 that closes every connection at once, as ``bnn serve-sim`` does while it
+    serves another client; yields the ``socket://`` URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def refuse():
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            client.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
     thread.start()
     try:
         yield f"socket://127.0.0.1:{listener.getsockname()[1]}"

@@ -1,16 +1,19 @@
+import dataclasses
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
 
 from bnn.cli import main
+from layout.protocol import LoadTarget, Memory
 from model.datasets import load_dataset
 from model.golden import infer
 from model.modelfile import save_model
 from model.random_models import random_model
 
-from .fake_board import FakeBoard, Faults, board_identity, serve
+from .fake_board import FakeBoard, Faults, GarbageBoard, board_identity, serve, serve_busy
 
 
 @pytest.fixture
@@ -112,3 +115,42 @@ def test_argument_errors_exit_2(argv, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("bnn ")
+
+
+def test_untrusted_ports_and_boards_are_one_line(model8, model_file, tmp_path, capsys):
+    """Issue 20: a bad port, a board whose identity is out of range, a busy simulated board."""
+    zero_bit = board_identity(model8)
+    memories = list(zero_bit.memories)
+    memories[LoadTarget.WEIGHTS] = Memory(memories[LoadTarget.WEIGHTS].depth, 0)
+    zero_bit = dataclasses.replace(zero_bit, memories=tuple(memories))
+    with serve(FakeBoard(zero_bit)) as broken, serve_busy() as busy:
+        cases = [
+            ("stream", ["--port", "socket://127.0.0.1:99999"],
+             "could not open socket://127.0.0.1:99999: the port '99999' is not a number in 1..65535; pass the "
+             "address bnn serve-sim prints (listening on HOST:PORT) as socket://HOST:PORT"),
+            ("stream", ["--port", "socket://127.0.0.1"], "could not open socket://127.0.0.1: no :PORT; pass the"),
+            ("load", ["--port", str(tmp_path / "ttyUSB9")],
+             f"could not open {tmp_path / 'ttyUSB9'}: No such file or directory; list the serial ports"),
+            ("stream", ["--port", broken, "--timeout", "1"],
+             f"the identity of {broken} says a 0-bit WEIGHTS word (its engine has 128-bit ones): not a board "
+             f"this host can use"),
+            ("load", ["--port", broken, "--timeout", "1"], f"the identity of {broken} says a 0-bit WEIGHTS word"),
+            ("stream", ["--port", busy], f"the simulated board at {busy} is serving another client"),
+        ]
+        for command, argv, message in cases:
+            assert main([command, "--model", model_file] + argv) == 1, argv
+            err = capsys.readouterr().err
+            assert err.startswith(f"bnn {command}: error: {message}") and err.count("\n") == 1, err
+            assert "Errno" not in err and "debug|info" not in err and "NoneType" not in err
+
+
+def test_a_peer_answering_garbage_is_reported_at_once_then_given_up_on(model8, model_file, capsys):
+    with serve(GarbageBoard(board_identity(model8))) as url:
+        start = time.monotonic()
+        assert main(["stream", "--port", url, "--model", model_file, "--timeout", "0.5"]) == 1
+        assert time.monotonic() - start < 5
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"bnn stream: no valid answer from {url} yet (heard 20 bytes that are not a frame); retrying, "
+                   f"up to ~1 s more",
+                   f"bnn stream: error: IDENTIFY to {url} failed after 2 attempts: heard 40 bytes and not one frame "
+                   f"(not a bnn serve-sim?)"]

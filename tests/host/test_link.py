@@ -1,10 +1,13 @@
+import dataclasses
 import time
 
 import numpy as np
 import pytest
 
+import host.link
 from host.board import compile_for_board
-from host.link import Link, LinkError, counters_delta, input_frame, load_requests
+from host.link import (BusyError, IdentityError, Link, LinkError, PortError, counters_delta, input_frame,
+                       load_requests, split_address)
 from layout.compiler import compile_model
 from layout.images import memory_images, model_id
 from layout.params import CompileError
@@ -14,7 +17,7 @@ from model.bits import pack_bits
 from model.golden import infer
 from model.random_models import random_images, random_model
 
-from .fake_board import FakeBoard, Faults, board_identity
+from .fake_board import FakeBoard, Faults, GarbageBoard, board_identity, serve_busy
 
 TIMEOUT = 0.1     # seconds: the fake board answers at once (or after its latency)
 
@@ -322,3 +325,124 @@ def test_compile_for_board_lays_out_as_the_gateware_was_built(model8, model1):
         assert compiled == built and model_id(compiled) == identity.model_id
         requests = load_requests(memory_images(compiled), identity.memories)
         assert requests[-1] == bytes([LoadTarget.MODEL_ID, 0, 0]) + identity.model_id
+
+
+# -- untrusted input (issue 20): ports, identities, peers
+
+def test_addresses_are_host_colon_port():
+    assert split_address("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert split_address("[::1]:5000") == ("::1", 5000)
+    assert split_address("localhost:65535", lowest=1) == ("localhost", 65535)
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("socket://127.0.0.1:99999", "the port '99999' is not a number in 1..65535"),
+    ("socket://127.0.0.1:0", "the port '0' is not a number in 1..65535"),
+    ("socket://127.0.0.1:\u00b2", "the port '\u00b2' is not a number in 1..65535"),   # a digit to str.isdigit
+    ("socket://127.0.0.1:5000?logging=debug", "the port '5000?logging=debug' is not a number in 1..65535"),
+    ("socket://127.0.0.1", "no :PORT"),
+    ("socket://", "no :PORT"),
+    ("socket://:5000", "no host before :PORT"),
+    ("socket://::1:5000", "an IPv6 host goes in brackets ([::1]:5000)"),
+])
+def test_a_socket_url_is_checked_before_pyserial_reads_it(url, reason):
+    with pytest.raises(PortError) as error:
+        Link.open(url, baud=115200)
+    assert str(error.value) == (f"could not open {url}: {reason}; pass the address bnn serve-sim prints "
+                                f"(listening on HOST:PORT) as socket://HOST:PORT")
+    assert error.value.reason == reason
+
+
+def test_an_open_error_says_why_once_and_what_to_try(tmp_path):
+    device = tmp_path / "ttyUSB9"
+    with pytest.raises(PortError) as error:
+        Link.open(str(device), baud=115200)
+    assert str(error.value).startswith(f"could not open {device}: No such file or directory; list the serial "
+                                       f"ports (python -m serial.tools.list_ports -v")
+    assert "Errno" not in str(error.value)
+    with pytest.raises(PortError, match=r"^could not open socket://127.0.0.1:1: Connection refused; start the "
+                                        r"simulated board first \(bnn serve-sim"):
+        Link.open("socket://127.0.0.1:1", baud=115200)
+
+
+def _memory(identity, target, **sizes):
+    memories = list(identity.memories)
+    memories[target] = dataclasses.replace(memories[target], **sizes)
+    return tuple(memories)
+
+
+# (the fields to change, or a function of the identity giving them; the claim the host refuses)
+BAD_IDENTITIES = [
+    ({"clock_hz": 0}, "clock_hz 0"),
+    ({"baud": 0}, "baud 0"),
+    ({"timeout_cycles": 0}, "timeout_cycles 0"),
+    ({"weights_in_spram": 2}, "weights_in_spram 2 (0 or 1)"),
+    ({"conv": 2}, "conv 2 (0 or 1)"),
+    ({"input_bits": 4}, "input_bits 4 (1 or 8)"),
+    ({"gather_rows": 2}, "gather_rows 2 in an engine without conv (1)"),
+    ({"conv": 1, "simd": 48}, "simd 48 in a conv engine (a power of two)"),
+    ({"pe": 0}, "an engine that cannot be built (pe must be a positive integer, not 0)"),
+    ({"simd": 0}, "an engine that cannot be built (simd must be a positive integer, not 0)"),
+    ({"pe": 3}, "an engine that cannot be built (simd (32) must be a multiple of pe (3))"),
+    ({"pe": 64, "simd": 128}, "an engine that cannot be built (P x S = 64 x 128 = 8192 lanes; at most 4096)"),
+    ({"pixels_per_beat": 0}, "an engine that cannot be built (pixels_per_beat must be a positive integer, not 0)"),
+    ({"pixels_per_beat": 3}, "an engine that cannot be built (pixels_per_beat (3) must divide simd (32))"),
+    ({"tree_stages": 17}, "an engine that cannot be built (tree_stages must be an integer in 0..16, not 17)"),
+    *[({name: 0}, f"an engine that cannot be built (capacity {name} must be an integer in 1..1048576, not 0)")
+      for name in ("acc_width", "start_width", "score_width", "input_words", "act_words", "max_layers", "score_count")],
+    (lambda i: {"memories": _memory(i, LoadTarget.WEIGHTS, depth=0)},
+     "an engine that cannot be built (capacity weight_depth must be an integer in 1..1048576, not 0)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.STARTS, depth=0)},
+     "an engine that cannot be built (capacity start_depth must be an integer in 1..1048576, not 0)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.WEIGHTS, width=0)}, "a 0-bit WEIGHTS word (its engine has 128-bit ones)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.STARTS, width=0)}, "a 0-bit STARTS word (its engine has 64-bit ones)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.DESCRIPTORS, width=0)}, "a 0-bit DESCRIPTORS word (its engine has"),
+    (lambda i: {"memories": _memory(i, LoadTarget.NETWORK, width=0)}, "a 0-bit NETWORK word (its engine has"),
+    (lambda i: {"memories": _memory(i, LoadTarget.MODEL_ID, width=64)}, "a 64-bit MODEL_ID word (its engine has 128-bit ones)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.DESCRIPTORS, depth=3)}, "3 DESCRIPTORS words (its engine has 4)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.NETWORK, depth=2)}, "2 NETWORK words (its engine has 1)"),
+    (lambda i: {"memories": _memory(i, LoadTarget.MODEL_ID, depth=2)}, "2 MODEL_ID words (its engine has 1)"),
+]
+
+
+@pytest.mark.parametrize("change, claim", BAD_IDENTITIES)
+def test_an_identity_out_of_range_is_refused_naming_the_field(model8, change, claim):
+    identity = board_identity(model8)
+    assert identity.max_layers == 4 and identity.memories[LoadTarget.WEIGHTS].width == 128
+    bad = dataclasses.replace(identity, **(change(identity) if callable(change) else change))
+    with pytest.raises(IdentityError) as error:
+        _link(FakeBoard(bad)).identify()
+    message = str(error.value)
+    assert message.startswith(f"the identity of the board says {claim}")
+    assert message.endswith(": not a board this host can use") and "\n" not in message
+
+
+def test_a_peer_that_sends_no_frame_is_told_of_and_given_up_on_after_one_retry(model8, monkeypatch, caplog):
+    monkeypatch.setattr(host.link, "_SAY_AFTER", 0.2)
+    fake = GarbageBoard(board_identity(model8))
+    link = _link(fake, timeout=0.5, retries=3, name="socket://x")
+    start = time.monotonic()
+    with caplog.at_level("INFO", logger="bnn"), \
+            pytest.raises(LinkError, match=r"^IDENTIFY to socket://x failed after 2 attempts: heard 40 bytes and "
+                                           r"not one frame \(not a bnn serve-sim\?\)$"):
+        link.identify()
+    assert time.monotonic() - start < 1.5 and len(fake.requests) == 2
+    assert [record.getMessage() for record in caplog.records] == [
+        "no valid answer from socket://x yet (heard 20 bytes that are not a frame); waiting, up to ~1 s more",
+        "no valid answer from socket://x yet (heard 20 bytes that are not a frame); retrying, up to ~1 s more"]
+
+
+def test_a_peer_that_answered_a_frame_keeps_its_retries(model8, caplog):
+    fake = FakeBoard(board_identity(model8), faults=Faults({1: "truncate", 2: "truncate", 3: "truncate"}))
+    link = _link(fake, retries=3)
+    link.identify()
+    with caplog.at_level("INFO", logger="bnn"):
+        link.status()
+    assert link.stats.retries == 3 and caplog.records == []
+
+
+def test_a_socket_closed_before_any_byte_is_a_simulated_board_serving_another_client():
+    with serve_busy() as url, Link.open(url, baud=115200, timeout=1) as link:
+        with pytest.raises(BusyError, match=rf"^the simulated board at {url} is serving another client \(it closed "
+                                            rf"this connection before answering"):
+            link.identify()

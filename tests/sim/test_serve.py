@@ -10,6 +10,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bnn.cli import main
+from host.link import BusyError, Link
 from hw.boards import board
 from hw.build import fitting_folding, place_weights
 from hw.uart import UartRx, UartTx, uart_divisor
@@ -201,17 +203,25 @@ def test_a_client_leaving_mid_stream_does_not_disturb_the_next(simulator):
 
 
 @pytest.mark.needs_cxx
-def test_a_second_client_waits_for_the_first(simulator):
-    with running(simulator) as (server, _):
+def test_a_second_client_is_refused_while_the_first_is_served(simulator):
+    log = []
+    with running(simulator, log=log.append) as (server, _):
+        url = f"socket://127.0.0.1:{server.address[1]}"
         with connect(server) as first:
             first.write(b"a")
             assert first.read(1) == b"b"
-            with connect(server, timeout=0.3) as second:
-                second.write(b"x")
-                assert second.read(1) == b""           # queued, not served yet
-                first.close()
-                second.timeout = 2.0
-                assert second.read(1) == b"y"
+            with Link.open(url, baud=115200, timeout=2) as second:
+                started = time.monotonic()
+                with pytest.raises(BusyError, match=rf"^the simulated board at {url} is serving another client"):
+                    second.identify()                   # closed at once, not left waiting for 2 s
+                assert time.monotonic() - started < 1.0
+            first.write(b"c")
+            assert first.read(1) == b"d"               # the first client is still served
+        with connect(server) as third:                 # and the next one once it has left
+            third.write(b"x")
+            assert third.read(1) == b"y"
+        assert (server.stats.clients, server.stats.refused) == (2, 1)
+    assert any(line.startswith("client 127.0.0.1:") and " refused: serving 127.0.0.1:" in line for line in log)
 
 
 @pytest.mark.needs_cxx
@@ -266,6 +276,22 @@ def explicit_folding(model_file):
                and not place_weights(compile_engine(model, pe=pe, simd=simd, tree_stages=icebreaker.tree_stages),
                                      icebreaker)[1]]
     return max(fitting)[2:]
+
+
+@pytest.mark.parametrize("listen, reason", [
+    ("127.0.0.1:\u00b2", "the port '\u00b2' is not a number in 0..65535"),     # a digit to str.isdigit and int
+    ("127.0.0.1:\u0661\u0662", "the port '\u0661\u0662' is not a number in 0..65535"),
+    ("127.0.0.1:65536", "the port '65536' is not a number in 0..65535"),
+    ("127.0.0.1:", "the port '' is not a number in 0..65535"),
+    (":5000", "no host before :PORT"),
+    ("[]:5000", "no host before :PORT"),
+    ("::1:5000", "an IPv6 host goes in brackets ([::1]:5000)"),
+    ("localhost", "no :PORT"),
+])
+def test_listen_takes_host_colon_port_strictly(listen, reason, capsys):
+    assert main(["serve-sim", "--board", "icebreaker", "--model", "m.bnn", "--listen", listen]) == 1
+    err = capsys.readouterr().err
+    assert err == f"bnn serve-sim: error: --listen must be HOST:PORT (port 0: any free one), not {listen!r}: {reason}\n"
 
 
 def test_serve_sim_errors_are_one_line(digits_model_file, tmp_path, capsys):
@@ -340,6 +366,9 @@ def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_
         with serial.serial_for_url(f"socket://{address}", timeout=2) as port:
             port.write(b"hello")
             assert port.read(5) == echoed(b"hello")
+            host, _, number = address.rpartition(":")
+            with socket.create_connection((host, int(number)), timeout=2) as second:
+                assert second.recv(1) == b""          # closed at once: another client is served
         process.send_signal(stop_signal)
         out, err = process.communicate(timeout=5)
     finally:
@@ -352,4 +381,5 @@ def test_serve_sim_serves_until_stopped(digits_model_file, cache, as_json, stop_
     if not as_json:
         assert f"engine P x S = {pe} x {simd}," in err
     summary = err.strip().splitlines()[-1]
-    assert summary.startswith("bnn serve-sim: stopped: 1 client, 5 bytes in, 5 bytes out"), summary
+    assert summary.startswith("bnn serve-sim: stopped: 1 client (1 more refused while one was served), 5 bytes "
+                              "in, 5 bytes out"), summary
