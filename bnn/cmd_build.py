@@ -5,7 +5,7 @@ import sys
 import time
 
 from hw.boards import BOARDS, board as find_board
-from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, plan_engine
+from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, build_folder, link_clock, plan_engine
 from layout.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
@@ -104,10 +104,9 @@ def run(args):
         images, labels = dataset.test_images[:args.verify], dataset.test_labels[:args.verify]
     pe, simd = folding(args, model, board)
     _, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=args.weights)
+    link_clock(board, args.clock_mhz, args.baud)   # refused before the output folder is made
     name = os.path.splitext(os.path.basename(args.model))[0]
     out_dir = args.out or os.path.join("build", f"{board.name}-{name}")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise BnnError(f"--out {out_dir!r} exists and is not a folder")
     start = time.perf_counter()
 
     # --verify: the engine's netlist (scores and cycles; unless the weights are in SPRAM, which
@@ -118,25 +117,26 @@ def run(args):
     def progress(step, index, _total):
         print(f"[{index}/{steps}] {step}, starting {time.perf_counter() - start:.0f} s in", file=sys.stderr, flush=True)
 
-    report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
-                             seeds=args.seeds,
-                             out_dir=out_dir, baud=args.baud, weights=args.weights,
-                             allow_timing_fail=args.allow_timing_fail,
-                             progress=progress)
-    result = report.as_dict()
-    result.update(model=str(args.model), arch=model.arch)
-    if images is not None and not in_spram:
-        progress(f"netlist check: {len(images)} images through the synthesized engine", 5, steps)
-        with frame_bar(len(images), "engine netlist") as advance:
-            checked = verify_netlist(model, images, compiled, out_dir, board.device.family, ENGINE_MODULE,
-                                     progress=advance)
-        result["verify"] = {key: value for key, value in checked.figures(report.clock_mhz).items()
-                            if key in ("frames", "mismatches", "mismatched_frames", "cycles_per_frame", "latency")}
-    if images is not None:
-        progress(f"line check: {len(images)} images over the serial line into the synthesized link core",
-                 4 + checks, steps)
-        with frame_bar(len(images), "link netlist") as advance:
-            result["verify_line"] = verify_on_line(out_dir, model, images, labels, progress=advance)
+    with build_folder(out_dir):   # no other build in it until --verify is done with it too
+        report, compiled = build(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, seed=args.seed,
+                                 seeds=args.seeds,
+                                 out_dir=out_dir, baud=args.baud, weights=args.weights,
+                                 allow_timing_fail=args.allow_timing_fail,
+                                 progress=progress)
+        result = report.as_dict()
+        result.update(model=str(args.model), arch=model.arch)
+        if images is not None and not in_spram:
+            progress(f"netlist check: {len(images)} images through the synthesized engine", 5, steps)
+            with frame_bar(len(images), "engine netlist") as advance:
+                checked = verify_netlist(model, images, compiled, out_dir, board.device.family, ENGINE_MODULE,
+                                         progress=advance)
+            result["verify"] = {key: value for key, value in checked.figures(report.clock_mhz).items()
+                                if key in ("frames", "mismatches", "mismatched_frames", "cycles_per_frame", "latency")}
+        if images is not None:
+            progress(f"line check: {len(images)} images over the serial line into the synthesized link core",
+                     4 + checks, steps)
+            with frame_bar(len(images), "link netlist") as advance:
+                result["verify_line"] = verify_on_line(out_dir, model, images, labels, progress=advance)
     result["seconds_total"] = time.perf_counter() - start
     verified, on_line = result.get("verify"), result.get("verify_line")
     failed = (verified is not None and (verified["mismatches"] or verified["cycles_per_frame"]["measured"]

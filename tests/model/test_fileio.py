@@ -1,14 +1,17 @@
-"""Output files: written whole or not at all, and output locations checked before the work."""
+"""Output files: written whole or not at all, output locations checked before the work, and never
+written over what is not a regular file (issue 20)."""
 
 import errno
 import os
+import socket
+import stat
 
 import numpy as np
 import pytest
 
 from model import fileio, train
 from model.errors import BnnError
-from model.fileio import OutputFileError, check_output_paths, write_atomically
+from model.fileio import OutputFileError, check_output_paths, check_replaceable, write_atomically
 from model.plot import plot_training_curves
 from model.teacherfile import save_teacher
 
@@ -62,7 +65,7 @@ def test_a_disk_error_is_one_line_naming_the_file(tmp_path):
     assert str(caught.value) == f"cannot write {str(path)!r}: No space left on device"
     with pytest.raises(OutputFileError, match="No such file or directory"):
         write_atomically(tmp_path / "missing" / "out.bin", lambda f: f.write(b"x"))
-    with pytest.raises(OutputFileError, match="Is a directory"):
+    with pytest.raises(OutputFileError, match="it is a folder, not a regular file"):
         write_atomically(tmp_path, lambda f: f.write(b"x"))
     assert os.listdir(tmp_path) == []
 
@@ -100,7 +103,7 @@ def test_the_project_s_files_survive_a_full_disk(tmp_path, monkeypatch, write):
 def test_check_output_paths_creates_folders_and_refuses_what_cannot_be_written(tmp_path):
     check_output_paths([str(tmp_path / "a" / "b" / "m.bnn"), "relative-name-in-the-current-folder.bnn"])
     assert (tmp_path / "a" / "b").is_dir() and not os.listdir(tmp_path / "a" / "b")
-    with pytest.raises(OutputFileError, match="it is a folder, not a file name"):
+    with pytest.raises(OutputFileError, match="it is a folder, not a regular file"):
         check_output_paths([str(tmp_path / "a")])
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -114,3 +117,41 @@ def test_check_output_paths_refuses_a_read_only_folder(tmp_path):
     folder.mkdir(mode=0o500)
     with pytest.raises(OutputFileError, match="is not writable"):
         check_output_paths([str(folder / "m.bnn")])
+
+
+def _special_files(tmp_path):
+    """``{kind: path}`` of a named pipe, a socket and a folder in ``tmp_path``."""
+    os.mkfifo(tmp_path / "pipe")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "socket"))
+    listener.close()           # the socket file stays
+    (tmp_path / "folder").mkdir()
+    return {"a named pipe": tmp_path / "pipe", "a socket": tmp_path / "socket", "a folder": tmp_path / "folder"}
+
+
+def test_what_is_not_a_regular_file_is_never_written_over(tmp_path):
+    for kind, path in _special_files(tmp_path).items():
+        mode = os.stat(path).st_mode
+        message = f"cannot write {str(path)!r}: it is {kind}, not a regular file"
+        for write in (lambda: write_atomically(path, lambda f: pytest.fail("written")),
+                      lambda: check_output_paths([path])):
+            with pytest.raises(OutputFileError) as caught:
+                write()
+            assert str(caught.value) == message
+        assert os.stat(path).st_mode == mode
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "pipe")   # judged by what it points to
+    with pytest.raises(OutputFileError, match="it is a named pipe"):
+        check_replaceable(link)
+    assert sorted(os.listdir(tmp_path)) == ["folder", "link", "pipe", "socket"]
+    check_replaceable(tmp_path / "missing")
+    (tmp_path / "file").write_bytes(b"")
+    check_replaceable(tmp_path / "file")
+
+
+def test_a_device_is_refused_by_what_it_is(tmp_path):
+    # only looked at: nothing is written anywhere near /dev/null
+    with pytest.raises(OutputFileError) as caught:
+        check_replaceable("/dev/null")
+    assert str(caught.value) == "cannot write '/dev/null': it is a character device, not a regular file"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
