@@ -23,12 +23,15 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.results import OUT_DIR, read, update  # noqa: E402
+from bench.results import OUT_DIR, PYTHON, fingerprint, read, update  # noqa: E402
 from hw.boards import board  # noqa: E402
 from hw.build import build  # noqa: E402
 from model.random_models import random_conv_model, random_model  # noqa: E402
 from model.train import parse_arch  # noqa: E402
 
+# The code that determines a row's figures (bench/results.py): the build flow and the gateware, the layouts
+# and the random models it builds.
+SOURCES = ["bench/boards.py", "hw", "layout", "model"]
 # (row name, board, architecture, input bits, P, S, the issue's Fmax target in MHz, clock in MHz: None for
 # the board's default, where the weights live: bnn build's --weights)
 ROWS = [
@@ -82,6 +85,12 @@ def markdown(results):
     return "\n".join(lines)
 
 
+def record_command(label, results):
+    """The command that records the row ``label`` of ``results`` anew, with as many seeds."""
+    seeds = len(next(r for r in results["rows"] if r["row"] == label)["seeds"])
+    return f"{PYTHON} bench/boards.py --row {label} --seeds {seeds}"
+
+
 def merge_row(recorded, result):
     """The recorded rows with ``result``'s row recorded anew, in the order of :data:`ROWS`."""
     rows = {**{r["row"]: r for r in recorded.get("rows", [])}, result["row"]: result}
@@ -97,6 +106,7 @@ def main():
     if args.markdown:
         print(markdown(read("boards")))
         return 0
+    stamp = fingerprint(SOURCES)
     for row, name, arch, input_bits, pe, simd, target, clock, weights in ROWS:
         if args.row and row not in args.row:
             continue
@@ -109,7 +119,7 @@ def main():
         luts = report.engine_resources["luts"]
         result = {"row": row, "arch": arch, "target_mhz": target,
                   "lut_cells": cells["used"], "engine_luts": luts, "lanes_per_lut": pe * simd / luts,
-                  "seconds_total": time.perf_counter() - start, **report.as_dict()}
+                  "seconds_total": time.perf_counter() - start, **report.as_dict(), "sources": stamp}
         print(f"{row}: {arch} {pe}x{simd} Fmax median {report.seed_fmax['median']:.1f} MHz of {len(report.seeds)} "
               f"seeds, kept {report.fmax_mhz:.1f} MHz (clock {report.clock_mhz:.2f}, "
               f"target {target}), {cells['used']} cells, {report.frames_per_second:.0f} frames/s; "

@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.boards import row_model  # noqa: E402
-from bench.results import read, write  # noqa: E402
+from bench.results import PYTHON, fingerprint, read, write  # noqa: E402
 from model.random_models import random_images  # noqa: E402
 from sim.cxxrtl_backend import run_cxxrtl  # noqa: E402
 from sim.engine_run import run_engine  # noqa: E402
@@ -33,6 +33,9 @@ TARGET = 0.03
 CNN_ROWS = (("28x28-c32k3-p-c64k3-p-256-10", 8, 32), ("28x28-c32k3-p-c64k3-p-256-10", 16, 64),
             ("28x28-c64k3-p-c128k3-p-256-10", 8, 32), ("28x28-c8k3-p-c16k3-p-64-10", 4, 8))
 CNN_TARGET = 0.05
+# The code that determines the results (bench/results.py): the engine, its layouts and compiler, both
+# simulators, and the random models (bench/boards.py's row_model).
+SOURCES = ["bench/engine_utilisation.py", "bench/boards.py", "hw", "layout", "model", "sim"]
 
 
 def measure(arch, pe, simd, tree_stages, frames, *, target=TARGET, backend=None):
@@ -66,6 +69,12 @@ def markdown(results):
     return "\n".join(lines)
 
 
+def record_command(label, results):
+    """The command that records ``results`` anew, with their pipeline stages and frames per run."""
+    return (f"{PYTHON} bench/engine_utilisation.py --tree-stages {results['tree_stages']} "
+            f"--frames {results['rows'][0]['frames']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tree-stages", type=int, default=0)
@@ -75,6 +84,7 @@ def main():
     if args.markdown:
         print(markdown(read("engine_utilisation")))
         return 0
+    stamp = fingerprint(SOURCES)
     rows = []
     print(f"{'arch':<30} {'P x S':>7} {'ideal':>6} {'analytic':>8} {'measured':>8} {'overhead':>8} "
           f"{'mismatch':>8} {'sim cyc/s':>9}")
@@ -88,7 +98,7 @@ def main():
               flush=True)
     ok = all(r["overhead"] <= r["target"] and r["mismatches"] == 0 and r["measured"] == r["analytic"]
              and r["all_intervals_equal"] for r in rows)
-    write("engine_utilisation", {"tree_stages": args.tree_stages, "rows": rows, "ok": ok})
+    write("engine_utilisation", {"tree_stages": args.tree_stages, "rows": rows, "ok": ok, "sources": stamp})
     print("targets met: measured within 3% (5% for CNNs) of ideal, 0 mismatches" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

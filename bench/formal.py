@@ -16,10 +16,13 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.results import read, write  # noqa: E402
+from bench.results import fingerprint, read, write  # noqa: E402
 from sim.formal import failed_sources, run_proof, tool_environment  # noqa: E402
 from sim.proofs import MUTANTS, PROOFS  # noqa: E402
 
+# The code that determines the results (bench/results.py): the proofs and their runner, the gateware they
+# prove, and the layouts and random model it is elaborated for.
+SOURCES = ["bench/formal.py", "hw", "layout", "model", "sim/__init__.py", "sim/formal.py", "sim/proofs.py"]
 MODE_TEXT = {"prove": "k-induction, depth {depth}: every cycle of every run",
              "bmc": "bounded: the first {depth} cycles from power-up",
              "cover": "reached within {depth} cycles"}
@@ -47,8 +50,9 @@ def main():
     if args.markdown:
         print(markdown(read("formal")))
         return 0
+    stamp = fingerprint(SOURCES)
     tool_environment()
-    results = {"proofs": [], "mutants": []}
+    results = {"proofs": [], "mutants": [], "sources": stamp}
     ok = True
     with tempfile.TemporaryDirectory(prefix="bnn-formal-") as work:
         for proof in PROOFS:

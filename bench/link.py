@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import serial  # noqa: E402
 
-from bench.results import read, update  # noqa: E402
+from bench.results import PYTHON, fingerprint, read, update  # noqa: E402
 from bnn.cmd_demo import LINK_FOLDING  # noqa: E402
 from host.board import compile_for_board  # noqa: E402
 from host.link import Link, LinkError, input_frame  # noqa: E402
@@ -60,6 +60,11 @@ from sim.board import SimulatedBoard, simulated_board  # noqa: E402
 from sim.cxxrtl import StreamSimulator  # noqa: E402
 from sim.serve import serving_in_background  # noqa: E402
 
+# The code that determines the results (bench/results.py): the digits model's training, the gateware, the
+# simulated board and its server, the host's link, the layouts, and the demo's folding (bnn/cmd_demo.py).
+SOURCES = ["bench/link.py", "bnn/__init__.py", "bnn/cmd_demo.py", "bnn/common.py", "host", "hw", "layout", "model",
+           "sim"]
+PARTS = ("throughput", "throughput_fast", "faults")    # of the results: a run may record some only
 BOARD = "icebreaker"
 BAUD = 3_000_000
 # the iCEBreaker's FT2232H carries 12 MHz / n exactly: 6 Mbaud is 5 clock cycles a bit at 30 MHz
@@ -76,6 +81,7 @@ FAULT_LINK_TIMEOUT = 0.25       # seconds the host waits for an answer (the simu
 FAULT_RATE = 0.5                # of the requests written
 GARBAGE_MAX = 64                # bytes in a burst
 FAULT_KINDS = ("garbage", "bit_flip", "truncation")
+TRAINED_HERE = "trained here"   # the recorded model's name when the bench trained it
 STALL_SECONDS = 60              # no frame yielded for this long: the stream is hung
 DEAD_AFTER = 40                 # frames failed in a row: the board stopped answering, the run ends
 
@@ -131,7 +137,7 @@ def digits_model(path):
         return load_model(path), path
     with tempfile.TemporaryDirectory(prefix="bnn-bench-link-") as out:
         outcome = train_and_save(TrainRequest(out=os.path.join(out, "digits.bnn")), progress=False)
-    return outcome.model, f"trained here: bnn train defaults (digits {outcome.model.arch}), test accuracy " \
+    return outcome.model, f"{TRAINED_HERE}: bnn train defaults (digits {outcome.model.arch}), test accuracy " \
                           f"{outcome.folded_accuracy:.4f}"
 
 
@@ -409,8 +415,24 @@ def markdown(result):
 
 def with_ok(result):
     """``result`` with ``ok``: every part recorded met its targets."""
-    return {**result, "ok": all(result[part]["ok"] for part in ("throughput", "throughput_fast", "faults")
-                                if part in result)}
+    return {**result, "ok": all(part["ok"] for part in units(result).values())}
+
+
+def units(results):
+    """The parts of ``results`` (:data:`PARTS`) recorded, each with its own stamp."""
+    return {part: results[part] for part in PARTS if part in results}
+
+
+def record_command(label, results):
+    """The command that records the part ``label`` of ``results`` anew (both throughput parts together)."""
+    if label != "faults":
+        throughput = results["throughput"]
+        per_request = " ".join(str(run["frames_per_request"]) for run in throughput["runs"])
+        model = "" if throughput["model"].startswith(TRAINED_HERE) else f" --model {throughput['model']}"
+        return f"{PYTHON} bench/link.py --skip-faults --frames-per-request {per_request}{model}"
+    faults = results["faults"]
+    return (f"{PYTHON} bench/link.py --skip-throughput --faults {faults['faults']} --seed {faults['config']['seed']} "
+            f"--fault-frames-per-request {faults['config']['frames_per_request']}")
 
 
 def main():
@@ -427,6 +449,7 @@ def main():
     if args.markdown:
         print(markdown(read("link")))
         return 0
+    stamp = fingerprint(SOURCES)
     parts = {}
     if not args.skip_throughput:
         model, name = digits_model(args.model)
@@ -434,6 +457,7 @@ def main():
         parts["throughput_fast"] = throughput(model, name, [1], FAST_BAUD, FAST_FRACTION_TARGET)
     if not args.skip_faults:
         parts["faults"] = faults(args.faults, args.seed, args.fault_frames_per_request)
+    parts = {name: {**part, "sources": stamp} for name, part in parts.items()}
     result = update("link", lambda recorded: with_ok({**recorded, **parts}))   # a part not run keeps its figures
     print(markdown(result))
     print("targets met" if result["ok"] else "TARGET MISSED")

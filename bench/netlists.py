@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.boards import ROWS, row_model  # noqa: E402
-from bench.results import OUT_DIR, read, update  # noqa: E402
+from bench.boards import ROWS, row_model, SOURCES as BOARDS_SOURCES  # noqa: E402
+from bench.results import OUT_DIR, PYTHON, fingerprint, read, update  # noqa: E402
 from hw.boards import board as find_board  # noqa: E402
 from layout.compiler import compile_model  # noqa: E402
 from model.random_models import random_images  # noqa: E402
@@ -34,6 +34,9 @@ from sim.board import simulated_board  # noqa: E402
 from sim.netlist import netlist_board, stream_on_line, verify_netlist  # noqa: E402
 
 SPEED_TARGET = 1 / 20       # netlist cycles per second, at least this fraction of the RTL's
+# The code that determines a row's figures (bench/results.py): the boards bench's, which built the netlists,
+# the simulators (with their C++ driver and cell models) and the host's link on the simulated line.
+SOURCES = [*BOARDS_SOURCES, "bench/netlists.py", "host", "sim"]
 
 
 def measure(row, images_count):
@@ -78,6 +81,12 @@ def markdown(results):
     return "\n".join(lines)
 
 
+def record_command(label, results):
+    """The command that records the row ``label`` of ``results`` anew, with as many images."""
+    images = next(r for r in results["rows"] if r["row"] == label)["images"]
+    return f"{PYTHON} bench/netlists.py --row {label} --images {images}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--row", action="append", choices=[r[0] for r in ROWS], help="default: all")
@@ -87,11 +96,12 @@ def main():
     if args.markdown:
         print(markdown(read("netlists")))
         return 0
+    stamp = fingerprint(SOURCES)
     ok = True
     for row, *_ in ROWS:
         if args.row and row not in args.row:
             continue
-        result = measure(row, args.images)
+        result = {**measure(row, args.images), "sources": stamp}
         engine = result.get("engine")
         passed = (result["line"]["mismatches"] == result["line"]["failed"] == 0 and (engine is None or (
             engine["mismatches"] == 0

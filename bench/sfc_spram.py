@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.results import read, write  # noqa: E402
+from bench.results import fingerprint, read, write  # noqa: E402
 from host.link import Link, input_frame  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import BOARDS  # noqa: E402
@@ -33,6 +33,9 @@ from sim.serve import serving_in_background  # noqa: E402
 
 ARCH = [784, 256, 256, 256, 10]
 FRAMES = 300
+# The code that determines the results (bench/results.py): the gateware and its build plan, the simulated
+# board and its server, the host's link, the layouts and the random model.
+SOURCES = ["bench/sfc_spram.py", "host", "hw", "layout", "model", "sim"]
 
 
 def markdown(r):
@@ -52,6 +55,7 @@ def main():
     if args.markdown:
         print(markdown(read("sfc_spram")))
         return 0
+    stamp = fingerprint(SOURCES)
     board = BOARDS["icebreaker"]
     model = random_model(ARCH, input_bits=1, seed=1)
     pe, simd = fitting_folding(model, board, tree_stages=board.tree_stages)
@@ -81,6 +85,7 @@ def main():
         "wall_frames_per_second": FRAMES / stream_seconds,
         "link_bound_frames_per_second": link_bound_fps(simulated.baud, frame_bytes(1, ARCH[0]), 1),
         "engine_frames_per_second": simulated.clock_hz / simulated.compiled.cycles_per_frame,
+        "sources": stamp,
     }
     write("sfc_spram", result)
     print(markdown(result))

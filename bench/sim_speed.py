@@ -34,7 +34,7 @@ from functools import partial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench.results import read, update  # noqa: E402
+from bench.results import PYTHON, fingerprint, read, update  # noqa: E402
 from model.modelfile import load_model, save_model  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402
 from sim.amaranth_backend import run_amaranth  # noqa: E402
@@ -44,6 +44,10 @@ from sim.engine_run import run_engine  # noqa: E402
 ARCH = [784, 256, 256, 256, 10]
 SPEEDUP_TARGET = 1000
 TEST_SET_SECONDS = {"dense": 120, "conv": 300}   # the whole test set's wall-time target, by the model's kind
+# The code that determines the results (bench/results.py): the engine, its layouts and compiler, both
+# simulators, the models, and `bnn sim`, which the test-set runs start in a process of their own.
+SOURCES = ["bench/sim_speed.py", "bnn/__init__.py", "bnn/__main__.py", "bnn/cli.py", "bnn/cmd_sim.py", "bnn/common.py",
+           "hw", "layout", "model", "sim"]
 
 
 def side_by_side(model, pe, simd, amaranth_frames, cxxrtl_frames, repeat, cache):
@@ -161,6 +165,27 @@ def test_set_sentence(full):
             f"{100 * full['accuracy']:.2f}% as the golden model says.")
 
 
+def units(results):
+    """The parts of ``results`` that carry their own stamp: the side by side (``side_by_side``, with
+    the top-level ``model`` and ``ok`` its run records) and each test-set run (``test_sets/<arch>``),
+    which runs record separately."""
+    side = {"side_by_side": results["side_by_side"]} if "side_by_side" in results else {}
+    return {**side, **{f"test_sets/{arch}": full for arch, full in results.get("test_sets", {}).items()}}
+
+
+def record_command(label, results):
+    """The command that records the part ``label`` of ``results`` anew."""
+    if label == "side_by_side":
+        speed = results["side_by_side"]
+        model = "" if results["model"].startswith("random ") else f" --model {results['model']}"
+        return (f"{PYTHON} bench/sim_speed.py{model} --pe {speed['pe']} --simd {speed['simd']} --amaranth-frames "
+                f"{speed['amaranth']['frames']} --cxxrtl-frames {speed['cxxrtl']['frames']} --skip-test-set")
+    full = units(results)[label]
+    command = full["command"].split()
+    return (f"{PYTHON} bench/sim_speed.py --model {command[command.index('--model') + 1]} --pe {full['pe']} "
+            f"--simd {full['simd']} --test-set-only")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model file (default: a random 784-256-256-256-10 model)")
@@ -177,10 +202,11 @@ def main():
     if args.markdown:
         print(markdown(read("sim_speed")))
         return 0
+    stamp = fingerprint(SOURCES)
     if args.test_set_only:
         if args.model is None:
             parser.error("--test-set-only needs --model (a model trained on Fashion-MNIST)")
-        full = report_test_set(args.model, args.pe, args.simd)
+        full = {**report_test_set(args.model, args.pe, args.simd), "sources": stamp}
         update("sim_speed", lambda recorded: with_test_set(recorded, full))
         return 0 if whole_set_ok(full) else 1
     model, model_path = bench_model(args.model)
@@ -189,7 +215,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bnn-bench-cache-") as cache:
         speed = side_by_side(model, args.pe, args.simd, args.amaranth_frames, args.cxxrtl_frames,
                              args.repeat, cache)
-    result["side_by_side"] = speed
+    result["side_by_side"] = {**speed, "sources": stamp}
     print(f"engine {model.arch}, P x S = {args.pe} x {args.simd}, "
           f"{speed['cycles_per_frame']} cycles/frame")
     print(f"{'back end':<10} {'frames':>6} {'cycles':>10} {'seconds':>8} {'cycles/s':>12}")
@@ -203,7 +229,7 @@ def main():
 
     full = None
     if not args.skip_test_set:
-        full = report_test_set(model_path, args.pe, args.simd)
+        full = {**report_test_set(model_path, args.pe, args.simd), "sources": stamp}
         ok = ok and whole_set_ok(full)
     if args.model is None:
         os.remove(model_path)

