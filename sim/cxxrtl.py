@@ -48,6 +48,7 @@ import operator
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -297,13 +298,23 @@ class CxxrtlLibrary:
 
 
 def _run_step(argv, workdir, what):
-    """Run one build step in ``workdir``, keeping its output in ``build.log``; raise on failure."""
-    result = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+    """Run one build step in ``workdir``, keeping its output in ``build.log``; raise on failure.
+
+    The step runs in a process group of its own, which ends with it if this call is interrupted
+    (a signal, Ctrl-C): the compiler driver's own children (``cc1plus``) go too."""
+    process = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     with open(workdir / "build.log", "a") as log:
-        log.write(f"$ {' '.join(map(str, argv))}\n{result.stdout}{result.stderr}\n")
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise CxxrtlError(f"{what} failed (exit {result.returncode}): {tail[0]}; "
+        log.write(f"$ {' '.join(map(str, argv))}\n{stdout}{stderr}\n")
+    if process.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise CxxrtlError(f"{what} failed (exit {process.returncode}): {tail[0]}; "
                           f"full log in {workdir / 'build.log'}")
 
 

@@ -357,3 +357,35 @@ def test_waiting_for_another_process_is_announced(tmp_path, caplog):
         process.wait(timeout=300)
     assert not library.built
     assert caplog.messages == ["waiting for another process compiling the same simulation model"]
+
+
+def test_an_interrupted_build_step_ends_with_its_children(tmp_path):
+    # a compiler driver's work is done by its children (g++ runs cc1plus): a step interrupted (bnn
+    # killed while it compiles) must not leave them running
+    script = "sleep 60 & echo $! > child; wait"
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cxxrtl._run_step(["sh", "-c", script], tmp_path, "a step")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    child = int((tmp_path / "child").read_text())
+    deadline = time.monotonic() + 5
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def _running(pid):
+    """Whether the process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
