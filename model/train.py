@@ -938,7 +938,7 @@ def _ghost_step(trainee, net, batch, labels, soft, distillation, parts, pool):
     return loss, np.concatenate([result[1] for result in results]), grads
 
 
-# A run without progress bars prints a status line at most this often.
+# A run without progress bars prints a status line at most this often (within an epoch too).
 _STATUS_SECONDS = 30
 
 
@@ -994,6 +994,13 @@ def _fit_loop(net, trainee, data, settings, rng, teacher, distillation, desc, pr
             step += 1
             loss_sum += loss * len(idx)
             correct += np.count_nonzero(np.argmax(logits, axis=1) == labels[idx])
+            now = time.perf_counter()
+            if status_lines and now - last_status >= _STATUS_SECONDS and b + 1 < steps_per_epoch:
+                # an epoch longer than the status period (a big network) says how far it is too
+                print(f"{desc}: epoch {epoch} of {settings.epochs}, batch {b + 1} of {steps_per_epoch}, "
+                      f"{now - start:.0f} s in (about {(now - start) / step * steps_per_epoch:.0f} s an epoch)",
+                      file=sys.stderr, flush=True)
+                last_status = now
         with np.errstate(over="ignore", invalid="ignore"):
             trainee.after_epoch(net, images, pool)
             val_logits = trainee.eval_logits(net, val_images, pool)

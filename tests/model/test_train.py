@@ -311,14 +311,20 @@ def test_cli_prints_a_human_summary(tmp_path, capsys):
 
 @pytest.mark.parametrize("progress", [True, False])
 def test_training_into_a_log_says_how_far_it_is(digits, monkeypatch, capsys, progress):
-    """No bars off a terminal, but status lines (every epoch here: the interval is 0), unless progress is off."""
+    """No bars off a terminal, but status lines (at every batch and epoch here: the interval is 0), unless
+    progress is off: a long epoch (a big network) is not silent until it ends."""
     monkeypatch.setattr(train, "_STATUS_SECONDS", 0)
     net = dense_network((64, 8, 10), 8, digits.max_value, "ste", np.random.default_rng(2))
     data = train.split_validation(digits, 0.1, 2)
     train.train_binary(data, net, train.TrainSettings(2, 64, 1e-2), np.random.default_rng(2), progress=progress)
     lines = capsys.readouterr().err.splitlines()
     if progress:
-        assert [line.split(",")[0] for line in lines] == ["student: epoch 1 of 2", "student: epoch 2 of 2"]
-        assert "validation accuracy" in lines[0] and lines[1].endswith(" s in")
+        batches = -(-len(data[0]) // 64)
+        parts = [line.split(", ") for line in lines]
+        assert [p[0] for p in parts] == [f"student: epoch {epoch} of 2" for epoch in (1, 2) for _ in range(batches)]
+        assert [p[1].rsplit(" ", 1)[0] if p[1].startswith("training loss") else p[1] for p in parts] == \
+            [*(f"batch {b} of {batches}" for b in range(1, batches)), "training loss"] * 2
+        assert "validation accuracy" in lines[batches - 1] and lines[-1].endswith(" s in")
+        assert lines[0].endswith(" s an epoch)")
     else:
         assert lines == []
