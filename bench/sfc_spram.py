@@ -23,7 +23,7 @@ from bench.results import fingerprint, read, write  # noqa: E402
 from host.link import Link, input_frame  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import BOARDS  # noqa: E402
-from hw.build import fitting_folding  # noqa: E402
+from hw.plan import fitting_folding  # noqa: E402
 from layout.protocol import frame_bytes, link_bound_fps  # noqa: E402
 from model.golden import infer  # noqa: E402
 from model.random_models import random_images, random_model  # noqa: E402

@@ -5,7 +5,8 @@ import sys
 import time
 
 from hw.boards import BOARDS, board as find_board
-from hw.build import ENGINE_MODULE, MAX_SEED, WEIGHT_STORES, build, build_folder, link_clock, plan_engine
+from hw.build import ENGINE_MODULE, MAX_SEED, build, build_folder
+from hw.plan import WEIGHT_STORES, engine_folding, link_clock, plan_engine
 from layout.compiler import choose_folding
 from model.errors import BnnError
 from model.modelfile import load_model
@@ -27,8 +28,9 @@ def add_parser(sub):
     p.add_argument("--board", metavar="NAME", help="target board (see --list-boards)")
     p.add_argument("--list-boards", action="store_true", help="list the boards and their FPGAs, then exit")
     p.add_argument("--model", metavar="FILE", help="model file written by `bnn train`")
-    p.add_argument("--pe", type=positive_int, metavar="P", help="processing elements (default 8)")
-    p.add_argument("--simd", type=positive_int, metavar="S", help="input lanes per PE, a multiple of P (default 32)")
+    p.add_argument("--pe", type=positive_int, metavar="P",
+                   help="processing elements (with --simd; default: the fastest folding that fits the board)")
+    p.add_argument("--simd", type=positive_int, metavar="S", help="input lanes per PE, a multiple of P (with --pe)")
     p.add_argument("--max-cycles", type=positive_int, metavar="N",
                    help="instead of --pe/--simd: the smallest P x S with at most N cycles per frame")
     p.add_argument("--fps", type=positive_float, metavar="F",
@@ -72,7 +74,8 @@ def list_boards(as_json):
 
 
 def folding(args, model, board):
-    """P and S: given, chosen for --max-cycles or --fps, or 8 x 32."""
+    """P and S: chosen for --max-cycles or --fps, else :func:`hw.plan.engine_folding`'s (both given,
+    or the fastest that fits the board)."""
     targets = [args.max_cycles is not None, args.fps is not None, bool(args.pe or args.simd)]
     if sum(targets) > 1:
         raise BnnError("give one of --pe/--simd, --max-cycles or --fps")
@@ -84,7 +87,7 @@ def folding(args, model, board):
         return choose_folding(model, max_cycles=max_cycles, tree_stages=board.tree_stages)
     if args.max_cycles is not None:
         return choose_folding(model, max_cycles=args.max_cycles, tree_stages=board.tree_stages)
-    return args.pe or 8, args.simd or 32
+    return engine_folding(model, board, pe=args.pe, simd=args.simd, weights=args.weights)
 
 
 def run(args):
@@ -146,8 +149,6 @@ def run(args):
         emit_json(result)
         return 1 if failed else 0
     used = report.utilisation
-    cells = "ICESTORM_LC" if board.device.family == "ice40" else "TRELLIS_COMB"
-    rams = "ICESTORM_RAM" if board.device.family == "ice40" else "DP16KD"
 
     def figure(kind):
         entry = used.get(kind)
@@ -155,9 +156,7 @@ def run(args):
 
     print(f"{board.name} ({board.device.name}): {model.arch}, engine P x S = {pe} x {simd}, "
           f"{report.tree_stages} PE pipeline stages")
-    print(f"  logic cells {figure(cells)}, block RAM {figure(rams)}"
-          + (f", SPRAM {figure('ICESTORM_SPRAM')}, DSP {figure('ICESTORM_DSP')}" if board.device.family == "ice40"
-             else f", DSP {figure('MULT18X18D')}"))
+    print("  " + ", ".join(f"{what} {figure(cell)}" for what, cell in board.device.nextpnr_cells))
     engine = report.engine_resources
     print(f"  of which the engine: {engine['luts']} LUT4s, {engine['flip_flops']} flip-flops, "
           f"{engine['block_rams']} block RAMs (the rest: clock, reset, serial link)")

@@ -6,7 +6,7 @@ import threading
 
 from host.link import split_address
 from hw.boards import board as find_board
-from hw.build import WEIGHT_STORES, fitting_folding
+from hw.plan import WEIGHT_STORES, engine_folding
 from model.errors import BnnError
 from model.modelfile import load_model
 from sim.board import simulated_board
@@ -58,18 +58,6 @@ def parse_listen(text):
         raise BnnError(f"--listen must be HOST:PORT (port 0: any free one), not {text!r}: {e}") from None
 
 
-def folding(args, model, board):
-    """P and S: both given, or the fastest folding whose engine fits the board."""
-    if (args.pe is None) != (args.simd is None):
-        raise BnnError("give both --pe and --simd, or neither (the fastest folding that fits the board)")
-    if args.pe is None:
-        chosen = fitting_folding(model, board, tree_stages=board.tree_stages, weights=args.weights or "auto")
-        if chosen is None:
-            raise BnnError(f"no P x S engine of this model fits {board.name}")
-        return chosen
-    return args.pe, args.simd
-
-
 def _say(message):
     print(f"bnn serve-sim: {message}", file=sys.stderr, flush=True)
 
@@ -92,7 +80,7 @@ def _simulated(args):
         raise BnnError("give --board and --model (or --netlist with a `bnn build` folder)")
     board = find_board(args.board)
     model = load_model(args.model)
-    pe, simd = folding(args, model, board)
+    pe, simd = engine_folding(model, board, pe=args.pe, simd=args.simd, weights=args.weights or "auto")
     simulated = simulated_board(model, board, pe=pe, simd=simd, clock_mhz=args.clock_mhz, baud=args.baud or 3_000_000,
                                 weights=args.weights or "auto")
     return simulated, {"netlist": None, "model": str(args.model), "arch": model.arch}

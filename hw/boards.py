@@ -20,9 +20,18 @@ class BoardError(BnnError):
     """An unknown board name."""
 
 
+# nextpnr's names for each family's resources in its utilisation report, as ``(what, cell type)``:
+# logic cells and block RAM first, then the family's others
+NEXTPNR_CELLS = {
+    "ice40": (("logic cells", "ICESTORM_LC"), ("block RAM", "ICESTORM_RAM"), ("SPRAM", "ICESTORM_SPRAM"),
+              ("DSP", "ICESTORM_DSP")),
+    "ecp5": (("logic cells", "TRELLIS_COMB"), ("block RAM", "DP16KD"), ("DSP", "MULT18X18D")),
+}
+
+
 @dataclass(frozen=True)
 class Device:
-    """An FPGA's resources, as nextpnr counts them."""
+    """An FPGA's resources, as nextpnr counts them (and names them: :attr:`nextpnr_cells`)."""
 
     family: str            # "ice40" or "ecp5"
     name: str              # e.g. "iCE40UP5K"
@@ -31,6 +40,12 @@ class Device:
     block_rams: int        # SB_RAM40_4K (4 Kbit) or DP16KD (18 Kbit)
     sprams: int = 0        # SB_SPRAM256KA (UP5K only)
     dsps: int = 0          # SB_MAC16 or MULT18X18D
+
+    @property
+    def nextpnr_cells(self):
+        """``((what, cell type), ...)``: the resources nextpnr's utilisation report names for this
+        FPGA's family (:data:`NEXTPNR_CELLS`), logic cells and block RAM first."""
+        return NEXTPNR_CELLS[self.family]
 
 
 @dataclass(frozen=True)

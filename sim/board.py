@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Shape
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.build import link_clock, plan_engine
+from hw.plan import link_clock, plan_engine
 from hw.link import LinkCore
 from hw.uart import UartRx, UartTx
 from layout.protocol import MAX_INFER_FRAMES
@@ -159,7 +159,7 @@ class SimulatedBoard:
 def simulated_board(model, board, *, pe, simd, clock_mhz=None, baud=3_000_000, weights="auto"):
     """The :class:`SimulatedBoard` of ``model`` on ``board`` (a :class:`hw.boards.Board`): the
     engine, weight placement, clock and serial line ``bnn build`` would choose for the same
-    arguments. Raises :class:`hw.build.BuildError` if it does not fit or the baud rate is off."""
+    arguments. Raises :class:`hw.plan.PlanError` if it does not fit or the baud rate is off."""
     compiled, in_spram = plan_engine(model, board, pe=pe, simd=simd, weights=weights)
     pll, divisor, baud_error = link_clock(board, clock_mhz, baud)
     core = LinkCore(compiled, clock_hz=pll.clock_hz, baud=baud, logic_memory_bits=board.logic_memory_bits,

@@ -18,6 +18,7 @@ from amaranth.back import rtlil
 
 import bnn.cmd_build
 import hw.build
+import hw.plan
 from bnn.cli import main
 from hw.boards import BOARDS
 from hw.engine import Engine, memory_shapes
@@ -127,10 +128,10 @@ def test_a_conv_engine_counts_its_duplicated_input_and_activation_rams(gather_ro
     # two read ports per gathered window row: Yosys builds each of these memories 2 G times
     model = random_conv_model((28, 28), [Conv(8, 3), MaxPool(), Conv(16, 3), MaxPool(), Dense(64), Dense(10)], seed=1)
     params = compile_model(model, pe=8, simd=16, capacity={"gather_rows": gather_rows}).params
-    estimate = hw.build.block_ram_estimate(BOARDS["icebreaker"], params)
+    estimate = hw.plan.block_ram_estimate(BOARDS["icebreaker"], params)
     for name, (depth, width) in memory_shapes(params).items():
         copies = 2 * gather_rows if name in ("input_memory", "activation_memory") else 1
-        assert estimate[name] == copies * hw.build.block_rams("ice40", depth, width) > 0, name
+        assert estimate[name] == copies * hw.plan.block_rams("ice40", depth, width) > 0, name
 
 
 def test_verify_refuses_a_family_without_cell_models_before_building(digits_model, tmp_path, capsys, monkeypatch):

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from bnn.cli import main
 from host.link import BusyError, Link
 from hw.boards import board
-from hw.build import fitting_folding, place_weights
+from hw.plan import fitting_folding, place_weights
 from hw.uart import UartRx, UartTx, uart_divisor
 from layout.compiler import compile_model as compile_engine, foldings
 from model.modelfile import load_model
