@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bench.results import OUT_DIR, PYTHON, fingerprint, read, update  # noqa: E402
 from hw.boards import board  # noqa: E402
 from hw.build import build  # noqa: E402
+from model.arch import parse_arch  # noqa: E402
 from model.random_models import random_conv_model, random_model  # noqa: E402
-from model.train import parse_arch  # noqa: E402
 
 # The code that determines a row's figures (bench/results.py): the build flow and the gateware, the layouts
 # and the random models it builds.

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bench.boards import row_model  # noqa: E402
 from bench.results import path, read  # noqa: E402
 from layout.compiler import compile_model  # noqa: E402
-from model.train import parse_arch  # noqa: E402
+from model.arch import parse_arch  # noqa: E402
 
 BOARD_ROW = "ulx3s-85f-cnn"     # the boards bench's row whose engine both networks are measured on
 THRESHOLD_BITS = 32             # the model file's int32 per threshold

@@ -32,8 +32,10 @@ import numpy as np  # noqa: E402
 from bench.results import PYTHON, fingerprint, path, read, update  # noqa: E402
 from bnn.cli import build_parser  # noqa: E402
 from bnn.cmd_train import request_from_args  # noqa: E402
+from model.arch import arch_name  # noqa: E402
 from model.datasets import load_dataset  # noqa: E402
 from model.pipeline import train_and_save  # noqa: E402
+from model.teacher import teacher_logits  # noqa: E402
 
 # The code that determines a row's figures (bench/results.py): the model side (data sets, training, folding,
 # the golden model) and bnn train's command line, which the rows run.
@@ -109,9 +111,9 @@ def run_float_mlp():
     settings = train.TrainSettings(FLOAT_MLP["epochs"], FLOAT_MLP["batch_size"], FLOAT_MLP["lr"], FLOAT_MLP["shift"])
     start = time.perf_counter()
     result = train.train_teacher(data, FLOAT_MLP["arch"], dataset.max_value, settings, rng)
-    predicted = np.argmax(train.teacher_logits(result.network, dataset.test_images), axis=1)
+    predicted = np.argmax(teacher_logits(result.network, dataset.test_images), axis=1)
     acc = train.accuracy(predicted, dataset.test_labels)
-    return {"row": "float-mlp", "dataset": "fashion-mnist", "arch": train.arch_name(FLOAT_MLP["arch"]),
+    return {"row": "float-mlp", "dataset": "fashion-mnist", "arch": arch_name(FLOAT_MLP["arch"]),
             "input_bits": "float", "distillation": False, "float_accuracy": acc, "folded_accuracy": None,
             "teacher_accuracy": None, "teacher_arch": None, "teacher_trained": False, "mismatches": None,
             "seconds": time.perf_counter() - start, "teacher_seconds": 0.0, "best_epoch": result.best_epoch,

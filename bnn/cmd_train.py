@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 
 from model import train
+from model.ops import GRADS
 from model.pipeline import (CONV_RECIPES, MIRROR_SAFE, RECIPES, TEACHER_HIDDEN, TrainRequest, summary_lines,
                             train_and_save)
 
@@ -63,8 +64,8 @@ def add_parser(subparsers):
                    help="8: raw pixels times binary weights (default); 1: pixels binarized by a threshold")
     p.add_argument("--input-threshold", type=int,
                    help="1-bit input: +1 where pixel >= this (default: half the data set's max value, rounded up)")
-    p.add_argument("--grad", choices=train.GRADS, help="sign gradient of the activations "
-                                                       f"(default: {_defaults(lambda r: r.grad)})")
+    p.add_argument("--grad", choices=GRADS, help="sign gradient of the activations "
+                                                 f"(default: {_defaults(lambda r: r.grad)})")
     p.add_argument("--shift", type=int,
                    help="augment: shift the student's training images by up to this many pixels "
                         f"(default: {_defaults(lambda r: r.shift)})")

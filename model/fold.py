@@ -1,4 +1,4 @@
-"""Folding: a trained :class:`model.train.BinaryNetwork` in evaluation mode to a :class:`BinaryModel`.
+"""Folding: a trained :class:`model.student.BinaryNetwork` in evaluation mode to a :class:`BinaryModel`.
 
 Each hidden output's batch norm and sign become one integer threshold on its integer
 pre-activation ``y`` (see :mod:`model.modelfile`): the output fires iff ``y >= t``. An output is a
@@ -13,8 +13,8 @@ pixels, as batch norm has one scale and shift per channel).
 * ``gamma == 0``: the output is constant and gets an extreme threshold: ``-bound`` (always on) or
   ``bound + 1`` (always off), ``bound`` being :meth:`BinaryModel.preactivation_bound`.
 
-The thresholds are :func:`model.train.firing_thresholds`, found by bisection over the integers on
-:func:`model.train.hidden_fires`, the comparison that defines the float network's evaluation mode;
+The thresholds are :func:`model.student.firing_thresholds`, found by bisection over the integers on
+:func:`model.ops.hidden_fires`, the comparison that defines the float network's evaluation mode;
 that comparison is monotone in ``y``, so the folded model agrees with the float network on every
 possible input, not only on the test images. Max-pools and the order of every value (windows,
 maps flattened channels innermost) carry over unchanged.
@@ -28,7 +28,8 @@ from math import prod
 from .bits import pack_signs
 from .layers import Conv, MaxPool
 from .modelfile import BinaryLayer, BinaryModel, ConvLayer, InputEncoding, MaxPoolLayer
-from .train import binary_weights, firing_thresholds
+from .ops import binary_weights
+from .student import firing_thresholds
 
 
 def fold(net, shape):

@@ -60,7 +60,7 @@ def arch_string(input_shape, specs):
     """The architecture as text: the input, then each layer's ``str``, joined by ``-``.
 
     The input is its size for a vector and ``HxW`` or ``HxWxC`` (channels shown when not 1) for a
-    map: ``"64-256-10"``, ``"28x28-c32k3-p-c64k3-p-256-10"``.
+    map: ``"64-256-10"``, ``"28x28-c32k3-p-c64k3-p-256-10"``. Its inverse is :func:`model.arch.parse_arch`.
     """
     if len(input_shape) == 1:
         first = str(input_shape[0])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import train
+from .arch import arch_name, fit_arch
 from .datasets import load_dataset
 from .errors import TrainingError
 from .fileio import check_output_paths
@@ -23,6 +24,8 @@ from .golden import infer
 from .layers import Dense, arch_string
 from .modelfile import save_model
 from .plot import plot_training_curves
+from .student import evaluate_binary, firing_thresholds, init_binary_network
+from .teacher import teacher_logits
 from .teacherfile import check_teacher, load_teacher, save_teacher
 
 TEACHER_HIDDEN = (1024, 1024)   # hidden layers of the default teacher, <inputs>-1024-1024-<classes>
@@ -142,7 +145,7 @@ class TrainRequest:
         or ``flip`` is asked for a data set that a mirror image can change the class of.
         """
         if self.arch:
-            input_shape, specs = train.fit_arch(self.arch, dataset, self.input_bits)
+            input_shape, specs = fit_arch(self.arch, dataset, self.input_bits)
         else:
             hidden = RECIPES[dataset.name].hidden
             input_shape, specs = (dataset.input_size,), tuple(map(Dense, (*hidden, dataset.classes)))
@@ -163,7 +166,7 @@ class TrainRequest:
             threads=train.default_threads() if self.threads is None else self.threads,
             temperature=train.Distillation.temperature if self.temperature is None else self.temperature,
             distill_weight=train.Distillation.weight if self.distill_weight is None else self.distill_weight,
-            teacher_arch=self.teacher_arch or train.arch_name((dataset.input_size, *TEACHER_HIDDEN, dataset.classes)),
+            teacher_arch=self.teacher_arch or arch_name((dataset.input_size, *TEACHER_HIDDEN, dataset.classes)),
             out=self.out or default_out(dataset.name, arch, self.input_bits))
 
 
@@ -177,7 +180,7 @@ class TrainOutcome:
     activations of every layer but the last (max-pools included) over all test images;
     ``threshold_mismatches`` counts hidden outputs and integer pre-activations (every one the model
     file allows) where the folded threshold and the float network's batch norm and sign
-    (:func:`model.train.hidden_fires`) disagree. All are 0 when folding is exact.
+    (:func:`model.ops.hidden_fires`) disagree. All are 0 when folding is exact.
     """
 
     request: TrainRequest
@@ -233,7 +236,7 @@ def _get_teacher(request, dataset, data, rng, progress):
     if request.teacher is False:
         return None, None
     if request.teacher is True:
-        input_shape, specs = train.fit_arch(request.teacher_arch, dataset, 8)
+        input_shape, specs = fit_arch(request.teacher_arch, dataset, 8)
         if not all(isinstance(spec, Dense) for spec in specs):
             raise TrainingError(f"--teacher-arch {request.teacher_arch}: the teacher is a fully connected "
                                 f"network, layer sizes only")
@@ -251,11 +254,11 @@ def _get_teacher(request, dataset, data, rng, progress):
 
 def threshold_mismatches(net, chunk=4096):
     """Hidden outputs and integer pre-activations ``z`` in ``[-bound, bound]`` where ``net``'s
-    evaluation mode (:meth:`model.train.BinaryNetwork.fires`) and its folded comparison
-    (:func:`model.train.firing_thresholds`) disagree: 0 when folding is exact."""
+    evaluation mode (:meth:`model.student.BinaryNetwork.fires`) and its folded comparison
+    (:func:`model.student.firing_thresholds`) disagree: 0 when folding is exact."""
     count = 0
     for k in net.hidden:
-        row_signs, thresholds = train.firing_thresholds(net, k)
+        row_signs, thresholds = firing_thresholds(net, k)
         bound = net.preactivation_bound(k)
         for start in range(-bound, bound + 1, chunk):
             z = np.arange(start, min(start + chunk, bound + 1))[:, None]
@@ -266,7 +269,7 @@ def threshold_mismatches(net, chunk=4096):
 def _test_results(net, model, dataset):
     """``(float accuracy, folded accuracy, class mismatches, activation mismatches, threshold
     mismatches)`` on the test set."""
-    float_run = train.evaluate_binary(net, dataset.test_images)
+    float_run = evaluate_binary(net, dataset.test_images)
     golden = infer(model, dataset.test_images)
     activation_mismatches = sum(int(np.count_nonzero(np.unpackbits(folded ^ trained)))
                                 for folded, trained in zip(golden.activations, float_run.activations, strict=True))
@@ -294,7 +297,7 @@ def _metadata(request, dataset, net, student, teacher_net, teacher_accuracy, acc
         "flip": request.flip,
         "ghost_batches": request.ghost_batches,
         "accuracy": {"validation": student.val_accuracy, "test_float": accuracies[0], "test_folded": accuracies[1]},
-        "teacher": ({"arch": train.arch_name(teacher_net.arch), "test_accuracy": teacher_accuracy,
+        "teacher": ({"arch": arch_name(teacher_net.arch), "test_accuracy": teacher_accuracy,
                      "source": "trained" if request.teacher is True else os.path.basename(request.teacher),
                      "temperature": request.temperature, "distill_weight": request.distill_weight}
                     if teacher_net is not None else None),
@@ -314,7 +317,7 @@ def train_and_save(request, progress=True):
     if request.teacher is False and (request.temperature, request.distill_weight) != (None, None):
         raise TrainingError("--temperature and --distill-weight only apply with --teacher")
     request = request.for_dataset(dataset)
-    input_shape, specs = train.fit_arch(request.arch, dataset, request.input_bits)
+    input_shape, specs = fit_arch(request.arch, dataset, request.input_bits)
     settings = train.TrainSettings(request.epochs, request.batch_size, request.lr, request.shift, request.flip,
                                    request.ghost_batches).check()
     if request.threads < 1:
@@ -327,7 +330,7 @@ def train_and_save(request, progress=True):
     paths = output_paths(request.out)
     check_output_paths(paths.values())
     rng = np.random.default_rng(request.seed)
-    net = train.init_binary_network(input_shape, specs, request.input_bits, dataset.max_value, request.grad, rng,
+    net = init_binary_network(input_shape, specs, request.input_bits, dataset.max_value, request.grad, rng,
                                     request.input_threshold)
     data = train.split_validation(dataset, request.validation, request.seed)
 
@@ -335,7 +338,7 @@ def train_and_save(request, progress=True):
     teacher_fit, teacher_net = _get_teacher(request, dataset, data, rng, progress)
     teacher_accuracy = None
     if teacher_net is not None:
-        predicted = np.argmax(train.teacher_logits(teacher_net, dataset.test_images), axis=1)
+        predicted = np.argmax(teacher_logits(teacher_net, dataset.test_images), axis=1)
         teacher_accuracy = train.accuracy(predicted, dataset.test_labels)
     student_start = time.perf_counter()
     student = train.train_binary(data, net, settings, rng, teacher=teacher_net, distillation=distillation,

@@ -1,4 +1,4 @@
-"""The teacher file: a trained float teacher (:class:`model.train.TeacherNetwork`) saved for reuse.
+"""The teacher file: a trained float teacher (:class:`model.teacher.TeacherNetwork`) saved for reuse.
 
 ``bnn train --teacher`` saves the teacher it trains as ``<model stem>.teacher.npz``;
 ``bnn train --teacher PATH`` distils from a saved one instead of training a new one.
@@ -35,7 +35,8 @@ import numpy as np
 
 from .errors import TeacherFileError
 from .fileio import read_bounded, write_atomically
-from .train import TeacherNetwork, arch_name
+from .arch import arch_name
+from .teacher import TeacherNetwork
 
 TEACHER_FORMAT = "bnn-teacher"
 TEACHER_VERSION = 1

@@ -14,14 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnn.cli import main
-from model import train
+from model import student, train
+from model.arch import fit_arch, parse_arch
 from model.datasets import load_dataset
 from model.errors import TrainingError
 from model.fold import fold
 from model.layers import Conv, Dense, MaxPool, arch_string, pool_quarters, windows, windows_adjoint
 from model.modelfile import ConvLayer, MaxPoolLayer, load_model, save_model
+from model.ops import BN_EPS, binary_weights, max_pool_backward, max_pool_forward
 from model.pipeline import threshold_mismatches
 from model.random_models import random_conv_model
+from model.student import (_preactivation_sums, binary_loss_and_grads, evaluate_binary, init_binary_network,
+                           recalibrate_batchnorm)
 from tests.model.test_fold import _assert_same_everywhere
 
 
@@ -31,9 +35,9 @@ def digits():
 
 
 def _network(arch, input_bits=8, max_value=16, grad="ste", seed=0, threshold=None):
-    """A fresh :class:`train.BinaryNetwork` of the ``--arch`` string ``arch`` (input stated)."""
-    input_shape, specs = train.parse_arch(arch)
-    return train.init_binary_network(input_shape, specs, input_bits, max_value, grad, np.random.default_rng(seed),
+    """A fresh :class:`model.student.BinaryNetwork` of the ``--arch`` string ``arch`` (input stated)."""
+    input_shape, specs = parse_arch(arch)
+    return init_binary_network(input_shape, specs, input_bits, max_value, grad, np.random.default_rng(seed),
                                      threshold)
 
 
@@ -65,7 +69,7 @@ def _with_unusual_channels(net, rng):
     ("8x8-c4k3-c4k3-10", (8, 8, 1), (Conv(4, 3), Conv(4, 3), Dense(10))),
 ])
 def test_parse_arch(text, input_shape, specs):
-    assert train.parse_arch(text) == (input_shape, specs)
+    assert parse_arch(text) == (input_shape, specs)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -77,7 +81,7 @@ def test_parse_arch(text, input_shape, specs):
 ])
 def test_bad_conv_arch_strings_are_rejected(text, message):
     with pytest.raises(TrainingError, match=message):
-        train.parse_arch(text)
+        parse_arch(text)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -86,7 +90,7 @@ def test_bad_conv_arch_strings_are_rejected(text, message):
     ("8x8-256-10", ((64,), "64-256-10")),
 ])
 def test_fit_arch_takes_the_input_from_the_data_set(digits, text, expected):
-    input_shape, specs = train.fit_arch(text, digits, 8)
+    input_shape, specs = fit_arch(text, digits, 8)
     assert (input_shape, arch_string(input_shape, specs)) == expected
 
 
@@ -100,7 +104,7 @@ def test_fit_arch_takes_the_input_from_the_data_set(digits, text, expected):
 ])
 def test_conv_arch_errors_name_the_problem(digits, text, message):
     with pytest.raises(TrainingError, match=message):
-        train.fit_arch(text, digits, 8)
+        fit_arch(text, digits, 8)
 
 
 # --- the convolution and max-pool passes ---------------------------------------------------------
@@ -114,7 +118,7 @@ def test_windows_adjoint_is_the_adjoint_of_windows():
 
 def test_max_pool_of_signs_is_the_sign_of_the_max_pool():
     h = np.random.default_rng(1).normal(size=(3, 7, 5, 4)).astype(np.float32)
-    pooled, positions = train.max_pool_forward(h)
+    pooled, positions = max_pool_forward(h)
     quarters = [q >= 0 for q in pool_quarters(h)]
     assert pooled.shape == (3, 3, 2, 4) and positions.dtype == np.int8
     assert np.array_equal(pooled >= 0, quarters[0] | quarters[1] | quarters[2] | quarters[3])
@@ -123,9 +127,9 @@ def test_max_pool_of_signs_is_the_sign_of_the_max_pool():
 def test_max_pool_gradient_goes_to_the_first_largest_value():
     h = np.zeros((1, 3, 3, 1), np.float32)   # the odd last row and column are dropped
     h[0, 1, 0, 0] = h[0, 1, 1, 0] = 2.0       # a tie: positions (1, 0) and (1, 1) of the window
-    pooled, positions = train.max_pool_forward(h)
+    pooled, positions = max_pool_forward(h)
     assert pooled.ravel().tolist() == [2.0] and positions.ravel().tolist() == [2]
-    d = train.max_pool_backward(np.full((1, 1, 1, 1), 5.0, np.float32), positions, h.shape)
+    d = max_pool_backward(np.full((1, 1, 1, 1), 5.0, np.float32), positions, h.shape)
     expected = np.zeros((3, 3))
     expected[1, 0] = 5
     assert np.array_equal(d[0, :, :, 0], expected)
@@ -135,13 +139,13 @@ def test_max_pool_backward_is_the_gradient_of_the_forward_pass():
     rng = np.random.default_rng(2)
     h = rng.normal(size=(2, 5, 4, 3))   # distinct values: the gradient is defined everywhere
     upstream = rng.normal(size=(2, 2, 2, 3))
-    pooled, positions = train.max_pool_forward(h)
-    d = train.max_pool_backward(upstream, positions, h.shape)
+    pooled, positions = max_pool_forward(h)
+    d = max_pool_backward(upstream, positions, h.shape)
     eps = 1e-6
     for index in [(0, 0, 0, 0), (1, 3, 2, 1), (0, 4, 3, 2), (1, 1, 1, 0)]:
         moved = h.copy()
         moved[index] += eps
-        assert np.isclose((train.max_pool_forward(moved)[0] * upstream).sum() - (pooled * upstream).sum(),
+        assert np.isclose((max_pool_forward(moved)[0] * upstream).sum() - (pooled * upstream).sum(),
                           eps * d[index], atol=1e-12)
 
 
@@ -152,8 +156,8 @@ def test_a_convolution_over_the_whole_image_trains_like_a_fully_connected_layer(
     dense = _network("64-12-10", seed=3)
     assert conv.params.keys() == dense.params.keys()
     pixels, labels = digits.train_images[:40], digits.train_labels[:40]
-    conv_loss, _, conv_grads = train.binary_loss_and_grads(conv, pixels, labels)
-    dense_loss, _, dense_grads = train.binary_loss_and_grads(dense, pixels, labels)
+    conv_loss, _, conv_grads = binary_loss_and_grads(conv, pixels, labels)
+    dense_loss, _, dense_grads = binary_loss_and_grads(dense, pixels, labels)
     assert conv_loss == dense_loss
     for name in dense_grads:
         np.testing.assert_array_equal(conv_grads[name], dense_grads[name], err_msg=name)
@@ -161,7 +165,7 @@ def test_a_convolution_over_the_whole_image_trains_like_a_fully_connected_layer(
 
 def test_conv_gradients_have_the_parameter_shapes(digits):
     net = _network("8x8-c6k3-p-c5k2-10", grad="approxsign", seed=4)
-    _, logits, grads = train.binary_loss_and_grads(net, digits.train_images[:20], digits.train_labels[:20])
+    _, logits, grads = binary_loss_and_grads(net, digits.train_images[:20], digits.train_labels[:20])
     assert logits.shape == (20, 10)
     assert grads.keys() == net.params.keys() == {"w0", "gamma0", "beta0", "w2", "gamma2", "beta2", "w3", "log_alpha"}
     assert net.params["w0"].shape == (6, 9) and net.params["w2"].shape == (5, 2 * 2 * 6)
@@ -179,15 +183,15 @@ def test_recalibration_of_a_convolution_takes_every_pixel_of_every_map(digits, i
     rng = np.random.default_rng(5)
     net.params["beta0"][:] = rng.normal(size=channels).astype(np.float32)
     pixels = digits.train_images[:300]
-    train.recalibrate_batchnorm(net, pixels)
+    recalibrate_batchnorm(net, pixels)
     x = net.encode(pixels).astype(np.float64)
-    a = windows(x, 3) @ train.binary_weights(net.params["w0"]).T.astype(np.float64) / net.layer_scale(0)
+    a = windows(x, 3) @ binary_weights(net.params["w0"]).T.astype(np.float64) / net.layer_scale(0)
     np.testing.assert_allclose(net.stats["mean0"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.stats["var0"], a.var(axis=0), rtol=1e-9, atol=1e-12)
     fires = net.fires(0, a * net.layer_scale(0)).reshape(300, 6, 6, channels)
     q = pool_quarters(fires)
     x = np.where(q[0] | q[1] | q[2] | q[3], 1.0, -1.0)
-    a = windows(x, 2) @ train.binary_weights(net.params["w2"]).T.astype(np.float64)
+    a = windows(x, 2) @ binary_weights(net.params["w2"]).T.astype(np.float64)
     np.testing.assert_allclose(net.stats["mean2"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(net.stats["var2"], a.var(axis=0), rtol=1e-9, atol=1e-12)
 
@@ -197,9 +201,9 @@ def test_recalibration_of_a_convolution_takes_every_pixel_of_every_map(digits, i
 def test_preactivation_sums_are_exact(fan_in, outputs, pixels):
     rng = np.random.default_rng(3)
     values = rng.integers(0, 256, (4000, fan_in)) if pixels else rng.choice([-1, 1], (4000, fan_in))
-    w_bin = train.binary_weights(rng.uniform(-1, 1, (outputs, fan_in)).astype(np.float32))
+    w_bin = binary_weights(rng.uniform(-1, 1, (outputs, fan_in)).astype(np.float32))
     z = values @ w_bin.astype(np.int64).T
-    sums, sums_sq, kept = train._preactivation_sums(values.astype(np.float32), w_bin)
+    sums, sums_sq, kept = _preactivation_sums(values.astype(np.float32), w_bin)
     assert sums.dtype == sums_sq.dtype == np.float64
     assert np.array_equal(sums, z.sum(axis=0)) and np.array_equal(sums_sq, (z * z).sum(axis=0))
     assert kept is None if fan_in <= outputs else np.array_equal(kept, z)
@@ -207,7 +211,7 @@ def test_preactivation_sums_are_exact(fan_in, outputs, pixels):
 
 def test_a_small_cnn_learns_digits(digits):
     net = _trained(digits, "8x8-c16k3-p-10", 8, epochs=5)
-    assert train.accuracy(train.evaluate_binary(net, digits.test_images).classes, digits.test_labels) > 0.85
+    assert train.accuracy(evaluate_binary(net, digits.test_images).classes, digits.test_labels) > 0.85
 
 
 # --- folding -------------------------------------------------------------------------------------
@@ -229,7 +233,7 @@ def test_folded_conv_network_matches_the_float_network_everywhere(digits, input_
 
 @st.composite
 def conv_networks(draw):
-    """A small random convolutional :class:`train.BinaryNetwork` in evaluation mode with arbitrary
+    """A small random convolutional :class:`model.student.BinaryNetwork` in evaluation mode with arbitrary
     parameters (latent weights, batch-norm scales of either sign or zero) and many channels whose
     threshold falls on, or within rounding of, an integer pre-activation."""
     height, width, channels = draw(st.integers(2, 9)), draw(st.integers(2, 9)), draw(st.sampled_from([1, 1, 3]))
@@ -246,7 +250,7 @@ def conv_networks(draw):
     max_value = draw(st.sampled_from([16, 255]))
     threshold = draw(st.integers(1, max_value)) if input_bits == 1 else None
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    net = train.init_binary_network((height, width, channels), specs, input_bits, max_value, "ste", rng, threshold)
+    net = init_binary_network((height, width, channels), specs, input_bits, max_value, "ste", rng, threshold)
     for k in [*net.hidden, net.output]:
         net.params[f"w{k}"] = rng.uniform(-1, 1, net.params[f"w{k}"].shape).astype(np.float32)
     for k in net.hidden:
@@ -256,7 +260,7 @@ def conv_networks(draw):
         var = rng.exponential(fan_in, n) * rng.choice([0, 1], n, p=[0.1, 0.9])
         offsets = rng.choice([0, 0, 1e-12, -1e-12, 1e-7, -1e-7, 0.5], n)
         c = rng.integers(-fan_in * scale, fan_in * scale + 1, n) + offsets
-        mean = np.where(gamma != 0, c / scale + beta * np.sqrt(var + train.BN_EPS) / np.where(gamma != 0, gamma, 1),
+        mean = np.where(gamma != 0, c / scale + beta * np.sqrt(var + BN_EPS) / np.where(gamma != 0, gamma, 1),
                         rng.normal(0, fan_in, n))
         net.params[f"gamma{k}"], net.params[f"beta{k}"] = gamma.astype(np.float32), beta.astype(np.float32)
         net.stats[f"mean{k}"], net.stats[f"var{k}"] = mean, var
@@ -342,7 +346,7 @@ def test_a_ghost_batch_step_is_the_size_weighted_mean_of_its_parts(digits):
     net = _network("8x8-c6k3-p-12-10", 8, digits.max_value, "approxsign", seed=3)
     pixels, labels = digits.train_images[:23], digits.train_labels[:23]
     loss, logits, grads = train._ghost_step(train._BINARY, net, pixels, labels, None, None, 3, None)
-    parts = [train.binary_loss_and_grads(net, pixels[p], labels[p]) for p in train.ghost_parts(23, 3)]
+    parts = [binary_loss_and_grads(net, pixels[p], labels[p]) for p in train.ghost_parts(23, 3)]
     weights = [8 / 23, 8 / 23, 7 / 23]
     assert loss == pytest.approx(sum(w * part[0] for w, part in zip(weights, parts)))
     np.testing.assert_array_equal(logits, np.concatenate([part[1] for part in parts]))
@@ -351,7 +355,7 @@ def test_a_ghost_batch_step_is_the_size_weighted_mean_of_its_parts(digits):
                                    atol=1e-7)
     # one part is the plain pass: batch statistics over the whole batch
     whole = train._ghost_step(train._BINARY, net, pixels, labels, None, None, 1, None)
-    assert whole[0] == train.binary_loss_and_grads(net, pixels, labels)[0]
+    assert whole[0] == binary_loss_and_grads(net, pixels, labels)[0]
 
 
 def test_ghost_batches_train_the_same_network_on_any_number_of_threads(digits):
@@ -375,13 +379,13 @@ def test_ghost_batches_train_the_same_network_on_any_number_of_threads(digits):
 def test_evaluation_and_recalibration_in_a_thread_pool_match_one_thread(digits):
     net = _trained(digits, "8x8-c8k3-16-10", 8, epochs=1)
     pixels = digits.train_images[:300]
-    alone = train.evaluate_binary(net, pixels)
+    alone = evaluate_binary(net, pixels)
     with ThreadPoolExecutor(2) as pool:
-        pooled = train.evaluate_binary(net, pixels, pool)
+        pooled = evaluate_binary(net, pixels, pool)
         stats = dict(net.stats)
-        train.recalibrate_batchnorm(net, pixels, pool)
+        recalibrate_batchnorm(net, pixels, pool)
         pooled_stats = dict(net.stats)
-    train.recalibrate_batchnorm(net, pixels)
+    recalibrate_batchnorm(net, pixels)
     np.testing.assert_array_equal(pooled.scores, alone.scores)
     for a, b in zip(pooled.activations, alone.activations, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -421,14 +425,14 @@ def test_recalibration_keeping_preactivations_gives_the_same_statistics(digits, 
     net = _trained(digits, "8x8-c6k3-p-c12k2-10-10", 8, epochs=1)   # fan-ins 9, 24, 12 > outputs: z kept
     pixels = digits.train_images[:200]
     with monkeypatch.context() as patch:   # the reference: every product computed twice, one chunk
-        patch.setattr(train, "_KEPT_PREACTIVATION_BYTES", 0)
-        train.recalibrate_batchnorm(net, pixels)
+        patch.setattr(student, "_KEPT_PREACTIVATION_BYTES", 0)
+        recalibrate_batchnorm(net, pixels)
     expected = dict(net.stats)
-    monkeypatch.setattr(train, "_CHUNK_VALUES", 6 * 6 * 9 * 6)   # the first layer's rows of 6 images a chunk
+    monkeypatch.setattr(student, "_CHUNK_VALUES", 6 * 6 * 9 * 6)   # the first layer's rows of 6 images a chunk
     assert net.images_per_chunk == 6
     if kept_chunks is not None:   # kept_chunks of the first layer's (6 images x 6 x 6 x 6 int16), more of the others
-        monkeypatch.setattr(train, "_KEPT_PREACTIVATION_BYTES", kept_chunks * 6 * 6 * 6 * 6 * 2)
+        monkeypatch.setattr(student, "_KEPT_PREACTIVATION_BYTES", kept_chunks * 6 * 6 * 6 * 6 * 2)
     net.stats = {name: np.zeros_like(value) for name, value in expected.items()}
-    train.recalibrate_batchnorm(net, pixels)
+    recalibrate_batchnorm(net, pixels)
     for name, value in expected.items():
         np.testing.assert_array_equal(net.stats[name], value)

@@ -13,6 +13,7 @@ from model import fileio, train
 from model.errors import BnnError
 from model.fileio import OutputFileError, check_output_paths, check_replaceable, write_atomically
 from model.plot import plot_training_curves
+from model.teacher import init_teacher
 from model.teacherfile import save_teacher
 
 
@@ -76,7 +77,7 @@ def _fit_result():
 
 
 def _write_teacher(path):
-    save_teacher(train.init_teacher((4, 3, 2), 255, np.random.default_rng(0)), path)
+    save_teacher(init_teacher((4, 3, 2), 255, np.random.default_rng(0)), path)
 
 
 def _write_plot(path):

@@ -11,7 +11,9 @@ from model.datasets import load_dataset
 from model.fold import fold
 from model.golden import infer
 from model.layers import Dense
+from model.ops import BN_EPS, binary_weights, hidden_fires
 from model.pipeline import threshold_mismatches
+from model.student import evaluate_binary, firing_thresholds, init_binary_network
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def digits():
 
 def _trained(digits, input_bits, grad, arch=(64, 48, 32, 10), epochs=4, seed=1):
     rng = np.random.default_rng(seed)
-    net = train.init_binary_network((arch[0],), tuple(map(Dense, arch[1:])), input_bits, digits.max_value, grad, rng)
+    net = init_binary_network((arch[0],), tuple(map(Dense, arch[1:])), input_bits, digits.max_value, grad, rng)
     data = train.split_validation(digits, 0.1, seed)
     train.train_binary(data, net, train.TrainSettings(epochs, 64, 1e-2), rng, progress=False)
     return net
@@ -30,7 +32,7 @@ def _trained(digits, input_bits, grad, arch=(64, 48, 32, 10), epochs=4, seed=1):
 def _assert_same_everywhere(net, model, images):
     """The float network in evaluation mode and the golden model agree on every activation (max-pools
     included), every score and every class."""
-    float_run = train.evaluate_binary(net, images)
+    float_run = evaluate_binary(net, images)
     golden = infer(model, images)
     assert len(golden.activations) == len(float_run.activations) == len(model.layers) - 1
     for k, (folded, trained) in enumerate(zip(golden.activations, float_run.activations)):
@@ -86,7 +88,7 @@ def test_negative_scale_negates_the_weight_row(digits):
     model = fold(net, digits.shape)
     for k in net.hidden:
         stored = unpack_bits(model.layers[k].weights, net.fan_in(k)).astype(int) * 2 - 1
-        trained = train.binary_weights(net.params[f"w{k}"]).astype(int)
+        trained = binary_weights(net.params[f"w{k}"]).astype(int)
         negative = net.params[f"gamma{k}"] < 0
         assert negative.any()
         assert np.array_equal(stored[negative], -trained[negative])
@@ -100,12 +102,12 @@ def _assert_exact_for_every_preactivation(net, model):
     and fires iff that is >= its threshold."""
     for k in net.hidden:
         stored = unpack_signs(model.layers[k].weights, net.fan_in(k)).astype(np.int64)
-        trained = train.binary_weights(net.params[f"w{k}"]).astype(np.int64)
+        trained = binary_weights(net.params[f"w{k}"]).astype(np.int64)
         row_signs = stored[:, 0] * trained[:, 0]
         assert np.array_equal(stored, trained * row_signs[:, None])
         bound = model.preactivation_bound(k)
         y = np.arange(-bound, bound + 1)[:, None]
-        fires = train.hidden_fires(y, net.layer_scale(k), net.stats[f"mean{k}"], net.stats[f"var{k}"],
+        fires = hidden_fires(y, net.layer_scale(k), net.stats[f"mean{k}"], net.stats[f"var{k}"],
                                    net.params[f"gamma{k}"], net.params[f"beta{k}"])
         assert np.array_equal(fires, row_signs * y >= model.layers[k].thresholds), f"hidden layer {k}"
     assert threshold_mismatches(net) == 0
@@ -118,7 +120,7 @@ def test_threshold_holds_for_every_integer_preactivation(digits, input_bits):
     _assert_exact_for_every_preactivation(net, model)
     for k in net.hidden:
         assert net.preactivation_bound(k) == model.preactivation_bound(k)
-        _, thresholds = train.firing_thresholds(net, k)
+        _, thresholds = firing_thresholds(net, k)
         assert np.array_equal(thresholds, model.layers[k].thresholds)
 
 
@@ -128,7 +130,7 @@ def test_thresholds_agree_with_the_closed_form(digits):
     model = fold(net, digits.shape)
     for k in net.hidden:
         gamma = net.params[f"gamma{k}"].astype(np.float64)
-        sigma = np.sqrt(net.stats[f"var{k}"] + train.BN_EPS)
+        sigma = np.sqrt(net.stats[f"var{k}"] + BN_EPS)
         c = net.layer_scale(k) * (net.stats[f"mean{k}"] - net.params[f"beta{k}"] * sigma / gamma)
         bound = model.preactivation_bound(k)
         expected = np.where(gamma > 0, np.ceil(c), np.floor(c) * -1).clip(-bound, bound + 1)
@@ -141,7 +143,7 @@ def test_tied_scores_give_the_lowest_class_in_the_float_network_and_the_folded_m
     last = f"w{net.output}"
     net.params[last][:] = net.params[last][0]
     model = fold(net, digits.shape)
-    float_run = train.evaluate_binary(net, digits.test_images)
+    float_run = evaluate_binary(net, digits.test_images)
     assert np.all(float_run.scores == float_run.scores[:, :1])
     assert np.all(float_run.classes == 0) and np.all(np.argmax(float_run.logits, axis=1) == 0)
     assert np.all(infer(model, digits.test_images).classes == 0)
@@ -149,7 +151,7 @@ def test_tied_scores_give_the_lowest_class_in_the_float_network_and_the_folded_m
 
 @st.composite
 def float_networks(draw):
-    """A small :class:`train.BinaryNetwork` in evaluation mode with arbitrary parameters: latent
+    """A small :class:`model.student.BinaryNetwork` in evaluation mode with arbitrary parameters: latent
     weights, batch-norm scales of either sign or zero, and many neurons whose threshold falls on,
     or within rounding of, an integer pre-activation."""
     arch = draw(st.lists(st.integers(1, 10), min_size=2, max_size=4))
@@ -158,7 +160,7 @@ def float_networks(draw):
     max_value = draw(st.sampled_from([1, 16, 255]))
     threshold = draw(st.integers(1, max_value)) if input_bits == 1 else None
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    net = train.init_binary_network((arch[0],), tuple(map(Dense, arch[1:])), input_bits, max_value, "ste", rng,
+    net = init_binary_network((arch[0],), tuple(map(Dense, arch[1:])), input_bits, max_value, "ste", rng,
                                     threshold)
     for k in [*net.hidden, net.output]:
         net.params[f"w{k}"] = rng.uniform(-1, 1, net.params[f"w{k}"].shape).astype(np.float32)
@@ -171,7 +173,7 @@ def float_networks(draw):
         # The mean that puts the threshold at c: gamma * (c / s - mean) / sqrt(var + eps) + beta = 0.
         offsets = rng.choice([0, 0, 1e-12, -1e-12, 1e-7, -1e-7, 0.5], n)
         c = rng.integers(-arch[k] * scale, arch[k] * scale + 1, n) + offsets
-        mean = np.where(gamma != 0, c / scale + beta * np.sqrt(var + train.BN_EPS) / np.where(gamma != 0, gamma, 1),
+        mean = np.where(gamma != 0, c / scale + beta * np.sqrt(var + BN_EPS) / np.where(gamma != 0, gamma, 1),
                         rng.normal(0, arch[k], n))
         net.params[f"gamma{k}"] = gamma.astype(np.float32)
         net.params[f"beta{k}"] = beta.astype(np.float32)

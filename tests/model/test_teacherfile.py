@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import teacherfile, train
+from model import teacherfile
 from model.datasets import load_dataset
 from model.errors import TeacherFileError
+from model.teacher import init_teacher, teacher_logits
 from model.teacherfile import check_teacher, load_teacher, save_teacher
 
 
@@ -21,7 +22,7 @@ def digits():
 
 
 def _saved_teacher(tmp_path, arch=(64, 8, 10), max_value=16):
-    teacher = train.init_teacher(arch, max_value, np.random.default_rng(0))
+    teacher = init_teacher(arch, max_value, np.random.default_rng(0))
     teacher.params["b0"][:] = np.arange(arch[1], dtype=np.float32)   # not all zero: a round trip shows it
     path = tmp_path / "teacher.npz"
     save_teacher(teacher, path)
@@ -52,8 +53,8 @@ def test_round_trip(tmp_path, digits):
         np.testing.assert_array_equal(loaded.params[name], teacher.params[name])
         assert loaded.params[name].flags.writeable
     check_teacher(loaded, digits)
-    np.testing.assert_array_equal(train.teacher_logits(loaded, digits.test_images),
-                                  train.teacher_logits(teacher, digits.test_images))
+    np.testing.assert_array_equal(teacher_logits(loaded, digits.test_images),
+                                  teacher_logits(teacher, digits.test_images))
 
 
 def test_the_file_holds_exactly_the_documented_entries(tmp_path):

@@ -7,16 +7,22 @@ import pytest
 
 from bnn.cli import main
 from model import train
+from model.arch import parse_arch
 from model.datasets import load_dataset
 from model.errors import TrainingError
 from model.layers import Dense
 from model.modelfile import load_model
+from model.ops import (BN_EPS, GRADS, batchnorm_backward, batchnorm_forward, binary_weights, classification_loss,
+                       sign_activation, sign_gradient)
 from model.pipeline import TrainRequest, train_and_save
+from model.student import (binary_loss_and_grads, clip_weights, evaluate_binary, init_binary_network,
+                           recalibrate_batchnorm)
+from model.teacher import init_teacher, teacher_logits, teacher_loss_and_grads
 
 
 def dense_network(sizes, *args, **kwargs):
-    """A fresh fully connected :class:`train.BinaryNetwork` of layer sizes ``sizes`` (input size first)."""
-    return train.init_binary_network((sizes[0],), tuple(map(Dense, sizes[1:])), *args, **kwargs)
+    """A fresh fully connected :class:`model.student.BinaryNetwork` of layer sizes ``sizes`` (input size first)."""
+    return init_binary_network((sizes[0],), tuple(map(Dense, sizes[1:])), *args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +53,10 @@ def test_batchnorm_backward_matches_finite_differences():
     upstream = rng.normal(size=(7, 5))
 
     def loss():
-        return (train.batchnorm_forward(a, gamma, beta)[0] * upstream).sum()
+        return (batchnorm_forward(a, gamma, beta)[0] * upstream).sum()
 
-    _, _, _, cache = train.batchnorm_forward(a, gamma, beta)
-    da, dgamma, dbeta = train.batchnorm_backward(upstream, cache)
+    _, _, _, cache = batchnorm_forward(a, gamma, beta)
+    da, dgamma, dbeta = batchnorm_backward(upstream, cache)
     np.testing.assert_allclose(da, _numeric_gradient(loss, a), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dgamma, _numeric_gradient(loss, gamma), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dbeta, _numeric_gradient(loss, beta), rtol=1e-5, atol=1e-7)
@@ -63,8 +69,8 @@ def test_classification_loss_gradient_matches_finite_differences(distilled):
     labels = rng.integers(0, 4, 6)
     teacher = rng.normal(0, 3, (6, 4)) if distilled else None
     distillation = train.Distillation(temperature=3.0, weight=0.6)
-    _, grad = train.classification_loss(logits, labels, teacher, distillation)
-    numeric = _numeric_gradient(lambda: train.classification_loss(logits, labels, teacher, distillation)[0], logits)
+    _, grad = classification_loss(logits, labels, teacher, distillation)
+    numeric = _numeric_gradient(lambda: classification_loss(logits, labels, teacher, distillation)[0], logits)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
 
 
@@ -72,18 +78,18 @@ def test_distillation_term_vanishes_when_student_equals_teacher():
     logits = np.random.default_rng(2).normal(size=(5, 3))
     labels = np.zeros(5, np.int64)
     only_kd = train.Distillation(temperature=2.0, weight=1.0)
-    loss, grad = train.classification_loss(logits, labels, logits.copy(), only_kd)
+    loss, grad = classification_loss(logits, labels, logits.copy(), only_kd)
     assert abs(loss) < 1e-12 and np.abs(grad).max() < 1e-12
 
 
 def test_teacher_gradients_match_finite_differences(digits):
     rng = np.random.default_rng(3)
-    teacher = train.init_teacher((64, 6, 5, 10), digits.max_value, rng)
+    teacher = init_teacher((64, 6, 5, 10), digits.max_value, rng)
     teacher.params = {k: v.astype(np.float64) for k, v in teacher.params.items()}
     pixels, labels = digits.train_images[:8], digits.train_labels[:8]
-    _, _, grads = train.teacher_loss_and_grads(teacher, pixels, labels)
+    _, _, grads = teacher_loss_and_grads(teacher, pixels, labels)
     for name in ("w0", "b0", "w1", "b2"):
-        numeric = _numeric_gradient(lambda: train.teacher_loss_and_grads(teacher, pixels, labels)[0],
+        numeric = _numeric_gradient(lambda: teacher_loss_and_grads(teacher, pixels, labels)[0],
                                     teacher.params[name])
         np.testing.assert_allclose(grads[name], numeric, rtol=1e-4, atol=1e-7, err_msg=name)
 
@@ -92,15 +98,15 @@ def test_output_scale_gradient_matches_finite_differences(digits):
     rng = np.random.default_rng(4)
     net = dense_network((64, 16, 10), 8, digits.max_value, "ste", rng)
     pixels, labels = digits.train_images[:32], digits.train_labels[:32]
-    _, _, grads = train.binary_loss_and_grads(net, pixels, labels)
+    _, _, grads = binary_loss_and_grads(net, pixels, labels)
     net.params["log_alpha"] = net.params["log_alpha"].astype(np.float64)
-    numeric = _numeric_gradient(lambda: train.binary_loss_and_grads(net, pixels, labels)[0], net.params["log_alpha"])
+    numeric = _numeric_gradient(lambda: binary_loss_and_grads(net, pixels, labels)[0], net.params["log_alpha"])
     np.testing.assert_allclose(grads["log_alpha"], numeric, rtol=1e-3)
 
 
 def test_binary_gradients_have_the_parameter_shapes(digits):
     net = dense_network((64, 16, 12, 10), 1, digits.max_value, "approxsign", np.random.default_rng(5))
-    _, logits, grads = train.binary_loss_and_grads(net, digits.train_images[:20], digits.train_labels[:20])
+    _, logits, grads = binary_loss_and_grads(net, digits.train_images[:20], digits.train_labels[:20])
     assert logits.shape == (20, 10)
     assert grads.keys() == net.params.keys()
     for name, g in grads.items():
@@ -111,20 +117,20 @@ def test_binary_gradients_have_the_parameter_shapes(digits):
 # --- estimators ------------------------------------------------------------------------------------
 
 def test_sign_forward_maps_zero_to_plus_one():
-    assert train.sign_activation(np.array([-0.5, 0.0, -0.0, 2.0])).tolist() == [-1, 1, 1, 1]
-    assert train.binary_weights(np.array([[-1.0, 0.0, 0.3]])).tolist() == [[-1, 1, 1]]
+    assert sign_activation(np.array([-0.5, 0.0, -0.0, 2.0])).tolist() == [-1, 1, 1, 1]
+    assert binary_weights(np.array([[-1.0, 0.0, 0.3]])).tolist() == [[-1, 1, 1]]
 
 
 def test_ste_passes_gradient_only_where_clipped_input_is_small():
     h = np.array([[-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]])
-    g = train.sign_gradient(h, "ste")
+    g = sign_gradient(h, "ste")
     assert g.shape == h.shape
     assert g.tolist() == [[0, 1, 1, 1, 1, 1, 0]]
 
 
 def test_approxsign_gradient_is_a_triangle():
     h = np.array([[-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 1.5]])
-    g = train.sign_gradient(h, "approxsign")
+    g = sign_gradient(h, "approxsign")
     assert g.shape == h.shape
     np.testing.assert_allclose(g, [[0, 0, 1, 2, 1.5, 0, 0]])
 
@@ -132,9 +138,9 @@ def test_approxsign_gradient_is_a_triangle():
 def test_approxsign_backward_scales_the_upstream_gradient(digits):
     """Both estimators give the same weight-gradient shapes, but different values."""
     results = {}
-    for grad in train.GRADS:
+    for grad in GRADS:
         net = dense_network((64, 16, 10), 8, digits.max_value, grad, np.random.default_rng(6))
-        results[grad] = train.binary_loss_and_grads(net, digits.train_images[:40], digits.train_labels[:40])[2]
+        results[grad] = binary_loss_and_grads(net, digits.train_images[:40], digits.train_labels[:40])[2]
     assert results["ste"]["w0"].shape == results["approxsign"]["w0"].shape
     assert not np.allclose(results["ste"]["w0"], results["approxsign"]["w0"])
     np.testing.assert_array_equal(results["ste"]["w1"], results["approxsign"]["w1"])
@@ -156,7 +162,7 @@ def test_latent_weights_stay_clipped(digits):
 def test_clip_weights_clips_to_unit_interval(digits):
     net = dense_network((64, 4, 10), 8, digits.max_value, "ste", np.random.default_rng(8))
     net.params["w0"][0, :3] = [-3.0, 0.5, 7.0]
-    train.clip_weights(net)
+    clip_weights(net)
     assert net.params["w0"][0, :3].tolist() == [-1.0, 0.5, 1.0]
 
 
@@ -168,7 +174,7 @@ def test_training_learns_and_keeps_the_best_epoch(digits):
     assert [r.epoch for r in result.history] == [1, 2, 3, 4, 5]
     best = max(r.val_accuracy for r in result.history)
     assert result.val_accuracy == best > 0.8
-    predicted = train.evaluate_binary(net, data[2]).classes
+    predicted = evaluate_binary(net, data[2]).classes
     assert train.accuracy(predicted, data[3]) == best
 
 
@@ -178,13 +184,13 @@ def test_recalibration_sets_the_population_statistics_layer_by_layer(digits, inp
     net = dense_network((64, 12, 9, 10), input_bits, digits.max_value, "ste", rng)
     net.params["beta0"][:] = rng.normal(size=12).astype(np.float32)
     pixels = digits.train_images[:500]
-    train.recalibrate_batchnorm(net, pixels)
+    recalibrate_batchnorm(net, pixels)
     x = net.encode(pixels).astype(np.float64)
     for k in range(2):
-        a = x @ train.binary_weights(net.params[f"w{k}"]).T / net.layer_scale(k)
+        a = x @ binary_weights(net.params[f"w{k}"]).T / net.layer_scale(k)
         np.testing.assert_allclose(net.stats[f"mean{k}"], a.mean(axis=0), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(net.stats[f"var{k}"], a.var(axis=0), rtol=1e-9, atol=1e-12)
-        h = ((a - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + train.BN_EPS) * net.params[f"gamma{k}"]
+        h = ((a - a.mean(axis=0)) / np.sqrt(a.var(axis=0) + BN_EPS) * net.params[f"gamma{k}"]
              + net.params[f"beta{k}"])
         x = np.where(h >= 0, 1.0, -1.0)
 
@@ -221,13 +227,13 @@ def test_translate_fills_uncovered_pixels_with_zero():
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_teacher_table_holds_the_teacher_logits_of_each_augmented_image(digits, flip):
-    teacher = train.init_teacher((64, 8, 10), digits.max_value, np.random.default_rng(0))
+    teacher = init_teacher((64, 8, 10), digits.max_value, np.random.default_rng(0))
     images = digits.train_images[:30]
     settings = train.TrainSettings(1, 30, 1e-3, max_shift=1, flip=flip)
     table = train._teacher_table(teacher, images, digits.shape, settings, chunk=7)
     assert len(table) == (18 if flip else 9)
     augmented, variants = train.augment(images, digits.shape, settings, np.random.default_rng(1))
-    expected = train.teacher_logits(teacher, augmented)
+    expected = teacher_logits(teacher, augmented)
     np.testing.assert_allclose(table[variants, np.arange(30)], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -252,7 +258,7 @@ def test_same_seed_gives_the_same_model_bytes(tmp_path):
 @pytest.mark.parametrize("text", ["", "64", "64-x-10", "64--10", "64-16-1", "64-0-10", "-64-10"])
 def test_bad_arch_strings_are_rejected(text):
     with pytest.raises(TrainingError):
-        train.parse_arch(text)
+        parse_arch(text)
 
 
 @pytest.mark.parametrize("argv, message", [
