@@ -9,7 +9,7 @@ CNN) at the P x S and popcount pipeline of the boards bench's ``ulx3s-85f-cnn`` 
 (:func:`layout.compiler.compile_model`), and the frames/s at that row's clock; its folded test accuracy
 from the accuracy bench's row, or "not measured" while that row is not recorded.
 
-    .venv/bin/python bench/cnn_vs_mlp.py      # print the README's table from the JSON files
+    .venv/bin/python bench/cnn_vs_mlp.py      # print docs/results.md's table from the JSON files
 """
 
 import os
@@ -51,7 +51,7 @@ def accuracy(rows, name, arch):
 
 
 def markdown(boards, train_accuracy):
-    """The README's comparison table, with the sentence that introduces it, from the recorded
+    """docs/results.md's comparison table, with the sentence that introduces it, from the recorded
     results of the boards bench (``boards``) and the accuracy bench (``train_accuracy``, None if
     that bench has recorded nothing)."""
     row = {r["row"]: r for r in boards["rows"]}[BOARD_ROW]

@@ -11,7 +11,7 @@ a row misses its target.
 
     .venv/bin/python bench/engine_utilisation.py
     .venv/bin/python bench/engine_utilisation.py --tree-stages 1 --frames 4
-    .venv/bin/python bench/engine_utilisation.py --markdown    # print the README's table from the JSON
+    .venv/bin/python bench/engine_utilisation.py --markdown    # print docs/results.md's table from the JSON
 """
 
 import argparse
@@ -59,7 +59,7 @@ def measure(arch, pe, simd, tree_stages, frames, *, target=TARGET, backend=None)
 
 
 def markdown(results):
-    """The README's table, from the recorded ``results``."""
+    """The table in docs/results.md, from the recorded ``results``."""
     lines = ["| network | P x S | gather rows | ideal | measured = analytic | overhead | target |",
              "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:

@@ -3,7 +3,7 @@
 Runs SymbiYosys (yowasp-sby, smtbmc with z3) on each proof of :data:`sim.proofs.PROOFS` and on each
 mutant of :data:`sim.proofs.MUTANTS` (which must fail), and writes ``bench/out/formal.json``: per proof
 its mode, depth, result and seconds; per mutant the defect, the result and the assertion that failed.
-``--markdown`` prints the README table. docs/formal.md says what each property means.
+``--markdown`` prints the tables in docs/results.md. docs/formal.md says what each property means.
 
     .venv/bin/python bench/formal.py
     .venv/bin/python bench/formal.py --markdown

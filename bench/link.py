@@ -21,7 +21,7 @@
    may differ from the golden model, and afterwards the board must answer a clean stream.
    Targets: 0 hangs, 0 wrong answers accepted, every frame answered or failed.
 
-Writes ``bench/out/link.json``; ``--markdown`` prints the README's table from it.
+Writes ``bench/out/link.json``; ``--markdown`` prints the table in docs/results.md from it.
 
     .venv/bin/python bench/link.py                      # both parts (a few minutes)
     .venv/bin/python bench/link.py --faults 1000 --skip-throughput
@@ -387,7 +387,7 @@ def faults(count, seed, frames_per_request):
 
 
 def markdown(result):
-    """The README's table: throughput rows, then the fault run."""
+    """The table in docs/results.md: throughput rows, then the fault run."""
     lines = ["| part | configuration | result | target |", "|---|---|---|---|"]
     for t in (result.get("throughput"), result.get("throughput_fast")):
         if not t:

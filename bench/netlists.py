@@ -10,7 +10,7 @@ For each row of bench/boards.py, from its build folder (bench/out/boards/<row>, 
    builds it): the simulator's cycles per second against the netlist's (target: the netlist at
    least 1/20 of the RTL's).
 
-Writes ``bench/out/netlists.json`` (rows merged by name); ``--markdown`` prints the README table.
+Writes ``bench/out/netlists.json`` (rows merged by name); ``--markdown`` prints the table in docs/results.md.
 
     .venv/bin/python bench/netlists.py --row icebreaker --row ulx3s-85f --images 100
     .venv/bin/python bench/netlists.py --markdown
@@ -65,7 +65,7 @@ def measure(row, images_count):
 
 
 def markdown(results):
-    """The README's table, from the recorded ``results``."""
+    """The table in docs/results.md, from the recorded ``results``."""
     lines = ["| board row | P x S | images | engine netlist: mismatches, cycles/frame (formula) | "
              "link netlist on the line: mismatches, unanswered | simulated cycles/s: netlist, RTL |",
              "|---|---|---|---|---|---|"]

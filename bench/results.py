@@ -1,5 +1,6 @@
-"""The benches' results, ``bench/out/<name>.json``: committed, since the README's tables are printed
-from them (each bench's ``--markdown``) and tests/test_readme_figures.py checks the README against them.
+"""The benches' results, ``bench/out/<name>.json``: committed, since the tables of README.md and
+docs/results.md are printed from them (each bench's ``--markdown``) and tests/test_readme_figures.py
+checks those documents against them.
 
 Each recorded unit carries a stamp, ``"sources"``: the :func:`fingerprint` of its bench's ``SOURCES``
 (the repository paths whose code determines its figures) when it was measured, so that

@@ -9,7 +9,7 @@ has no Fashion-MNIST), as are the frames. Load time and frame rate are in simula
 server's cycles over the clock) and wall time. Writes ``bench/out/sfc_spram.json``.
 
     .venv/bin/python bench/sfc_spram.py              # about a minute
-    .venv/bin/python bench/sfc_spram.py --markdown   # print the README's line from the JSON
+    .venv/bin/python bench/sfc_spram.py --markdown   # print docs/results.md's line from the JSON
 """
 
 import argparse

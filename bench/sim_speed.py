@@ -20,7 +20,7 @@ architectures' test-set runs stay, each judged by its own figures), exits 1 if a
     .venv/bin/python bench/sim_speed.py --amaranth-frames 1 --skip-test-set
     .venv/bin/python bench/sim_speed.py --model runs/bench/fmnist-256-kd.bnn --test-set-only   # keeps the side by side
     .venv/bin/python bench/sim_speed.py --model runs/bench/fmnist-cnn.bnn --test-set-only      # the CNN's run
-    .venv/bin/python bench/sim_speed.py --markdown      # print the README's table from the JSON
+    .venv/bin/python bench/sim_speed.py --markdown      # print docs/results.md's table from the JSON
 """
 
 import argparse
@@ -138,7 +138,7 @@ def bench_model(path):
 
 
 def markdown(results):
-    """The README's side-by-side table, with the sentence that introduces it, from the recorded ``results``."""
+    """docs/results.md's side-by-side table, with the sentence that introduces it, from the recorded ``results``."""
     speed = results["side_by_side"]
     amaranth, cxxrtl = speed["amaranth"], speed["cxxrtl"]
     return "\n".join([
@@ -155,7 +155,7 @@ def markdown(results):
 
 
 def test_set_sentence(full):
-    """The README's sentence on the whole Fashion-MNIST test set through ``bnn sim``, for one architecture."""
+    """docs/results.md's sentence on the whole Fashion-MNIST test set through ``bnn sim``, for one architecture."""
     return (f"The whole Fashion-MNIST test set ({full['frames']:,} images) through a {full['arch']} engine "
             f"({full['pe']} x {full['simd']}, {full['cycles_per_frame']['measured']:,} cycles per frame) with "
             f"`{full['command']}`, cycle-accurate, in a fresh process with an empty compile cache: "

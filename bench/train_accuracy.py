@@ -4,7 +4,7 @@ Each row is a ``bnn train`` command line (run in-process) stating only what diff
 command's defaults for the data set (``bnn train --help``; the Fashion-MNIST defaults are the
 distilled row's recipe), except ``float-mlp``, a full-precision MLP of the binary network's shape
 trained on the same split for comparison. Prints a table and merges the rows run into
-``bench/out/train_accuracy.json`` (committed: the README's accuracy table comes from it). Targets:
+``bench/out/train_accuracy.json`` (committed: the accuracy table in docs/results.md comes from it). Targets:
 digits ``64-256-256-10`` 8-bit >= 96% folded test accuracy in under a minute; Fashion-MNIST
 ``784-256-256-256-10`` 8-bit with distillation >= 89% in under 10 minutes, teacher included; binary
 CNNs (8-bit input): digits ``c32k3-c64k3-p-256-10`` >= 98%, Fashion-MNIST ``c32k3-p-c64k3-p-256-10``
@@ -12,7 +12,7 @@ CNNs (8-bit input): digits ``c32k3-c64k3-p-256-10`` >= 98%, Fashion-MNIST ``c32k
 
     .venv/bin/python bench/train_accuracy.py                        # every row
     .venv/bin/python bench/train_accuracy.py digits fmnist-256-kd   # some rows
-    .venv/bin/python bench/train_accuracy.py --markdown             # print the README's table from the JSON
+    .venv/bin/python bench/train_accuracy.py --markdown             # print docs/results.md's table from the JSON
 
 Run it from the repository root (model files go to runs/bench/). BLAS runs on one thread, as
 everywhere in the project (see :mod:`model`).
@@ -158,7 +158,7 @@ def _markdown_row(r):
 
 
 def markdown(results):
-    """The README's accuracy table from the recorded ``results``."""
+    """The accuracy table in docs/results.md, from the recorded ``results``."""
     lines = ["| data set | network | distillation | folded test accuracy | training time | command |",
              "|---|---|---|---|---|---|"]
     lines += [_markdown_row(r) for r in results["rows"]]

@@ -61,26 +61,7 @@ RECIPES = {
     "mnist": _IDX_RECIPE,
 }
 # When --arch names a convolutional network: the recipes of bench/train_accuracy.py's rows digits-cnn
-# (c32k3-c64k3-p-256-10: 98.44% folded test accuracy in 26 s before e89c1a0, 96.89% since) and fmnist-cnn. Fashion-MNIST, 8-bit
-# input, batch 64, lr 3e-3, approxsign, seed 0: folded test accuracy (validation accuracy of the epoch
-# kept), two runs at a time on the 2-core machine:
-#   c32k3-p-c64k3-p-256-10    20 epochs                      89.51% (89.52%) in 1560 s, about 63 s per epoch
-#   c32k3-p-c64k3-p-256-10    20 epochs, --shift 1 --flip    88.97% (88.35%) in 1553 s
-#   c32k3-p-c128k3-p-256-10   17 epochs                      89.09% (89.38%) in 1384 s, about 82 s per epoch
-#   c64k3-p-c64k3-p-256-10    16 epochs                      89.86% (89.47%) in 1523 s, about 93 s per epoch
-#   c64k3-p-c128k3-p-256-10   12 epochs                      90.32% (90.27%) in 1549 s, about 130 s per epoch
-# Earlier, c32k3-p-c64k3-p-256-10: 12 epochs 89.44%; distilled from the 784-1024-1024-10 MLP (89.47%, which
-# caps the student) 88.73%, and 18 epochs 89.29%, with --flip 89.20%. Distilled (T = 1, weight 0.5) from a
-# float CNN c64k3-p-c128k3-p-256-10 (ReLU, 8 epochs: 91.84%; trained by a script outside bnn train, which has
-# MLP teachers only), 16 epochs: 89.03% (89.37%), and c64k3-p-c128k3-p-256-10 10 epochs 90.35% (90.57%): a
-# better teacher did not make a clearly better student. With --ghost-batches 2 (two threads: about 72 s per
-# epoch for c64k3-p-c128k3-p-256-10, one run alone, was about 120 s), c64k3-p-c128k3-p-256-10 21 epochs:
-# 90.48% (90.50%) in 1511 s, training accuracy 94% at the end (it overfits); with --shift 1 --flip as well
-# 90.29% (90.00%) in 1444 s, training accuracy 90.5% (no longer overfits, and no better). A third convolution
-# instead of width (c64k3-p-c128k3-p-c256k3-256-10, the same time per step), --ghost-batches 2 --flip, 21
-# epochs: 89.92% (90.32%) in 1630 s. After batch norm's backward pass and recalibration were made cheaper
-# (about 58 s per epoch, one run alone), c64k3-p-c128k3-p-256-10 --ghost-batches 2, 23 epochs: 90.12% (90.27%)
-# in 1330 s; with --flip as well: 90.46% (90.70%) in 1460 s. None reaches issue 10's 91.5%. The
+# and fmnist-cnn. Every recipe measured and what it gave: docs/results.md, "Training experiments". The
 # default is the recipe of the CNN the boards and the MLP-against-CNN benches build, c32k3-p-c64k3-p-256-10:
 # 20 epochs, no augmentation (--shift and --flip are there, the latter for MIRROR_SAFE data sets), no teacher.
 # The wide network, the best measured, trains 23 epochs in 30 minutes with --ghost-batches 2 (not the default:

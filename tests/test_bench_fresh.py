@@ -29,7 +29,8 @@ STAMPING = sorted(name[:-len(".py")] for name in os.listdir(os.path.join(ROOT, "
                   if name.endswith(".py") and hasattr(bench_module(name[:-len(".py")]), "SOURCES"))
 DIGITS_ROWS = [row for row, argv in train_accuracy.ROWS.items() if argv[argv.index("--dataset") + 1] == "digits"]
 # Units recorded before the benches stamped their sources (issue 20), whose figures no test ties to
-# today's code: each waits for its bench to record it again (the command the README's table names).
+# today's code: each waits for its bench to record it again (the command its table's section names, in
+# README.md or docs/results.md).
 # A unit here must still be unstamped (so that the list only shrinks).
 RECORDED_BEFORE_STAMPS = {
     ("boards", "icebreaker"), ("boards", "icebreaker-sfc"), ("boards", "hx8k"), ("boards", "ulx3s-85f"),
