@@ -258,14 +258,13 @@ class GarbageBoard(FakeBoard):
 
 
 @contextmanager
-def serve(fake):
-    """Serve ``fake`` on a TCP port of 127.0.0.1 to one client (as ``bnn serve-sim`` does);
-    yields the ``socket://`` URL."""
+def _listening(handle):
+    """Accept connections on a TCP port of 127.0.0.1 in a thread, each passed to ``handle(client,
+    stop)`` (``stop``: a :class:`threading.Event` set when the block ends); yields the ``socket://`` URL."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
-    fake.timeout = 0.005
 
-    def pump():
+    def accept():
         listener.settimeout(0.05)
         while not stop.is_set():
             try:
@@ -273,21 +272,9 @@ def serve(fake):
             except TimeoutError:
                 continue
             with client:
-                while not stop.is_set():
-                    readable, _, _ = select.select([client], [], [], 0.005)
-                    if readable:
-                        try:
-                            data = client.recv(4096)
-                        except OSError:
-                            break
-                        if not data:
-                            break
-                        fake.write(data)
-                    answer = fake.read(4096)
-                    if answer:
-                        client.sendall(answer)
+                handle(client, stop)
 
-    thread = threading.Thread(target=pump, daemon=True)
+    thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
         yield f"socket://127.0.0.1:{listener.getsockname()[1]}"
@@ -297,27 +284,30 @@ def serve(fake):
         listener.close()
 
 
-@contextmanager
+def serve(fake):
+    """Serve ``fake`` on a TCP port of 127.0.0.1 to one client at a time (as ``bnn serve-sim`` does);
+    a context manager yielding the ``socket://`` URL."""
+    fake.timeout = 0.005
+
+    def pump(client, stop):
+        while not stop.is_set():
+            readable, _, _ = select.select([client], [], [], 0.005)
+            if readable:
+                try:
+                    data = client.recv(4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                fake.write(data)
+            answer = fake.read(4096)
+            if answer:
+                client.sendall(answer)
+
+    return _listening(pump)
+
+
 def serve_busy():
     """A TCP port of 127.0.0.1 that closes every connection at once, as ``bnn serve-sim`` does while it
-    serves another client; yields the ``socket://`` URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def refuse():
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            client.close()
-
-    thread = threading.Thread(target=refuse, daemon=True)
-    thread.start()
-    try:
-        yield f"socket://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    serves another client; a context manager yielding the ``socket://`` URL."""
+    return _listening(lambda client, stop: None)
