@@ -79,7 +79,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tree-stages", type=int, default=0)
     parser.add_argument("--frames", type=int, default=3, help="frames per run (at least 2)")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("engine_utilisation")))

@@ -45,7 +45,8 @@ def markdown(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README tables from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("formal")))

@@ -444,7 +444,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-faults", action="store_true")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("link")))

@@ -91,7 +91,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--row", action="append", choices=[r[0] for r in ROWS], help="default: all")
     parser.add_argument("--images", type=int, default=100, help="random images per row (default 100)")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("netlists")))

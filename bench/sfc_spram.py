@@ -50,7 +50,8 @@ def markdown(r):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README line from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the line of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("sfc_spram")))

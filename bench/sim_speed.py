@@ -197,7 +197,8 @@ def main():
     parser.add_argument("--skip-test-set", action="store_true", help="only the side-by-side figures")
     parser.add_argument("--test-set-only", action="store_true",
                         help="only the whole test set (needs --model); the recorded side by side stays")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(read("sim_speed")))

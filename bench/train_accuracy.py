@@ -181,7 +181,8 @@ def merge_rows(recorded, rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="*", help=f"rows to run, from {', '.join(ROW_NAMES)} (default: all)")
-    parser.add_argument("--markdown", action="store_true", help="print the README table from the JSON and exit")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table of docs/results.md from the JSON and exit")
     args = parser.parse_args()
     if args.markdown:
         if not os.path.exists(path("train_accuracy")):

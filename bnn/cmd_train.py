@@ -40,7 +40,8 @@ def add_parser(subparsers):
                     "model, check it against the golden model, and save it. The defaults of --arch, --epochs, --lr,\n"
                     "--grad, --shift, --flip, --ghost-batches and --teacher-shift depend on the data set, and all\n"
                     "but --arch on whether --arch is a convolutional network: they are the best recipe measured\n"
-                    "for it, so 'bnn train --dataset fashion-mnist --teacher' trains the README's Fashion-MNIST row.\n"
+                    "for it, so 'bnn train --dataset fashion-mnist --teacher' trains the Fashion-MNIST row of\n"
+                    "docs/results.md. "
                     "A flag given always wins.",
         epilog="--arch: layers joined by '-': N is a fully connected layer of N neurons, cNkK a binary\n"
                "convolution of N channels with K x K kernels (stride 1, no padding), p a 2 x 2 max-pool (after a\n"
