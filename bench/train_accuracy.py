@@ -26,12 +26,14 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from model import train  # noqa: E402  (first: the model package sets BLAS to one thread before NumPy loads)
+from bnn.cli import build_parser, use_one_blas_thread  # noqa: E402
+
+use_one_blas_thread()       # before NumPy loads, as `bnn train` does
 import numpy as np  # noqa: E402
 
 from bench.results import PYTHON, fingerprint, path, read, update  # noqa: E402
-from bnn.cli import build_parser  # noqa: E402
 from bnn.cmd_train import request_from_args  # noqa: E402
+from model import train  # noqa: E402
 from model.arch import arch_name  # noqa: E402
 from model.datasets import load_dataset  # noqa: E402
 from model.pipeline import train_and_save  # noqa: E402

@@ -5,6 +5,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from layout.rows import index_shape
+
 
 class Argmax(wiring.Component):
     """Pipelined argmax over the first ``count`` of ``size`` signed scores.
@@ -39,7 +41,7 @@ class Argmax(wiring.Component):
         super().__init__({
             "scores": In(data.ArrayLayout(signed(width), size)),
             "count": In(range(size + 1)),
-            "index": Out(range(max(size, 2))),
+            "index": Out(index_shape(size)),
         })
 
     @property

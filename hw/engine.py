@@ -14,7 +14,7 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from layout.params import MEMORY_LATENCY
 from layout.protocol import LoadTarget
-from layout.rows import byte_lanes, network_layout, network_row
+from layout.rows import byte_lanes, index_shape, network_layout, network_row
 
 from .argmax import Argmax
 from .loadable import drive_write_port, load_signature
@@ -71,7 +71,7 @@ def result_layout(params):
     bit ``len(cls) + i * score_width``. Decode a payload with ``result_layout(params).from_bits``.
     """
     return data.StructLayout({
-        "cls": range(max(params.score_count, 2)),
+        "cls": index_shape(params.score_count),
         "scores": data.ArrayLayout(signed(params.score_width), params.score_count),
     })
 

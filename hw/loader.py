@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from layout.params import input_planes
-from layout.rows import input_config_layout
+from layout.rows import index_shape, input_config_layout
 
 
 def pixel_layout(pixels_per_beat):
@@ -89,9 +89,9 @@ class InputLoader(wiring.Component):
         fill_bank = Signal()
         full = Signal(2)
         word = Signal(input_word_bits(params))
-        granule = Signal(range(max(granules, 2)))
+        granule = Signal(index_shape(granules))
         writing = Signal()                 # the staged word is being written, plane by plane
-        plane = Signal(range(max(planes, 2)))
+        plane = Signal(index_shape(planes))
         frame_end = Signal()               # the staged word is the frame's last
         staging = Signal(data.ArrayLayout(params.input_bits, params.simd))
 

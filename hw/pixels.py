@@ -4,6 +4,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from layout.rows import index_shape
+
 from .framing import frame_byte_layout
 from .loader import pixel_layout
 
@@ -59,7 +61,7 @@ class PixelPacker(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lane = Signal(range(max(self._per_beat, 2)))
+        lane = Signal(index_shape(self._per_beat))
         ends_frame = Signal()            # the beat offered is a frame's last
         m.d.comb += self.bytes.ready.eq(~self.beats.valid | self.beats.ready)
         with m.If(self.beats.valid & self.beats.ready):

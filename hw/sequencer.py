@@ -19,7 +19,8 @@ def command_layout(params):
     (0 in an XNOR layer) and ``shift`` what the PEs shift the count by (the plane in a bit-serial
     layer, 1 in an XNOR layer); ``slice`` indexes the input word; ``parity`` is the layer number's low
     bit (layer ``k`` writes activation bank ``k % 2`` and reads bank ``(k - 1) % 2``);
-    ``out_word``/``out_chunk`` locate the group's P output bits in the written bank.
+    ``out_word``/``out_chunk`` locate the group's P output bits in the written bank (0 in the
+    output layer, which writes scores).
 
     A ``conv`` engine's commands read at element ``offset`` of the input or activation map
     instead of word ``slice``, ``lanes`` of them valid; ``sub_first`` marks a pool window's
@@ -54,6 +55,33 @@ def command_layout(params):
                           bounds=data.ArrayLayout(range(params.gather_rows * map_elements(params) + 1),
                                                   params.gather_rows - 1))
     return data.StructLayout(fields)
+
+
+class _Walk:
+    """The state both walks keep, and the conditions they share.
+
+    ``primed``, ``layer``, ``row`` and ``next_row`` are the table's side (see
+    :meth:`Sequencer.elaborate`), ``looked_up`` the row the table gives; ``plane`` to ``gap`` are
+    counters and flags that the shared part (:meth:`Sequencer._pace`) and the walk step together.
+    The sequencer sets ``issue`` and ``plane_last``; the walk sets ``group_end`` (a group's
+    output bits are complete) and ``layer_end`` (the layer's last command).
+    """
+
+    def __init__(self, params, command, looked_up):
+        self.looked_up = looked_up
+        self.primed = Signal()
+        self.layer = Signal(index_shape(params.max_layers))
+        self.row = Signal(looked_up.shape())
+        self.next_row = Signal(looked_up.shape())
+        self.plane = Signal(range(PLANES))
+        self.weight_addr = Signal.like(command.weight_addr)
+        self.start_addr = Signal.like(command.start_addr)
+        self.group = Signal.like(command.group)
+        self.out_word = Signal.like(command.out_word)
+        self.out_chunk = Signal.like(command.out_chunk)
+        self.active = Signal()
+        self.gap = Signal(range(params.layer_gap + 1), init=2)
+        self.issue = self.plane_last = self.group_end = self.layer_end = None
 
 
 class Sequencer(wiring.Component):
@@ -119,98 +147,104 @@ class Sequencer(wiring.Component):
         # cycle from the current layer; a layer lasts long enough (its commands plus the gap)
         # for it to be ready before it is needed. After reset, row 0 is read on the first cycle
         # (`primed` low) and the next row on the second; the gap counter holds the start off
-        # until then.
-        primed = Signal()
-        layer = Signal(index_shape(params.max_layers))
-        row = Signal(layout)
-        next_row = Signal(layout)
-        m.d.comb += lookup.addr.eq(Mux(~primed | row.last, 0, layer + 1))
-        m.d.sync += next_row.eq(looked_up)
-        if params.conv:
-            self._walk_windows(m, primed, layer, row, next_row, looked_up)
-            return m
+        # until then. When a walk takes the next row is its own choice.
+        walk = _Walk(params, self.command, looked_up)
+        row = walk.row
+        m.d.comb += lookup.addr.eq(Mux(~walk.primed | row.last, 0, walk.layer + 1))
+        m.d.sync += walk.next_row.eq(looked_up)
+        with m.If(~walk.primed):
+            m.d.sync += [walk.primed.eq(1), row.eq(looked_up)]
 
-        group = Signal.like(self.command.group)
-        slice_ = Signal.like(self.command.slice)
-        plane = Signal(range(PLANES))
-        weight_addr = Signal.like(self.command.weight_addr)
-        start_addr = Signal.like(self.command.start_addr)
-        out_word = Signal.like(self.command.out_word)
-        out_chunk = Signal.like(self.command.out_chunk)
-        active = Signal()
-        gap = Signal(range(params.layer_gap + 1), init=2)
+        start = ~walk.active & (walk.gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
+        walk.issue = walk.active | start
+        walk.plane_last = ~row.bit_serial | (walk.plane == PLANES - 1)
+        (self._walk_windows if params.conv else self._walk_slices)(m, walk)
+        self._drive_command(m, walk)
+        self._pace(m, walk)
+        return m
+
+    def _pace(self, m, walk):
+        """What both walks do alike with the walk's ``group_end`` and ``layer_end``: the gap
+        between layers, the plane counter, the output bits' place, the next layer's number, and
+        the addresses' return to 0 after a frame. Emitted after the walk's own statements, so
+        that the return to 0 takes precedence over the walk's steps."""
+        params, row = self._params, walk.row
+        with m.If(~walk.active & (walk.gap != 0)):
+            m.d.sync += walk.gap.eq(walk.gap - 1)
+        with m.If(walk.issue):
+            m.d.sync += [walk.active.eq(1), walk.plane.eq(Mux(walk.plane_last, 0, walk.plane + 1))]
+            # the output layer writes scores, not activation bits: its commands' out_word/out_chunk are unused
+            with m.If(walk.group_end & ~row.last):
+                with m.If(walk.out_chunk == params.simd // params.pe - 1):
+                    m.d.sync += [walk.out_chunk.eq(0), walk.out_word.eq(walk.out_word + 1)]
+                with m.Else():
+                    m.d.sync += walk.out_chunk.eq(walk.out_chunk + 1)
+            with m.If(walk.layer_end):
+                m.d.sync += [walk.active.eq(0), walk.gap.eq(params.layer_gap), walk.out_word.eq(0),
+                             walk.out_chunk.eq(0), walk.layer.eq(Mux(row.last, 0, walk.layer + 1))]
+                with m.If(row.last):
+                    m.d.sync += [walk.weight_addr.eq(0), walk.start_addr.eq(0)]
+
+    def _walk_slices(self, m, walk):
+        """A fully connected engine's walk: per layer, groups, slices and planes, innermost last.
+        The layer's row is taken at its end."""
+        cmd, row, next_row = self.command, walk.row, walk.next_row
+        slice_ = Signal.like(cmd.slice)
         # "this is the last slice / group of the layer", kept with the counters
         slice_last = Signal()
         group_last = Signal()
-        with m.If(~primed):
-            m.d.sync += [primed.eq(1), row.eq(looked_up),
-                         slice_last.eq(looked_up.last_slice == 0), group_last.eq(looked_up.last_group == 0)]
-
-        start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
-        issue = active | start
-        plane_last = ~row.bit_serial | (plane == PLANES - 1)
-        op_last = plane_last & slice_last
-        layer_end = op_last & group_last
-
-        cmd = self.command
-        self._drive_command(m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
-                            layer_end)
+        with m.If(~walk.primed):
+            m.d.sync += [slice_last.eq(walk.looked_up.last_slice == 0),
+                         group_last.eq(walk.looked_up.last_group == 0)]
+        op_last = walk.plane_last & slice_last
+        walk.group_end = op_last
+        walk.layer_end = op_last & group_last
         m.d.comb += [
-            cmd.first.eq((slice_ == 0) & (plane == 0)),
+            cmd.first.eq((slice_ == 0) & (walk.plane == 0)),
             cmd.last.eq(op_last),
             cmd.slice.eq(slice_),
         ]
-
-        with m.If(~active & (gap != 0)):
-            m.d.sync += gap.eq(gap - 1)
-        with m.If(issue):
-            m.d.sync += [active.eq(1), plane.eq(Mux(plane_last, 0, plane + 1))]
-            with m.If(plane_last):
-                m.d.sync += [weight_addr.eq(weight_addr + 1),
+        with m.If(walk.issue):
+            with m.If(walk.plane_last):
+                m.d.sync += [walk.weight_addr.eq(walk.weight_addr + 1),
                              slice_.eq(Mux(slice_last, 0, slice_ + 1)),
                              slice_last.eq(Mux(slice_last, row.last_slice == 0, slice_ + 1 == row.last_slice))]
             with m.If(op_last):
-                m.d.sync += [start_addr.eq(start_addr + 1),
-                             group.eq(Mux(group_last, 0, group + 1)),
-                             group_last.eq(Mux(group_last, row.last_group == 0, group + 1 == row.last_group))]
-                with m.If(out_chunk == params.simd // params.pe - 1):
-                    m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
-                with m.Else():
-                    m.d.sync += out_chunk.eq(out_chunk + 1)
-            with m.If(layer_end):
-                m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
-                             layer.eq(Mux(row.last, 0, layer + 1)), row.eq(next_row),
+                m.d.sync += [walk.start_addr.eq(walk.start_addr + 1),
+                             walk.group.eq(Mux(group_last, 0, walk.group + 1)),
+                             group_last.eq(Mux(group_last, row.last_group == 0, walk.group + 1 == row.last_group))]
+            with m.If(walk.layer_end):
+                m.d.sync += [row.eq(next_row),
                              slice_last.eq(next_row.last_slice == 0), group_last.eq(next_row.last_group == 0)]
-                with m.If(row.last):
-                    m.d.sync += [weight_addr.eq(0), start_addr.eq(0)]
-        return m
 
-    def _drive_command(self, m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
-                       layer_end):
+    def _drive_command(self, m, walk):
         """The command fields both walks drive alike (the others depend on the walk), and
         ``frame_taken``."""
-        cmd = self.command
+        cmd, row = self.command, walk.row
         m.d.comb += [
-            cmd.valid.eq(issue),
-            cmd.plane.eq(plane),
-            cmd.shift.eq(Mux(row.bit_serial, plane, 1)),
+            cmd.valid.eq(walk.issue),
+            cmd.plane.eq(walk.plane),
+            cmd.shift.eq(Mux(row.bit_serial, walk.plane, 1)),
             cmd.from_input.eq(row.first),
-            cmd.parity.eq(layer[0]),
-            cmd.weight_addr.eq(weight_addr),
-            cmd.start_addr.eq(start_addr),
-            cmd.group.eq(group),
-            cmd.out_word.eq(out_word),
-            cmd.out_chunk.eq(out_chunk),
+            cmd.parity.eq(walk.layer[0]),
+            cmd.weight_addr.eq(walk.weight_addr),
+            cmd.start_addr.eq(walk.start_addr),
+            cmd.group.eq(walk.group),
+            cmd.out_word.eq(walk.out_word),
+            cmd.out_chunk.eq(walk.out_chunk),
             cmd.last_layer.eq(row.last),
-            cmd.frame_end.eq(layer_end & row.last),
+            cmd.frame_end.eq(walk.layer_end & row.last),
         ]
-        m.d.sync += self.frame_taken.eq(issue & layer_end & row.first)
+        m.d.sync += self.frame_taken.eq(walk.issue & walk.layer_end & row.first)
 
-    def _walk_windows(self, m, primed, layer, row, next_row, looked_up):
+    def _walk_windows(self, m, walk):
         """A ``conv`` engine's walk (``docs/engine.md``, "Convolutions and max-pools"): per layer,
         lines, columns, groups, pool pixels, window rows, slices and planes, innermost last; the
-        read offset is kept by adders from the row's steps."""
-        params, cmd = self._params, self.command
+        read offset is kept by adders from the row's steps. The layer's row is taken the cycle
+        after its end."""
+        params, cmd, row, next_row = self._params, self.command, walk.row, walk.next_row
+        plane, weight_addr, start_addr, group = walk.plane, walk.weight_addr, walk.start_addr, walk.group
+        issue, plane_last = walk.issue, walk.plane_last
         simd = params.simd
         offset = Signal.like(cmd.offset)
         pieces = [Signal.like(cmd.offset, name=f"piece_{q}") for q in range(1, params.gather_rows)]
@@ -224,24 +258,13 @@ class Sequencer(wiring.Component):
         slice_ = Signal.like(row.last_slice)
         window_row = Signal.like(row.last_row)
         sub = Signal(2)                          # pixel of the pool window: dy = sub[1], dx = sub[0]
-        group = Signal.like(cmd.group)
         col = Signal.like(row.last_col)
         line_index = Signal.like(row.last_line)
-        plane = Signal(range(PLANES))
-        weight_addr = Signal.like(cmd.weight_addr)
         group_weights = Signal.like(cmd.weight_addr)     # the group's first weight word
         layer_weights = Signal.like(cmd.weight_addr)     # the layer's
-        start_addr = Signal.like(cmd.start_addr)
         layer_starts = Signal.like(cmd.start_addr)
-        out_word = Signal.like(cmd.out_word)
-        out_chunk = Signal.like(cmd.out_chunk)
-        active = Signal()
-        gap = Signal(range(params.layer_gap + 1), init=2)
         row_due = Signal()
 
-        start = ~active & (gap == 0) & (~row.first | self.frame_ready) & (~row.last | self.scores_free)
-        issue = active | start
-        plane_last = ~row.bit_serial | (plane == PLANES - 1)
         slice_last = slice_ == row.last_slice
         row_last = window_row == row.last_row
         sub_last = ~row.pool | (sub == 3)
@@ -249,13 +272,9 @@ class Sequencer(wiring.Component):
         col_last = col == row.last_col
         line_last = line_index == row.last_line
         window_end = plane_last & slice_last & row_last
-        group_end = window_end & sub_last
-        position_end = group_end & group_last
-        line_end = position_end & col_last
-        layer_end = line_end & line_last
+        walk.group_end = window_end & sub_last
+        walk.layer_end = walk.group_end & group_last & col_last & line_last
 
-        self._drive_command(m, issue, row, layer, plane, weight_addr, start_addr, group, out_word, out_chunk,
-                            layer_end)
         m.d.comb += [
             cmd.first.eq((slice_ == 0) & (window_row == 0) & (plane == 0)),
             cmd.last.eq(window_end),
@@ -307,13 +326,10 @@ class Sequencer(wiring.Component):
             """The corner of the pool window's next pixel (``sub`` + 1), for the window at ``corner``."""
             return corner + Mux(~sub[0], row.channels, 0) + Mux(sub[0] ^ sub[1], row.row_step, 0)
 
-        with m.If(~primed):
-            m.d.sync += [primed.eq(1), row.eq(looked_up), *layer_start(looked_up)]
+        with m.If(~walk.primed):
+            m.d.sync += layer_start(walk.looked_up)
 
-        with m.If(~active & (gap != 0)):
-            m.d.sync += gap.eq(gap - 1)
         with m.If(issue):
-            m.d.sync += [active.eq(1), plane.eq(Mux(plane_last, 0, plane + 1))]
             with m.If(plane_last):
                 m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1)]
                 with m.If(~slice_last):
@@ -346,17 +362,10 @@ class Sequencer(wiring.Component):
                                  group_weights.eq(weight_addr + 1), layer_weights.eq(weight_addr + 1),
                                  start_addr.eq(start_addr + 1), layer_starts.eq(start_addr + 1),
                                  line.eq(0), pixel.eq(0), *layer_start(next_row)]
-            with m.If(group_end & ~row.last):
-                with m.If(out_chunk == simd // params.pe - 1):
-                    m.d.sync += [out_chunk.eq(0), out_word.eq(out_word + 1)]
-                with m.Else():
-                    m.d.sync += out_chunk.eq(out_chunk + 1)
-            with m.If(layer_end):
-                m.d.sync += [active.eq(0), gap.eq(params.layer_gap), out_word.eq(0), out_chunk.eq(0),
-                             layer.eq(Mux(row.last, 0, layer + 1)), row_due.eq(1)]
+            with m.If(walk.layer_end):
+                m.d.sync += row_due.eq(1)
                 with m.If(row.last):
-                    m.d.sync += [weight_addr.eq(0), group_weights.eq(0), layer_weights.eq(0),
-                                 start_addr.eq(0), layer_starts.eq(0)]
+                    m.d.sync += [group_weights.eq(0), layer_weights.eq(0), layer_starts.eq(0)]
         # The next layer's row is taken the cycle after the layer's end, in the gap: the register
         # that enables the row's many flip-flops is then a flip-flop, not the end of the walk's
         # comparisons (next_row still holds it then: it is looked up from the layer before).

@@ -12,6 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from layout.protocol import LoadTarget
+from layout.rows import index_shape
 
 from .loadable import load_signature
 
@@ -47,7 +48,7 @@ class WeightSpram(wiring.Component):
         check_spram_fit(depth, width)
         self._banks = -(-width // SPRAM_WIDTH)
         self._width = width
-        super().__init__({"addr": In(range(max(depth, 2))), "data": Out(width), "load": In(load_signature())})
+        super().__init__({"addr": In(index_shape(depth)), "data": Out(width), "load": In(load_signature())})
 
     def elaborate(self, platform):
         m = Module()

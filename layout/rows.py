@@ -86,8 +86,8 @@ def input_config_layout(params):
     K pixels belong to the frame, ``threshold`` binarizes pixels of a 1-bit model.
     """
     return data.StructLayout({
-        "last_word": range(max(params.input_words, 2)),
-        "last_granule": range(max(params.simd // params.pixels_per_beat, 2)),
+        "last_word": index_shape(params.input_words),
+        "last_granule": index_shape(params.simd // params.pixels_per_beat),
         "last_lanes": range(params.pixels_per_beat + 1),
         "threshold": range(257),
     })

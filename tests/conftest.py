@@ -8,9 +8,11 @@ import itertools
 import sys
 import zlib
 
-# First: the model package puts BLAS on one thread before NumPy loads it (hypothesis and the imports
-# below load NumPy), so that training in a test gives what `bnn train` gives, and fast.
-import model as _model_package  # noqa: F401
+# First: BLAS on one thread before NumPy loads (hypothesis and the imports below load NumPy), as
+# `bnn` does, so that training in a test gives what `bnn train` gives, and fast.
+from bnn.cli import use_one_blas_thread
+
+use_one_blas_thread()
 # Imported before any test runs: in a session without hypothesis tests its pytest plugin imports it
 # late, while reporting, and pytest's assertion rewriting of it then fails, once Amaranth simulations
 # have run, with "SystemError: AST constructor recursion depth mismatch" (seen on CPython 3.11.7).
@@ -22,7 +24,7 @@ from amaranth.sim import Simulator
 
 from model.modelfile import save_model
 from model.random_models import random_model
-from sim.cxxrtl import COMPILER_HINT, find_cxx_compiler
+from sim.cxxrtl_build import COMPILER_HINT, find_cxx_compiler
 
 CLOCK_PERIOD = 1e-6
 TESTBENCH_SEED = 1      # with the test's id, seeds the generator of each testbench that takes one

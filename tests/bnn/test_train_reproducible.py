@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+from bnn.cli import BLAS_THREAD_VARIABLES
 
 
 def _environment(threads):
-    return dict(os.environ, **{name: str(threads) for name in THREAD_VARIABLES})
+    return dict(os.environ, **{name: str(threads) for name in BLAS_THREAD_VARIABLES})
 
 
 def test_two_thread_settings_write_byte_identical_models(tmp_path):
@@ -26,7 +26,7 @@ def test_two_thread_settings_write_byte_identical_models(tmp_path):
 def test_blas_runs_on_one_thread_whatever_the_environment_asks():
     """The mechanism behind the test above, visible even where two threads happen to sum alike."""
     pytest.importorskip("threadpoolctl")
-    probe = ("import model, numpy, threadpoolctl; "
+    probe = ("import bnn.cli, threadpoolctl; bnn.cli.use_one_blas_thread(); import numpy; "
              "print(sorted({pool['num_threads'] for pool in threadpoolctl.threadpool_info() "
              "if pool['user_api'] == 'blas'}))")
     result = subprocess.run([sys.executable, "-c", probe], env=_environment(2), check=True, capture_output=True,

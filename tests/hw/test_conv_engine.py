@@ -11,7 +11,7 @@ from model.golden import infer
 from model.layers import Conv, Dense, MaxPool
 from model.modelfile import BinaryLayer, BinaryModel, ConvLayer, InputEncoding
 from model.random_models import random_conv_model, random_images
-from tests.hw.test_engine import check_engine
+from tests.hw.engine_support import check_engine
 
 CASES = [
     # image shape, layers, input bits, P, S, tree stages

@@ -26,7 +26,8 @@ def expected_frame(compiled):
                         "plane": plane, "shift": plane if d.bit_serial else 1,
                         "from_input": int(k == 0), "parity": k % 2, "slice": s,
                         "weight_addr": weight_addr, "start_addr": start_addr, "group": group,
-                        "out_word": group // chunks, "out_chunk": group % chunks,
+                        # the output layer writes scores, not activation bits: it stays at word 0, chunk 0
+                        "out_word": 0 if d.last else group // chunks, "out_chunk": 0 if d.last else group % chunks,
                         "last_layer": int(d.last), "frame_end": int(d.last and last and group == d.groups - 1),
                     })
                 weight_addr += 1

@@ -26,7 +26,7 @@ from model.pipeline import threshold_mismatches
 from model.random_models import random_conv_model
 from model.student import (_preactivation_sums, binary_loss_and_grads, evaluate_binary, init_binary_network,
                            recalibrate_batchnorm)
-from tests.model.test_fold import _assert_same_everywhere
+from tests.model.fold_support import assert_same_everywhere
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_folded_conv_network_matches_the_float_network_everywhere(digits, input_
     assert model.arch == arch and not model.is_dense and model.input.bits == input_bits
     assert [type(layer) for layer in model.layers][:2] in ([ConvLayer, MaxPoolLayer], [ConvLayer, ConvLayer])
     noise = np.random.default_rng(7).integers(0, 256, (200, 64), dtype=np.uint8)
-    _assert_same_everywhere(net, model, np.concatenate([digits.test_images, noise]))
+    assert_same_everywhere(net, model, np.concatenate([digits.test_images, noise]))
     assert threshold_mismatches(net) == 0
     for k in net.hidden:
         bound = model.preactivation_bound(k)
@@ -278,7 +278,7 @@ def test_folding_random_conv_networks_is_exact(net, data):
     pixels = st.one_of(st.integers(0, 255), st.sampled_from([0, 1, net.input_scale, 255]))
     images = np.array(data.draw(st.lists(st.lists(pixels, min_size=size, max_size=size), min_size=1, max_size=6)),
                       np.uint8)
-    _assert_same_everywhere(net, model, images)
+    assert_same_everywhere(net, model, images)
     assert threshold_mismatches(net) == 0
 
 

@@ -14,6 +14,7 @@ from model.layers import Dense
 from model.ops import BN_EPS, binary_weights, hidden_fires
 from model.pipeline import threshold_mismatches
 from model.student import evaluate_binary, firing_thresholds, init_binary_network
+from tests.model.fold_support import assert_same_everywhere
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +28,6 @@ def _trained(digits, input_bits, grad, arch=(64, 48, 32, 10), epochs=4, seed=1):
     data = train.split_validation(digits, 0.1, seed)
     train.train_binary(data, net, train.TrainSettings(epochs, 64, 1e-2), rng, progress=False)
     return net
-
-
-def _assert_same_everywhere(net, model, images):
-    """The float network in evaluation mode and the golden model agree on every activation (max-pools
-    included), every score and every class."""
-    float_run = evaluate_binary(net, images)
-    golden = infer(model, images)
-    assert len(golden.activations) == len(float_run.activations) == len(model.layers) - 1
-    for k, (folded, trained) in enumerate(zip(golden.activations, float_run.activations)):
-        assert np.array_equal(folded, trained), f"layer {k}"
-    assert np.array_equal(golden.scores, float_run.scores)
-    assert np.array_equal(golden.classes, float_run.classes)
-    assert np.array_equal(golden.classes, np.argmax(float_run.logits, axis=1))
 
 
 def _with_unusual_neurons(net, rng):
@@ -60,7 +48,7 @@ def test_folded_model_matches_float_network_on_every_test_image(digits, input_bi
     net = _trained(digits, input_bits, grad)
     model = fold(net, digits.shape)
     assert model.arch == "64-48-32-10" and model.input.bits == input_bits
-    _assert_same_everywhere(net, model, digits.test_images)
+    assert_same_everywhere(net, model, digits.test_images)
     # The folded model is the trained one, not a degenerate one.
     assert train.accuracy(infer(model, digits.test_images).classes, digits.test_labels) > 0.7
 
@@ -69,10 +57,10 @@ def test_folded_model_matches_float_network_on_every_test_image(digits, input_bi
 def test_negative_and_zero_scales_fold_exactly(digits, input_bits):
     net = _with_unusual_neurons(_trained(digits, input_bits, "ste"), np.random.default_rng(5))
     model = fold(net, digits.shape)
-    _assert_same_everywhere(net, model, np.concatenate([digits.test_images, digits.train_images]))
+    assert_same_everywhere(net, model, np.concatenate([digits.test_images, digits.train_images]))
     # Random images over the full 0..255 range reach pre-activations the digits never do.
     noise = np.random.default_rng(6).integers(0, 256, (300, 64), dtype=np.uint8)
-    _assert_same_everywhere(net, model, noise)
+    assert_same_everywhere(net, model, noise)
 
 
 def test_constant_neurons_get_extreme_thresholds(digits):
@@ -194,5 +182,5 @@ def test_folding_random_float_networks_is_exact(network, data):
     size = net.input_shape[0]
     images = np.array(data.draw(st.lists(st.lists(pixels, min_size=size, max_size=size),
                                          min_size=1, max_size=8)), np.uint8)
-    _assert_same_everywhere(net, model, images)
+    assert_same_everywhere(net, model, images)
     _assert_exact_for_every_preactivation(net, model)
