@@ -44,7 +44,9 @@ import serial  # noqa: E402
 from bench.results import PYTHON, fingerprint, read, update  # noqa: E402
 from bnn.cmd_demo import LINK_FOLDING  # noqa: E402
 from host.board import compile_for_board  # noqa: E402
-from host.link import Link, LinkError, input_frame  # noqa: E402
+from host.errors import LinkError  # noqa: E402
+from host.link import Link  # noqa: E402
+from host.payloads import input_frame  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import board as find_board  # noqa: E402
 from hw.link import LinkCore  # noqa: E402

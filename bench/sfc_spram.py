@@ -20,7 +20,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench.results import fingerprint, read, write  # noqa: E402
-from host.link import Link, input_frame  # noqa: E402
+from host.link import Link  # noqa: E402
+from host.payloads import input_frame  # noqa: E402
 from host.stream import ensure_model  # noqa: E402
 from hw.boards import BOARDS  # noqa: E402
 from hw.plan import fitting_folding  # noqa: E402

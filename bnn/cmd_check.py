@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host.board import compile_for_board
-from host.link import BusyError, IdentityError, Link, LinkError, PortError, counters_delta, input_frame
+from host.link import (BusyError, ConnectionLostError, IdentityError, Link, LinkError, NoAnswerError, PortError,
+                       counters_delta)
+from host.payloads import input_frame
 from host.stream import percentiles_ms
 from layout.images import model_id
 from layout.params import CompileError
@@ -76,7 +78,7 @@ def small_model_for_board(identity, *, seed=0):
 def _dead(error):
     """True if ``error`` (a LinkError) says the board stopped answering or the port went away: no
     further request is then worth its timeout."""
-    return "no answer" in str(error) or "lost the connection" in str(error)
+    return isinstance(error, (NoAnswerError, ConnectionLostError))
 
 
 class CheckError(BnnError):
@@ -245,7 +247,7 @@ class Check:
             skipped, broken = link.skipped_bytes
             values = {"heard": link.heard, "skipped_bytes": skipped, "broken_frames": broken,
                       "errors": dict(link.stats.errors)}
-            if "lost the connection" in str(e):
+            if isinstance(e, ConnectionLostError):
                 raise CheckError(str(e), "the port went away: is the board still plugged in (the simulated "
                                          "board still running)?", **values) from None
             if not link.heard:

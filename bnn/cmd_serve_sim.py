@@ -4,7 +4,7 @@ import signal
 import sys
 import threading
 
-from host.link import split_address
+from host.port import split_address
 from hw.boards import board as find_board
 from hw.plan import WEIGHT_STORES, engine_folding
 from model.errors import BnnError
@@ -50,7 +50,7 @@ def add_parser(sub):
 
 
 def parse_listen(text):
-    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for IPv6; :func:`host.link.split_address`);
+    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for IPv6; :func:`host.port.split_address`);
     raises BnnError."""
     try:
         return split_address(text)

@@ -13,8 +13,8 @@ the model and still be answered BAD_CRC. Sending that request again would leave 
 wrong; after any failed LOAD the whole load starts again from its first request instead (every
 LOAD marks the board as holding no model until the final MODEL_ID, so nothing is lost).
 
-A board's identity is untrusted input: :meth:`Link.identify` refuses one that describes no engine
-this host can lay a model out for (:func:`check_identity`) before anything uses its numbers.
+A board's identity is checked by :mod:`host.identity`, ports are opened by :mod:`host.port`, and
+the payloads of INFER and LOAD requests are built by :mod:`host.payloads`.
 """
 
 import logging
@@ -25,206 +25,33 @@ from dataclasses import dataclass, field
 
 import serial
 
-from host.board import board_capacity
-from layout.images import link_memories, memory_images, model_id
-from layout.params import CompileError, EngineParams, check_capacity, check_folding
+from host.errors import ConnectionLostError, LinkError, NoAnswerError
+from host.identity import IdentityError, check_identity
+from host.payloads import load_requests
+from host.port import _POLL, _SOCKET, BusyError, PortError, _reason, default_timeout, open_port
+from layout.images import memory_images, model_id
 from layout.protocol import (COUNTERS, FRAMES_IN_FLIGHT, IDENTITY_BYTES, IDENTITY_MAGIC, LOAD_HEADER_BYTES,
-                             MAX_INFER_FRAMES, MAX_LOAD_DATA,
-                             PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget, Status,
-                             decode_counters, encode_frame, word_bytes)
-from model.bits import pack_bits
-from model.errors import BnnError
+                             MAX_INFER_FRAMES, PROTOCOL_VERSION, Command, FrameDecoder, Identity, LoadTarget,
+                             Status, decode_counters, encode_frame)
+
+# What a caller of a Link needs, and the errors it raises.
+__all__ = ["Link", "LinkStats", "LinkError", "NoAnswerError", "ConnectionLostError", "IdentityError", "PortError",
+           "BusyError", "counters_delta"]
 
 log = logging.getLogger("bnn")
 
 # Longer than any response (an Identity is under 100 bytes): a SYNC in line noise followed by a
 # large length field is dropped at once instead of holding up the frames behind it.
 _MAX_RESPONSE_PAYLOAD = IDENTITY_BYTES
+# How an attempt that heard no response ends (the last failure a request reports).
+_NO_ANSWER = "no answer"
 # A LOAD answered BUSY (frames in flight, or an IDENTIFY or STATUS unanswered) waits this long before it is sent again.
 _BUSY_WAIT = 0.01
-_POLL = 0.05                    # seconds a read waits at most before the deadlines are checked
-_LOAD_ADDRESS_LIMIT = 1 << 16   # the LOAD address field is 16 bits
-_SOCKET = "socket://"           # a TCP port, usually bnn serve-sim's simulated board
 # Retries of a request while the port has sent bytes but never a frame: a peer at another baud
 # rate, or no board, which sending again does not mend (one retry covers a board that came up late).
 _UNFRAMED_RETRIES = 1
 # Seconds after the first byte from a port that never sent a frame at which the host says so.
 _SAY_AFTER = 2.0
-_SERVE_SIM_HINT = ("start the simulated board first (bnn serve-sim ... --listen 127.0.0.1:PORT) and pass the "
-                   "address it prints as socket://HOST:PORT")
-_ADDRESS_HINT = "pass the address bnn serve-sim prints (listening on HOST:PORT) as socket://HOST:PORT"
-_URL_HINT = "give a serial device (/dev/ttyUSB1, COM3) or a pyserial URL (socket://HOST:PORT)"
-_DEVICE_HINT = ("list the serial ports (python -m serial.tools.list_ports -v; the iCEBreaker's UART is the "
-                "second of its two ports) and close any other program that holds this one (a terminal, another bnn)")
-_DIALOUT_HINT = "; on Linux, join the dialout group to open serial ports"
-
-
-class LinkError(BnnError):
-    """The link to a board failed: no port, no answer, a malformed answer, or a board without a model."""
-
-
-class IdentityError(LinkError):
-    """A board answered IDENTIFY, but not with an identity this host can use: another protocol
-    version, a payload of the wrong size or magic, or fields out of range (:func:`check_identity`)."""
-
-
-class PortError(LinkError):
-    """A port did not open: ``reason`` says why, ``hint`` what to try (both one line)."""
-
-    def __init__(self, url, reason, hint):
-        super().__init__(f"could not open {url}: {reason}; {hint}")
-        self.reason, self.hint = reason, hint
-
-
-class BusyError(LinkError):
-    """A ``socket://`` port closed the connection before a byte came: ``bnn serve-sim`` does that to
-    a client while it serves another one."""
-
-
-def default_timeout(url):
-    """Seconds to wait for a response: a socket:// URL is usually ``bnn serve-sim``, a simulated
-    board far slower than real time."""
-    return 30.0 if url.startswith(_SOCKET) else 2.0
-
-
-def split_address(text, *, lowest=0):
-    """``(host, port)`` of ``HOST:PORT`` (``[HOST]:PORT`` for an IPv6 address): the one form of a
-    TCP address, in ``bnn serve-sim --listen`` and in a ``socket://`` URL.
-
-    Raises ValueError, saying what is wrong, unless the host is not empty (and in brackets if it
-    holds a colon) and the port is ASCII digits of a number in ``lowest``..65535.
-    """
-    host, colon, port = text.rpartition(":")
-    if not colon:
-        raise ValueError("no :PORT")
-    bracketed = host.startswith("[") and host.endswith("]")
-    host = host[1:-1] if bracketed else host
-    if not host:
-        raise ValueError("no host before :PORT")
-    if ":" in host and not bracketed:
-        raise ValueError(f"an IPv6 host goes in brackets ([{host}]:{port})")
-    if not (port.isascii() and port.isdigit()) or not lowest <= int(port) <= 65535:
-        raise ValueError(f"the port {port!r} is not a number in {lowest}..65535")
-    return host, int(port)
-
-
-def open_port(url, *, baud):
-    """The pyserial port of ``url`` (a serial device or a pyserial URL), reads returning after
-    :data:`_POLL` seconds at most. A ``socket://`` URL must be ``socket://HOST:PORT``
-    (:func:`split_address`, a port in 1..65535). Raises :class:`PortError`."""
-    if url.startswith(_SOCKET):
-        try:
-            split_address(url[len(_SOCKET):], lowest=1)
-        except ValueError as e:
-            raise PortError(url, str(e), _ADDRESS_HINT) from None
-    try:
-        return serial.serial_for_url(url, baudrate=baud, timeout=_POLL)
-    except (serial.SerialException, ValueError) as e:
-        raise PortError(url, _reason(e), _open_hint(url, e)) from None
-
-
-def _reason(error):
-    """The words of the error at the bottom of ``error``'s chain: pyserial's own text repeats an
-    OSError's (``[Errno 2] could not open port X: [Errno 2] No such file or directory: 'X'``)."""
-    while error.__context__ is not None:
-        error = error.__context__
-    args = error.args
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):
-        return args[1]          # (errno, text): an OSError, a socket or termios error
-    return str(error)
-
-
-def _open_hint(url, error):
-    """What to try when ``url`` did not open with ``error``."""
-    if url.startswith(_SOCKET):
-        return _SERVE_SIM_HINT
-    if isinstance(error, ValueError) or "://" in url:
-        return _URL_HINT
-    while error.__context__ is not None:
-        error = error.__context__
-    return _DEVICE_HINT + (_DIALOUT_HINT if isinstance(error, PermissionError) else "")
-
-
-def check_identity(identity, name="the board"):
-    """Raise :class:`IdentityError` unless ``identity`` describes a board this host can use: a clock,
-    a line rate and a receive timeout above 0; ``weights_in_spram`` and ``conv`` 0 or 1; 1- or 8-bit
-    input; an engine :func:`layout.params.check_folding` accepts, with the sizes
-    :func:`layout.params.check_capacity` accepts (``gather_rows`` 1 unless ``conv``, whose S is a
-    power of two); and the load targets an engine of these parameters has
-    (:func:`layout.images.link_memories`: every width above 0). The message names the field and
-    its value."""
-    def refuse(claim):
-        raise IdentityError(f"the identity of {name} says {claim}: not a board this host can use")
-
-    for field in ("clock_hz", "baud", "timeout_cycles"):
-        if getattr(identity, field) < 1:
-            refuse(f"{field} {getattr(identity, field)}")
-    for field in ("weights_in_spram", "conv"):
-        if getattr(identity, field) not in (0, 1):
-            refuse(f"{field} {getattr(identity, field)} (0 or 1)")
-    if identity.input_bits not in (1, 8):
-        refuse(f"input_bits {identity.input_bits} (1 or 8)")
-    if not identity.conv and identity.gather_rows != 1:
-        refuse(f"gather_rows {identity.gather_rows} in an engine without conv (1)")
-    if identity.conv and identity.simd & (identity.simd - 1):
-        refuse(f"simd {identity.simd} in a conv engine (a power of two)")
-    capacity = board_capacity(identity)
-    try:
-        check_folding(identity.pe, identity.simd, pixels_per_beat=identity.pixels_per_beat,
-                      tree_stages=identity.tree_stages)
-        check_capacity(capacity)
-    except CompileError as e:
-        refuse(f"an engine that cannot be built ({e})")
-    params = EngineParams(pe=identity.pe, simd=identity.simd, input_bits=identity.input_bits,
-                          pixels_per_beat=identity.pixels_per_beat, tree_stages=identity.tree_stages,
-                          conv=bool(identity.conv), **capacity)
-    built = link_memories(params)
-    for target, memory in zip(LoadTarget, identity.memories):
-        if memory.width != built[target].width:
-            refuse(f"a {memory.width}-bit {target.name} word (its engine has {built[target].width}-bit ones)")
-        if memory.depth != built[target].depth:
-            refuse(f"{memory.depth} {target.name} words (its engine has {built[target].depth})")
-
-
-def input_frame(model, pixels):
-    """The bytes of one image in an INFER payload (:func:`layout.protocol.frame_bytes` of them).
-
-    An 8-bit model takes the pixel bytes. A 1-bit model takes the pixels binarized as the golden
-    model does (:func:`model.golden.layer_preactivations`: ``pixels >= threshold``), packed as
-    :mod:`model.bits` defines.
-    """
-    pixels = pixels.reshape(-1)
-    if model.input.bits == 8:
-        return pixels.astype("u1").tobytes()
-    return pack_bits(pixels >= model.input.threshold).tobytes()
-
-
-def load_requests(images, memories):
-    """The LOAD payloads that write ``images`` (``{LoadTarget: [word, ...]}``) into memories of the
-    sizes ``memories`` (a :class:`~layout.protocol.Memory` per :class:`LoadTarget`).
-
-    Each payload holds as many whole words as fit :data:`MAX_LOAD_DATA` bytes; MODEL_ID comes last,
-    since any other load marks the board as holding no model. Raises :class:`LinkError` if an image
-    does not fit its memory.
-    """
-    requests = []
-    order = [t for t in LoadTarget if t != LoadTarget.MODEL_ID] + [LoadTarget.MODEL_ID]
-    for target in order:
-        words = images.get(target, [])
-        memory = memories[target]
-        if len(words) > memory.depth:
-            raise LinkError(f"the model needs {len(words)} words of {target.name} but the board has {memory.depth}")
-        size = word_bytes(memory.width)
-        per_request = MAX_LOAD_DATA // size
-        if per_request == 0:
-            raise LinkError(f"a {target.name} word of {memory.width} bits does not fit a load of "
-                            f"{MAX_LOAD_DATA} bytes")
-        for address in range(0, len(words), per_request):
-            if address >= _LOAD_ADDRESS_LIMIT:
-                raise LinkError(f"{target.name} address {address} does not fit the load's 16-bit address")
-            data = b"".join(word.to_bytes(size, "little") for word in words[address:address + per_request])
-            requests.append(bytes([target]) + address.to_bytes(LOAD_HEADER_BYTES - 1, "little") + data)
-    return requests
 
 
 @dataclass
@@ -296,8 +123,8 @@ class Link:
     @classmethod
     def open(cls, url, *, baud, timeout=None, retries=3):
         """Open a pyserial URL (``/dev/ttyUSB1``, ``socket://127.0.0.1:PORT``, ...); ``timeout``
-        defaults to :func:`default_timeout`. Raises :class:`PortError` if the port does not open
-        (:func:`open_port`)."""
+        defaults to :func:`~host.port.default_timeout`. Raises :class:`~host.port.PortError` if the port
+        does not open (:func:`~host.port.open_port`)."""
         timeout = default_timeout(url) if timeout is None else timeout
         return cls(open_port(url, baud=baud), timeout=timeout, retries=retries, name=url)
 
@@ -327,7 +154,7 @@ class Link:
     # -- the commands
 
     def identify(self):
-        """The board's :class:`~layout.protocol.Identity`, checked by :func:`check_identity`."""
+        """The board's :class:`~layout.protocol.Identity`, checked by :func:`host.identity.check_identity`."""
         payload = self._call(Command.IDENTIFY)
         # the version first: another version's identity may have another size
         protocol = payload[len(IDENTITY_MAGIC)] if payload[:len(IDENTITY_MAGIC)] == IDENTITY_MAGIC \
@@ -390,7 +217,7 @@ class Link:
         return loaded
 
     def infer(self, frames, *, frames_per_request=1, reload=None):
-        """Classify ``frames`` (an iterable of INFER frames, see :func:`input_frame`), pipelined.
+        """Classify ``frames`` (an iterable of INFER frames, see :func:`host.payloads.input_frame`), pipelined.
 
         Yields ``(index, answer)`` as answers arrive (not necessarily in order): ``answer`` is the
         class, or None for a frame given up on after the retries. At most
@@ -503,7 +330,7 @@ class Link:
         while the port has sent bytes but never a frame, retrying :data:`_UNFRAMED_RETRIES` times at
         most and saying so on the ``bnn`` logger before each retry."""
         request = self._calling = _Request(command, payload)
-        last = "no answer"
+        last = _NO_ANSWER
         try:
             while request.attempts <= self._retries_now():
                 if request.attempts:
@@ -519,7 +346,8 @@ class Link:
             peer = "not a bnn serve-sim" if self._name.startswith(_SOCKET) else "another baud rate, or no board"
             raise LinkError(f"{command.name} to {self._name} failed after {tries}: heard {self._received} bytes "
                             f"and not one frame ({peer}?)")
-        raise LinkError(f"{command.name} to {self._name} failed after {tries} (last: {last})")
+        error = NoAnswerError if last == _NO_ANSWER else LinkError
+        raise error(f"{command.name} to {self._name} failed after {tries} (last: {last})")
 
     def _retries_now(self):
         """The retries a request gets: :data:`_UNFRAMED_RETRIES` at most while the port has sent
@@ -548,7 +376,7 @@ class Link:
         if response is None:
             self.stats.timeouts += 1
             self._check_heard()
-            return None, "no answer"
+            return None, _NO_ANSWER
         if response.code == Status.OK:
             return response.payload, None
         self._count_error(response.code)
@@ -611,12 +439,12 @@ class Link:
                 raise BusyError(f"the simulated board at {self._name} is serving another client (it closed this "
                                 f"connection before answering: bnn serve-sim serves one client at a time); try "
                                 f"again once that client is done") from None
-            raise LinkError(f"lost the connection to {self._name}: {_reason(e)}") from None
+            raise ConnectionLostError(f"lost the connection to {self._name}: {_reason(e)}") from None
 
     def _check_heard(self):
         """A port that never sent a byte is no board: say so at the first timeout."""
         if not self.heard:
-            raise LinkError(f"no answer from {self._name} within {self._timeout:g} s: "
+            raise NoAnswerError(f"no answer from {self._name} within {self._timeout:g} s: "
                             f"is the board / bnn serve-sim running?")
 
     def _count_error(self, code):

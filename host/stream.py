@@ -6,7 +6,9 @@ import time
 import numpy as np
 
 from host.board import compile_for_board
-from host.link import LinkError, counters_delta, input_frame
+from host.errors import LinkError
+from host.link import counters_delta
+from host.payloads import input_frame
 from layout.images import model_id
 from layout.protocol import FRAMES_IN_FLIGHT, frame_bytes, link_bound_fps
 from model.golden import infer

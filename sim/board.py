@@ -17,7 +17,7 @@ from hw.link import LinkCore
 from hw.uart import UartRx, UartTx
 from layout.protocol import MAX_INFER_FRAMES
 
-from .cxxrtl import build_library as build_cxxrtl_library, convert_stream_design
+from .cxxrtl_build import build_library as build_cxxrtl_library, convert_stream_design
 
 
 def _is_port(members, name, flow):

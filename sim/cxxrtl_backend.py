@@ -10,7 +10,8 @@ import time
 from hw.engine import Engine
 from model.errors import SimulationTimeout
 
-from .cxxrtl import StreamSimulator, build_library, convert_stream_design, pack_tokens
+from .cxxrtl import StreamSimulator, pack_tokens
+from .cxxrtl_build import build_library, convert_stream_design
 from .stimulus import RunRecord
 
 BATCH_FRAMES = 64
@@ -18,7 +19,7 @@ BATCH_FRAMES = 64
 
 def build_engine(compiled, *, vcd=False, cache=None):
     """Compile (or load from the cache) the engine of ``compiled``; return a
-    :class:`sim.cxxrtl.CxxrtlLibrary`. ``vcd`` builds the variant that can write waveforms."""
+    :class:`sim.cxxrtl_build.CxxrtlLibrary`. ``vcd`` builds the variant that can write waveforms."""
     design = convert_stream_design(Engine(compiled), input_port="pixels", output_port="results")
     return build_library(design, vcd=vcd, cache=cache)
 
@@ -68,14 +69,14 @@ def run_cxxrtl(compiled, spec, *, design=None, vcd_path=None, vcd_frames=None, o
     """Simulate ``spec`` on the engine of ``compiled`` compiled with CXXRTL; return a
     :class:`sim.stimulus.RunRecord` equal, cycle for cycle, to Amaranth's.
 
-    ``design`` is the :class:`sim.cxxrtl.StreamDesign` simulated instead of the engine's own
+    ``design`` is the :class:`sim.cxxrtl_build.StreamDesign` simulated instead of the engine's own
     RTLIL: the engine's netlist after synthesis (:mod:`sim.netlist`).
 
     ``vcd_path`` writes a VCD trace of the frames ``vcd_frames = (first, stop)`` (default: all):
     from the cycle after the last beat of frame ``first - 1`` is taken to the transfer of the
     result of frame ``stop - 1``. ``on_result`` is called once per result, ``on_build`` once
-    with the :class:`sim.cxxrtl.CxxrtlLibrary` (built or cached). ``cache`` is the compile cache
-    directory (default :func:`sim.cxxrtl.cache_dir`). ``seconds`` of the record counts the
+    with the :class:`sim.cxxrtl_build.CxxrtlLibrary` (built or cached). ``cache`` is the compile cache
+    directory (default :func:`sim.cxxrtl_build.cache_dir`). ``seconds`` of the record counts the
     simulation only, not the build.
     """
     if vcd_path is not None:

@@ -10,7 +10,7 @@ from model.fileio import write_atomically
 from model.golden import infer
 
 from .amaranth_backend import run_amaranth
-from .cxxrtl import COMPILER_HINT, find_cxx_compiler, missing_compiler
+from .cxxrtl_build import COMPILER_HINT, find_cxx_compiler, missing_compiler
 from .stimulus import decode_result, make_run_spec
 
 # Frames/s are quoted at this clock: the iCEBreaker's 12 MHz oscillator. Nominal until a place and

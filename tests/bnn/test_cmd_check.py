@@ -11,7 +11,7 @@ import pytest
 
 from bnn.cli import main
 from bnn.cmd_check import small_model_for_board
-from host.link import load_requests
+from host.payloads import load_requests
 from layout.images import memory_images, model_id
 from layout.protocol import Command
 from model.golden import infer

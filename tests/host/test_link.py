@@ -6,8 +6,11 @@ import pytest
 
 import host.link
 from host.board import compile_for_board
-from host.link import (BusyError, IdentityError, Link, LinkError, PortError, counters_delta, input_frame,
-                       load_requests, split_address)
+from host.errors import LinkError, NoAnswerError
+from host.identity import IdentityError
+from host.link import Link, counters_delta
+from host.payloads import input_frame, load_requests
+from host.port import BusyError, PortError, split_address
 from layout.compiler import compile_model
 from layout.images import memory_images, model_id
 from layout.params import CompileError
@@ -97,15 +100,27 @@ def test_silent_board_fails_within_the_timeout(model8):
     link = _link(FakeBoard(board_identity(model8), silent=True), timeout=0.2, name="socket://x")
     start = time.monotonic()
     message = r"no answer from socket://x within 0.2 s: is the board / bnn serve-sim running\?"
-    with pytest.raises(LinkError, match=message):
+    with pytest.raises(NoAnswerError, match=message):
         link.identify()
     assert time.monotonic() - start < 0.5
 
 
 def test_requests_give_up_after_the_retries(model8):
     fake = FakeBoard(board_identity(model8), faults=Faults(rate=1.0, kinds=("BUSY",)))
-    with pytest.raises(LinkError, match="RESET to the board failed after 3 attempts \\(last: BUSY\\)"):
+    with pytest.raises(LinkError, match="RESET to the board failed after 3 attempts \\(last: BUSY\\)") as failed:
         _link(fake, retries=2).reset()
+    assert not isinstance(failed.value, NoAnswerError)       # the board answers: worth asking again
+
+
+def test_a_board_that_stops_answering_is_told_apart(model8):
+    """Once the board has answered, a request whose every attempt goes unanswered raises NoAnswerError
+    (bnn check then skips the requests after it); a peer that closes the connection, ConnectionLostError."""
+    fake = FakeBoard(board_identity(model8))
+    link = _link(fake, timeout=0.1, retries=1)
+    link.identify()
+    fake.silent = True
+    with pytest.raises(NoAnswerError, match=r"^STATUS to the board failed after 2 attempts \(last: no answer\)$"):
+        link.status()
 
 
 # -- loads

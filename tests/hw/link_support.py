@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from host.link import input_frame, load_requests
+from host.payloads import input_frame, load_requests
 from hw.link import LinkCore
 from hw.uart import uart_divisor
 from layout.compiler import compile_model
@@ -34,7 +34,7 @@ class LinkBoard:
     """A model's :class:`LinkCore` at :data:`CLOCK_HZ` and :data:`BAUD`, and its compiled serial line."""
     model: object
     simulated: SimulatedBoard
-    library: object       # sim.cxxrtl.CxxrtlLibrary of the SerialLine
+    library: object       # sim.cxxrtl_build.CxxrtlLibrary of the SerialLine
 
     @property
     def compiled(self):
@@ -76,7 +76,7 @@ def request(command, seq, payload=b""):
 
 
 def infer_payload(model, images):
-    """An INFER payload: the frames of ``images`` (:func:`host.link.input_frame`)."""
+    """An INFER payload: the frames of ``images`` (:func:`host.payloads.input_frame`)."""
     return b"".join(input_frame(model, image) for image in images)
 
 

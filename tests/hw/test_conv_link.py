@@ -6,7 +6,8 @@ import pytest
 
 from bnn.cmd_load import board_summary
 from host.board import compile_for_board
-from host.link import Link, input_frame
+from host.link import Link
+from host.payloads import input_frame
 from host.stream import ensure_model
 from hw.link import LinkCore
 from layout.compiler import compile_model

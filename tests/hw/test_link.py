@@ -13,7 +13,8 @@ import pytest
 import serial
 
 from host.board import compile_for_board
-from host.link import Link, input_frame, load_requests
+from host.link import Link
+from host.payloads import input_frame, load_requests
 from hw.framing import CRC16
 from layout.images import model_id
 from layout.protocol import (COUNTERS, LOAD_HEADER_BYTES, MAX_INFER_FRAMES, MAX_LOAD_DATA, MAX_PENDING_REQUESTS,

@@ -14,7 +14,8 @@ from amaranth.lib.wiring import In, Out
 from hw.build import tool
 from hw.spram import WeightSpram
 from layout.protocol import LoadTarget
-from sim.cxxrtl import StreamSimulator, build_library, convert_stream_design, stream_design
+from sim.cxxrtl import StreamSimulator
+from sim.cxxrtl_build import build_library, convert_stream_design, stream_design
 from sim.netlist import NetlistError, check_dp16kd_modes, dp16kd_cells, prepare_netlist
 
 pytestmark = pytest.mark.needs_cxx

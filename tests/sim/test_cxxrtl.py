@@ -18,8 +18,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from sim import cxxrtl
-from sim.cxxrtl import CxxrtlError, StreamSimulator, build_library, convert_stream_design
+from sim import cxxrtl_build
+from sim.cxxrtl import StreamSimulator
+from sim.cxxrtl_build import CxxrtlError, build_library, convert_stream_design
 
 
 class PairSum(wiring.Component):
@@ -222,7 +223,7 @@ def test_second_compile_reuses_and_changed_design_rebuilds(tmp_path):
 
 def test_missing_compiler_names_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("CXX", "no-such-compiler-bnn")
-    assert cxxrtl.find_cxx_compiler() is None
+    assert cxxrtl_build.find_cxx_compiler() is None
     with pytest.raises(CxxrtlError, match=r"no C\+\+ compiler found.*apt-get install g\+\+"):
         build_library(convert_stream_design(Passthrough()), cache=tmp_path)
 
@@ -299,7 +300,7 @@ def test_design_without_the_named_stream_is_refused():
 def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
     # a second `bnn sim` with a cold cache waits for the first one's build instead of repeating it
     script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
-              "from sim.cxxrtl import build_library, convert_stream_design; "
+              "from sim.cxxrtl_build import build_library, convert_stream_design; "
               "design = convert_stream_design(PairSum(8, list(range(12)))); "
               f"print(build_library(design, cache={str(tmp_path)!r}).built)")
     processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -313,7 +314,7 @@ def _build_in_background(cache):
     """A process (in a session of its own) building PairSum(8, 0..11) into ``cache``, once its
     build folder exists."""
     script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
-              "from sim.cxxrtl import build_library, convert_stream_design; "
+              "from sim.cxxrtl_build import build_library, convert_stream_design; "
               f"build_library(convert_stream_design(PairSum(8, list(range(12)))), cache={str(cache)!r})")
     process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     deadline = time.monotonic() + 60
@@ -371,7 +372,7 @@ def test_an_interrupted_build_step_ends_with_its_children(tmp_path):
     signal.setitimer(signal.ITIMER_REAL, 0.5)
     try:
         with pytest.raises(KeyboardInterrupt):
-            cxxrtl._run_step(["sh", "-c", script], tmp_path, "a step")
+            cxxrtl_build._run_step(["sh", "-c", script], tmp_path, "a step")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

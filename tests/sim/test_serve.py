@@ -26,14 +26,16 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bnn.cli import main
-from host.link import BusyError, Link
+from host.link import Link
+from host.port import BusyError
 from hw.boards import board
 from hw.plan import fitting_folding, place_weights
 from hw.uart import UartRx, UartTx, uart_divisor
 from layout.compiler import compile_model as compile_engine, foldings
 from model.modelfile import load_model
 from sim.board import SerialLine
-from sim.cxxrtl import StreamSimulator, build_library, convert_stream_design
+from sim.cxxrtl import StreamSimulator
+from sim.cxxrtl_build import build_library, convert_stream_design
 from sim.serve import BoardServer, ServeError, serve, serving_in_background
 
 DIVISOR = 8

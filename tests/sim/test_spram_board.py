@@ -4,7 +4,9 @@ the serial line, and the answers are the golden model's."""
 import numpy as np
 import pytest
 
-from host.link import Link, LinkError, input_frame
+from host.errors import LinkError
+from host.link import Link
+from host.payloads import input_frame
 from host.stream import ensure_model
 from hw.boards import BOARDS
 from model.golden import infer
