@@ -73,10 +73,11 @@ BAUD = 3_000_000
 FAST_BAUD = 6_000_000
 FRACTION_TARGET = 0.9
 FAST_FRACTION_TARGET = 0.99
-# The fault run's board: a small model, 4 clock cycles per bit, a short receive timeout.
+# The fault run's board: a small model, 5 clock cycles per bit (the fewest bnn build allows:
+# hw.plan.MIN_CYCLES_PER_BIT), a short receive timeout.
 FAULT_ARCH = [20, 12, 10]
 FAULT_FOLDING = {"pe": 2, "simd": 8, "tree_stages": 1}
-FAULT_CLOCK_HZ = 400_000
+FAULT_CLOCK_HZ = 500_000
 FAULT_BAUD = 100_000
 FAULT_TIMEOUT_CYCLES = 2_000
 FAULT_LINK_TIMEOUT = 0.25       # seconds the host waits for an answer (the simulated board answers in ~1 ms)

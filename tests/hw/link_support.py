@@ -21,7 +21,8 @@ from model.golden import infer
 from sim.board import SimulatedBoard
 from sim.cxxrtl import StreamSimulator
 
-# A low clock and baud rate (4 cycles per bit) and a short timeout keep the cycle counts small.
+# A low clock and baud rate (4 cycles per bit) and a short timeout keep the cycle counts small. A built board
+# has 5 at least (hw.plan.MIN_CYCLES_PER_BIT: a margin for the synchroniser), which simulation does not need.
 CLOCK_HZ = 400_000
 BAUD = 100_000
 TIMEOUT_CYCLES = 2_000
