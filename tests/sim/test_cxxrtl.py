@@ -1,6 +1,7 @@
 """The CXXRTL back end's generic machinery, checked cycle for cycle against Amaranth's simulator.
 
-The designs are two small stream components defined here; the engine's own agreement tests live
+The designs are two small stream components (PairSum in ``designs.py``, which the build tests'
+subprocesses import too, and one defined here); the engine's own agreement tests live
 in ``test_cxxrtl_engine.py``.
 """
 
@@ -14,53 +15,13 @@ import numpy as np
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from sim import cxxrtl_build
 from sim.cxxrtl import StreamSimulator
 from sim.cxxrtl_build import CxxrtlError, build_library, convert_stream_design
-
-
-class PairSum(wiring.Component):
-    """Adds each pair of input tokens, plus ``bias[first % 16]`` from an initialised memory.
-
-    The memory has 12 rows: addresses 12 to 15 read 0 (out of range, as Amaranth defines it).
-
-    The sum waits in an output register; ``i.ready`` is low while it waits and is not taken.
-
-    Members
-    -------
-    i : ``In(stream.Signature(width))``
-    o : ``Out(stream.Signature(width + 2))``
-    """
-
-    def __init__(self, width, bias):
-        self._width = width
-        self._bias = [int(b) for b in bias]
-        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width + 2))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.bias = bias = Memory(shape=self._width, depth=12, init=self._bias)
-        read = bias.read_port()
-        first = Signal(self._width)
-        have_first = Signal()
-        taken = self.i.valid & self.i.ready
-        m.d.comb += [
-            self.i.ready.eq(~self.o.valid | self.o.ready),
-            read.addr.eq(self.i.payload[:4]),
-            read.en.eq(taken & ~have_first),
-        ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(taken & have_first):
-            m.d.sync += [self.o.payload.eq(first + self.i.payload + read.data),
-                         self.o.valid.eq(1), have_first.eq(0)]
-        with m.Elif(taken):
-            m.d.sync += [first.eq(self.i.payload), have_first.eq(1)]
-        return m
+from tests.sim.designs import PairSum
 
 
 class Passthrough(wiring.Component):
@@ -299,7 +260,7 @@ def test_design_without_the_named_stream_is_refused():
 @pytest.mark.needs_cxx
 def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
     # a second `bnn sim` with a cold cache waits for the first one's build instead of repeating it
-    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
+    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.designs import PairSum; "
               "from sim.cxxrtl_build import build_library, convert_stream_design; "
               "design = convert_stream_design(PairSum(8, list(range(12)))); "
               f"print(build_library(design, cache={str(tmp_path)!r}).built)")
@@ -313,7 +274,7 @@ def test_two_processes_needing_the_same_design_build_it_once(tmp_path):
 def _build_in_background(cache):
     """A process (in a session of its own) building PairSum(8, 0..11) into ``cache``, once its
     build folder exists."""
-    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.test_cxxrtl import PairSum; "
+    script = ("import sys; sys.path.insert(0, '.'); from tests.sim.designs import PairSum; "
               "from sim.cxxrtl_build import build_library, convert_stream_design; "
               f"build_library(convert_stream_design(PairSum(8, list(range(12)))), cache={str(cache)!r})")
     process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
