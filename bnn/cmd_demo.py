@@ -89,9 +89,9 @@ def link_step(results, out_dir):
             serving_in_background(simulator, idle_cycles=simulated.idle_cycles,
                                   quiet_cycles=simulated.quiet_cycles) as (server, _):
         with Link.open(f"socket://{server.address_text}", baud=simulated.baud) as link:
-            start_cycles = server.stats.cycles
-            report = stream_images(link, model, data.test_images, data.test_labels)
-            board_seconds = (server.stats.cycles - start_cycles) / simulated.clock_hz
+            report = stream_images(link, model, data.test_images, data.test_labels,
+                                   board_cycles=lambda: server.stats.cycles)
+    board_seconds = report["board_cycles"] / simulated.clock_hz
     del report["identity"]
     report.update(board=board.name, pe=pe, simd=simd, clock_hz=simulated.clock_hz, baud=simulated.baud,
                   board_seconds=board_seconds, board_frames_per_second=report["answered"] / board_seconds)

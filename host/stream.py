@@ -54,13 +54,17 @@ def percentiles_ms(latencies):
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
-def stream_images(link, model, images, labels, *, frames_per_request=1, progress=None, load_progress=None):
+def stream_images(link, model, images, labels, *, frames_per_request=1, progress=None, load_progress=None,
+                  board_cycles=None):
     """Load ``model`` if needed (:func:`ensure_model`), classify ``images`` on the board with
     several frames in flight, and compare every answer with the golden model.
 
     Returns a JSON-ready report: accuracy, mismatches with the golden model, failed frames,
     frames/s (wall clock) against the link's bound, latency percentiles, the link's retries and
     errors, and the board's counters before and after. ``progress()`` is called once per answer.
+    ``board_cycles()``, if given, reads a simulated board's clock cycle count: the report then holds
+    ``board_cycles``, the cycles from just before the first INFER request to the last answer (the
+    span of ``seconds``, without the load and the STATUS requests around it).
     """
     identity, compiled, loaded = ensure_model(link, model, progress=load_progress)
     check_frames_per_request(compiled, identity, frames_per_request)
@@ -68,6 +72,7 @@ def stream_images(link, model, images, labels, *, frames_per_request=1, progress
     frames = [input_frame(model, image) for image in images]
     answers = np.full(len(images), -1, dtype=np.int64)   # -1: failed
     before = link.status()
+    start_cycles = None if board_cycles is None else board_cycles()
     start = time.perf_counter()
     for index, answer in link.infer(frames, frames_per_request=frames_per_request,
                                     reload=lambda: link.load(compiled, identity)):
@@ -75,6 +80,7 @@ def stream_images(link, model, images, labels, *, frames_per_request=1, progress
         if progress is not None:
             progress()
     seconds = time.perf_counter() - start
+    cycles = None if board_cycles is None else {"board_cycles": board_cycles() - start_cycles}
     after = link.status()
 
     failed = answers < 0
@@ -94,4 +100,5 @@ def stream_images(link, model, images, labels, *, frames_per_request=1, progress
         "latency_ms": percentiles_ms(link.stats.latencies),
         **link.stats.as_dict(),
         "counters": {"before": before, "after": after, "delta": counters_delta(before, after)},
+        **(cycles or {}),
     }
