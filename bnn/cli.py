@@ -23,7 +23,7 @@ from model.errors import BnnError
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-COMMANDS = ["train", "eval", "demo", "sim", "build", "serve-sim", "load", "stream", "check"]
+COMMANDS = ["train", "eval", "demo", "sim", "build", "serve-sim", "load", "stream", "check", "import", "export"]
 
 
 class Terminated(BaseException):

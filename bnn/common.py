@@ -3,9 +3,10 @@
 import argparse
 import json
 import sys
+from fractions import Fraction
 
 from model.datasets import DATASETS, load_dataset
-from model.errors import DatasetError
+from model.errors import BnnError, DatasetError
 from model.fileio import check_output_paths  # noqa: F401  (sub-commands import it from here)
 
 
@@ -88,4 +89,29 @@ def positive_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+class MissingExtraError(BnnError):
+    """A command needs an optional extra that is not installed."""
+
+
+def qonnx_interop():
+    """The module :mod:`interop.qonnx`, or :class:`MissingExtraError` saying how to install the extra it needs."""
+    try:
+        from interop import qonnx
+    except ImportError as e:
+        raise MissingExtraError(f"QONNX import and export need the optional extra 'onnx' ({e.name} is missing): "
+                                f"pip install '.[onnx]' (or: pip install 'bnn-fpga[onnx]')") from None
+    return qonnx
+
+
+def positive_fraction(text):
+    """argparse type: a positive number or fraction, exactly (``1/255``, ``0.5``, ``1``)."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 1/255, not {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
