@@ -3,7 +3,8 @@
 from model.fileio import write_atomically
 from model.modelfile import load_model
 
-from .common import check_output_paths, emit_json, path_argument, qonnx_interop
+from .common import check_output_paths, emit_json, path_argument
+from .extra import qonnx_interop
 
 
 def add_parser(sub):

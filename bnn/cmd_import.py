@@ -2,7 +2,8 @@
 
 from model.modelfile import save_model
 
-from .common import check_output_paths, emit_json, path_argument, positive_fraction, qonnx_interop
+from .common import check_output_paths, emit_json, path_argument, positive_fraction
+from .extra import qonnx_interop
 
 
 def add_parser(sub):

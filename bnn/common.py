@@ -6,7 +6,7 @@ import sys
 from fractions import Fraction
 
 from model.datasets import DATASETS, load_dataset
-from model.errors import BnnError, DatasetError
+from model.errors import DatasetError
 from model.fileio import check_output_paths  # noqa: F401  (sub-commands import it from here)
 
 
@@ -90,20 +90,6 @@ def positive_float(text):
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
-
-
-class MissingExtraError(BnnError):
-    """A command needs an optional extra that is not installed."""
-
-
-def qonnx_interop():
-    """The module :mod:`interop.qonnx`, or :class:`MissingExtraError` saying how to install the extra it needs."""
-    try:
-        from interop import qonnx
-    except ImportError as e:
-        raise MissingExtraError(f"QONNX import and export need the optional extra 'onnx' ({e.name} is missing): "
-                                f"pip install '.[onnx]' (or: pip install 'bnn-fpga[onnx]')") from None
-    return qonnx
 
 
 def positive_fraction(text):

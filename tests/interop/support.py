@@ -1,14 +1,13 @@
 """QONNX graphs as Brevitas' export_qonnx writes them and FINN's streamlining leaves them, built with
 onnx.helper (no PyTorch), and qonnx's execution of a graph on a batch of images."""
 
-import warnings
+from fractions import Fraction
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
-from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_onnx
-from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
+
+from interop.execute import execute_graph
 
 QONNX = "qonnx.custom_op.general"
 
@@ -79,23 +78,5 @@ class GraphBuilder:
 
 
 def run_graph(proto, images, *, map_shape=None, scale=(1, 255)):
-    """qonnx's execution of ``proto`` on ``images`` (``(B, size)`` uint8, flattened channels innermost):
-    a dict of the graph's outputs. Pixel ``p`` goes in as float32(p * numerator) / float32(denominator),
-    as an NCHW map when ``map_shape`` (H, W, C) is given; the batch size is set to ``len(images)``."""
-    model = type(proto)()
-    model.CopyFrom(proto)
-    del model.graph.value_info[:]
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[0].dim_value = len(images)
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    x = np.asarray(images, np.float32) * np.float32(scale[0]) / np.float32(scale[1])
-    if map_shape is not None:
-        x = x.reshape(len(images), *map_shape).transpose(0, 3, 1, 2)
-    x = x.reshape([len(images)] + [d.dim_value for d in dims][1:])
-    wrapper = ModelWrapper(model).transform(InferShapes())
-    with warnings.catch_warnings():
-        # shape inference cannot follow a reshape whose target the graph computes (x.view(x.shape[0], -1));
-        # qonnx warns, then runs the node correctly
-        warnings.filterwarnings("ignore", "Output shapes disagree", UserWarning)
-        return execute_onnx(wrapper, {"image": np.ascontiguousarray(x)})
+    """:func:`interop.execute.execute_graph` with the input scale as a (numerator, denominator) pair."""
+    return execute_graph(proto, images, map_shape=map_shape, input_scale=Fraction(*scale))
