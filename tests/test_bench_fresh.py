@@ -33,16 +33,9 @@ DIGITS_ROWS = [row for row, argv in train_accuracy.ROWS.items() if argv[argv.ind
 # README.md or docs/results.md).
 # A unit here must still be unstamped (so that the list only shrinks).
 RECORDED_BEFORE_STAMPS = {
-    ("boards", "icebreaker"), ("boards", "icebreaker-sfc"), ("boards", "hx8k"), ("boards", "ulx3s-85f"),
-    ("boards", "ulx3s-85f-16x64"), ("boards", "ulx3s-85f-cnn"), ("boards", "ulx3s-85f-cnn-wide"),
-    ("boards", "icebreaker-cnn"),
     ("netlists", "icebreaker"), ("netlists", "icebreaker-sfc"), ("netlists", "hx8k"),
     ("netlists", "ulx3s-85f"), ("netlists", "ulx3s-85f-16x64"), ("netlists", "ulx3s-85f-cnn"),
     ("netlists", "ulx3s-85f-cnn-wide"), ("netlists", "icebreaker-cnn"),
-    ("formal", ""),
-    ("engine_utilisation", ""),
-    ("sfc_spram", ""),
-    ("link", "throughput"), ("link", "throughput_fast"), ("link", "faults"),
     ("sim_speed", "side_by_side"), ("sim_speed", "test_sets/784-256-256-256-10"),
     ("sim_speed", "test_sets/28x28-c32k3-p-c64k3-p-256-10"),
     ("train_accuracy", "float-mlp"), ("train_accuracy", "fmnist-256-kd"), ("train_accuracy", "fmnist-256"),
