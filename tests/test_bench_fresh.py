@@ -37,8 +37,7 @@ RECORDED_BEFORE_STAMPS = {
     ("netlists", "ulx3s-85f"), ("netlists", "ulx3s-85f-16x64"), ("netlists", "ulx3s-85f-cnn"),
     ("netlists", "ulx3s-85f-cnn-wide"), ("netlists", "icebreaker-cnn"),
     ("sim_speed", "test_sets/28x28-c32k3-p-c64k3-p-256-10"),
-    ("train_accuracy", "float-mlp"), ("train_accuracy", "fmnist-256-kd"), ("train_accuracy", "fmnist-256"),
-    ("train_accuracy", "fmnist-64-kd"), ("train_accuracy", "fmnist-64"), ("train_accuracy", "fmnist-cnn"),
+    ("train_accuracy", "fmnist-cnn"),
     ("train_accuracy", "fmnist-cnn-wide"), ("train_accuracy", "fmnist-cnn-wide-aug"),
     ("train_accuracy", "fmnist-cnn-deep"),
 }
