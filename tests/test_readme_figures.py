@@ -23,7 +23,7 @@ DOCUMENTS = {name: (ROOT / name).read_text() for name in (README, RESULTS)}
 # each bench, and the document that holds what its --markdown prints
 BENCHES = [("boards", README), ("netlists", RESULTS), ("formal", RESULTS), ("link", RESULTS),
            ("sfc_spram", RESULTS), ("engine_utilisation", RESULTS), ("sim_speed", RESULTS),
-           ("qonnx_roundtrip", RESULTS),
+           ("qonnx_roundtrip", RESULTS), ("import_brevitas", RESULTS),
            pytest.param("train_accuracy", RESULTS, marks=pytest.mark.skipif(
                not os.path.exists(results.path("train_accuracy")),
                reason="bench/out/train_accuracy.json is not committed yet"))]
