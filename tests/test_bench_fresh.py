@@ -133,3 +133,11 @@ def test_the_accuracy_bench_s_digits_rows_are_what_training_gives_today(row, tmp
     assert {key: value for key, value in measured.items() if key not in RUN_DETAILS} == figures, (
         f"bench/out/train_accuracy.json [{row}] is not what training gives today: re-record it with "
         f"`{results.record_command('train_accuracy', row, recorded)}`")
+
+
+def test_the_stale_list_names_exactly_the_units_recorded_before_the_stamps():
+    # bench/stale.py makes the comparison above for a re-run's plan: with every stamped unit fresh, it
+    # lists only the unstamped ones
+    from bench.stale import stale_units
+    listed = {(entry["unit"], entry["changed"]) for entry in stale_units()}
+    assert listed == {(results.unit_name(name, label), "no stamp") for name, label in RECORDED_BEFORE_STAMPS}
