@@ -222,7 +222,6 @@ def batched(model, batch):
     and output and in its ``Reshape`` targets (the flattening, ``(1, n)``); these become ``batch``, the
     rest of the graph is unchanged and its shapes are inferred again."""
     import numpy as np
-    from onnx import numpy_helper
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 

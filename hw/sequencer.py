@@ -264,13 +264,14 @@ class Sequencer(wiring.Component):
         layer_weights = Signal.like(cmd.weight_addr)     # the layer's
         layer_starts = Signal.like(cmd.start_addr)
         row_due = Signal()
-
-        slice_last = slice_ == row.last_slice
-        row_last = window_row == row.last_row
+        # "this is the last slice / window row / group / column / line of the layer", kept with the
+        # counters: the end-of-layer condition is an AND of flip-flops, not of five comparisons
+        slice_last = Signal()
+        row_last = Signal()
+        group_last = Signal()
+        col_last = Signal()
+        line_last = Signal()
         sub_last = ~row.pool | (sub == 3)
-        group_last = group == row.last_group
-        col_last = col == row.last_col
-        line_last = line_index == row.last_line
         window_end = plane_last & slice_last & row_last
         walk.group_end = window_end & sub_last
         walk.layer_end = walk.group_end & group_last & col_last & line_last
@@ -317,10 +318,13 @@ class Sequencer(wiring.Component):
                     *[bound.eq(layer_row.row_lanes * q) for q, bound in enumerate(bounds, 1)]]
 
         def layer_start(layer_row):
-            """The first window of the layer of descriptor ``layer_row``."""
+            """The first window of the layer of descriptor ``layer_row``, and the flags of its counters at 0."""
             firsts = [layer_row.skip * q for q in range(1, params.gather_rows)]
             return [*restart(0, firsts, layer_row),
-                    *[p.eq(c) for p, c in zip(piece_pixels + piece_lines, firsts * 2)]]
+                    *[p.eq(c) for p, c in zip(piece_pixels + piece_lines, firsts * 2)],
+                    slice_last.eq(layer_row.last_slice == 0), row_last.eq(layer_row.last_row == 0),
+                    group_last.eq(layer_row.last_group == 0), col_last.eq(layer_row.last_col == 0),
+                    line_last.eq(layer_row.last_line == 0)]
 
         def sub_corner(corner):
             """The corner of the pool window's next pixel (``sub`` + 1), for the window at ``corner``."""
@@ -331,29 +335,38 @@ class Sequencer(wiring.Component):
 
         with m.If(issue):
             with m.If(plane_last):
-                m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1)]
+                m.d.sync += [slice_.eq(Mux(slice_last, 0, slice_ + 1)), weight_addr.eq(weight_addr + 1),
+                             slice_last.eq(Mux(slice_last, row.last_slice == 0, slice_ + 1 == row.last_slice))]
+                # each branch below restarts the counters inside the one it steps: their flags
+                # restart with them (a counter at 0 is last when its limit is 0)
+                restarted_rows = [window_row.eq(0), row_last.eq(row.last_row == 0)]
+                restarted_groups = [group.eq(0), group_last.eq(row.last_group == 0)]
                 with m.If(~slice_last):
                     m.d.sync += [offset.eq(stepped(offset)), *[piece.eq(stepped(piece)) for piece in pieces],
                                  *next_slice]
                 with m.Elif(~row_last):
-                    m.d.sync += [window_row.eq(window_row + 1), *restart(row_start + row.row_step)]
+                    m.d.sync += [window_row.eq(window_row + 1), row_last.eq(window_row + 1 == row.last_row),
+                                 *restart(row_start + row.row_step)]
                 with m.Elif(~sub_last):
-                    m.d.sync += [window_row.eq(0), sub.eq(sub + 1), weight_addr.eq(group_weights),
+                    m.d.sync += [*restarted_rows, sub.eq(sub + 1), weight_addr.eq(group_weights),
                                  *restart(sub_corner(pixel), [sub_corner(p) for p in piece_pixels])]
                 with m.Elif(~group_last):
-                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(group + 1), group_weights.eq(weight_addr + 1),
+                    m.d.sync += [*restarted_rows, sub.eq(0), group.eq(group + 1),
+                                 group_last.eq(group + 1 == row.last_group), group_weights.eq(weight_addr + 1),
                                  start_addr.eq(start_addr + 1), *restart(pixel, piece_pixels)]
                 with m.Elif(~col_last):
                     moved = [p + row.pixel_step for p in piece_pixels]
-                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(col + 1),
+                    m.d.sync += [*restarted_rows, sub.eq(0), *restarted_groups, col.eq(col + 1),
+                                 col_last.eq(col + 1 == row.last_col),
                                  weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
                                  start_addr.eq(layer_starts),
                                  pixel.eq(pixel + row.pixel_step), *restart(pixel + row.pixel_step, moved),
                                  *[p.eq(c) for p, c in zip(piece_pixels, moved)]]
                 with m.Elif(~line_last):
                     moved = [p + row.line_step for p in piece_lines]
-                    m.d.sync += [window_row.eq(0), sub.eq(0), group.eq(0), col.eq(0), line_index.eq(line_index + 1),
-                                 weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
+                    m.d.sync += [*restarted_rows, sub.eq(0), *restarted_groups, col.eq(0),
+                                 col_last.eq(row.last_col == 0), line_index.eq(line_index + 1),
+                                 line_last.eq(line_index + 1 == row.last_line), weight_addr.eq(layer_weights), group_weights.eq(layer_weights),
                                  start_addr.eq(layer_starts), line.eq(line + row.line_step),
                                  pixel.eq(line + row.line_step), *restart(line + row.line_step, moved),
                                  *[p.eq(c) for p, c in zip(piece_pixels + piece_lines, moved * 2)]]
