@@ -104,7 +104,9 @@ def running(simulator, **options):
     return serving_in_background(simulator, idle_cycles=IDLE_CYCLES, **options)
 
 
-def connect(server, timeout=2.0):
+def connect(server, timeout=10.0):
+    # a read returns as soon as its bytes arrive: the timeout only bounds a failure, and must cover the
+    # simulation on a loaded machine (a second client waits while the first one's bytes are dropped)
     return serial.serial_for_url(f"socket://127.0.0.1:{server.address[1]}", timeout=timeout)
 
 
