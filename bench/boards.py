@@ -40,8 +40,8 @@ ROWS = [
     ("hx8k", "hx8k-breakout", "784-64-64-64-10", 8, 8, 32, 90, None, "auto"),
     ("ulx3s-85f", "ulx3s-85f", "784-64-64-64-10", 8, 8, 32, 125, None, "auto"),
     ("ulx3s-85f-16x64", "ulx3s-85f", "784-256-256-256-10", 8, 16, 64, 110, None, "auto"),
-    # slices gathered from 3 window rows: misses the board's 110 MHz and 100 MHz too (96.4-98.9 MHz in three
-    # builds, paths through the window walk's counters, three quarters routing); 95 MHz closes
+    # slices gathered from 3 window rows: misses the board's 110 MHz (seeds 92.3-107.4 MHz at 95, median 102.1,
+    # the slowest paths from a layer's start to the walk's register enables, mostly routing); 95 MHz closes
     ("ulx3s-85f-cnn", "ulx3s-85f", "28x28-c32k3-p-c64k3-p-256-10", 8, 8, 32, 110, 95, "auto"),
     # the most accurate CNN measured (bench/train_accuracy.py row fmnist-cnn-wide); at 100 MHz: 84.0 MHz, the
     # deeper weight memory's read mux, which lands between 78.1 and 84.9 MHz in four builds at 80 MHz; 75 closes
