@@ -43,7 +43,7 @@ ROWS = [
     # slices gathered from 3 window rows: misses the board's 110 MHz (seeds 92.3-107.4 MHz at 95, median 102.1,
     # the slowest paths from a layer's start to the walk's register enables, mostly routing); 95 MHz closes
     ("ulx3s-85f-cnn", "ulx3s-85f", "28x28-c32k3-p-c64k3-p-256-10", 8, 8, 32, 110, 95, "auto"),
-    # the most accurate CNN measured (bench/train_accuracy.py row fmnist-cnn-wide); at 100 MHz: 84.0 MHz, the
+    # the wide CNN (bench/train_accuracy.py row fmnist-cnn-wide); at 100 MHz: 84.0 MHz, the
     # deeper weight memory's read mux, which lands between 78.1 and 84.9 MHz in four builds at 80 MHz; 75 closes
     ("ulx3s-85f-cnn-wide", "ulx3s-85f", "28x28-c64k3-p-c128k3-p-256-10", 8, 8, 32, 110, 75, "auto"),
     # weights in SPRAM, loaded through the link (4 x 16 does not fit beside the SPRAM port: 5287 cells)

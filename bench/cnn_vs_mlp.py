@@ -28,7 +28,7 @@ THRESHOLD_BITS = 32             # the model file's int32 per threshold
 NETWORKS = [
     ("MLP", "784-256-256-256-10", "fmnist-256-kd"),
     ("CNN", "28x28-c32k3-p-c64k3-p-256-10", "fmnist-cnn"),
-    ("CNN, wide", "28x28-c64k3-p-c128k3-p-256-10", "fmnist-cnn-wide"),   # the most accurate measured
+    ("CNN, wide", "28x28-c64k3-p-c128k3-p-256-10", "fmnist-cnn-wide"),
 ]
 
 

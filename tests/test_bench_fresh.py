@@ -3,8 +3,7 @@
 Each unit a bench records in ``bench/out/<name>.json`` (a row, a part or the whole file: see
 bench/results.py) carries the fingerprint of its bench's ``SOURCES`` when it was measured; it must
 equal their fingerprint now, or a code change may have moved its figures since: re-record it with
-the command the failure names. The units recorded before the benches stamped what they record are
-listed in :data:`RECORDED_BEFORE_STAMPS` until their bench records them again. Each bench's
+the command the failure names. Each bench's
 ``SOURCES`` must hold every repository module it imports. The accuracy bench's digits rows train in
 seconds: they are trained again here and must equal the record exactly.
 """
@@ -28,14 +27,6 @@ UNITS = [(name, label) for name in NAMES for label in bench_units(name, results.
 STAMPING = sorted(name[:-len(".py")] for name in os.listdir(os.path.join(ROOT, "bench"))
                   if name.endswith(".py") and hasattr(bench_module(name[:-len(".py")]), "SOURCES"))
 DIGITS_ROWS = [row for row, argv in train_accuracy.ROWS.items() if argv[argv.index("--dataset") + 1] == "digits"]
-# Units recorded before the benches stamped their sources (issue 20), whose figures no test ties to
-# today's code: each waits for its bench to record it again (the command its table's section names, in
-# README.md or docs/results.md).
-# A unit here must still be unstamped (so that the list only shrinks).
-RECORDED_BEFORE_STAMPS = {
-    ("train_accuracy", "fmnist-cnn-wide"), ("train_accuracy", "fmnist-cnn-wide-aug"),
-    ("train_accuracy", "fmnist-cnn-deep"),
-}
 # what a training row records besides its figures: its times, its command (with the output path), the
 # BLAS core type and the stamp
 RUN_DETAILS = {"seconds", "teacher_seconds", "command", "openblas_coretype", "sources"}
@@ -52,9 +43,6 @@ def test_each_recorded_unit_was_measured_by_today_s_code(name, label):
     recorded = results.read(name)
     unit = bench_units(name, recorded)[label]
     where, command = results.unit_name(name, label), results.record_command(name, label, recorded)
-    if (name, label) in RECORDED_BEFORE_STAMPS:
-        assert "sources" not in unit, f"{where} is stamped now: take it off RECORDED_BEFORE_STAMPS"
-        return
     assert "sources" in unit, f"{where} carries no stamp: re-record it with `{command}`"
     changed = results.changes(unit["sources"], _today(name))
     assert not changed, f"{where} was measured by other code ({changed} since): re-record it with `{command}`"
@@ -134,9 +122,26 @@ def test_the_accuracy_bench_s_digits_rows_are_what_training_gives_today(row, tmp
         f"`{results.record_command('train_accuracy', row, recorded)}`")
 
 
-def test_the_stale_list_names_exactly_the_units_recorded_before_the_stamps():
-    # bench/stale.py makes the comparison above for a re-run's plan: with every stamped unit fresh, it
-    # lists only the unstamped ones
+def test_the_stale_list_is_empty_when_every_unit_is_fresh():
+    # bench/stale.py makes the comparison above for a re-run's plan: with every unit fresh (the test
+    # above), it lists none
     from bench.stale import stale_units
-    listed = {(entry["unit"], entry["changed"]) for entry in stale_units()}
-    assert listed == {(results.unit_name(name, label), "no stamp") for name, label in RECORDED_BEFORE_STAMPS}
+    assert stale_units() == []
+
+
+def test_the_stale_list_names_a_unit_of_other_code_and_one_without_a_stamp(tmp_path, monkeypatch):
+    from bench import stale
+    recorded = results.read("train_accuracy")
+    first, second, *rest = recorded["rows"]
+    file = sorted(first["sources"])[0]
+    other_code = dict(first, sources={**first["sources"], file: "0" * 16})
+    unstamped = {key: value for key, value in second.items() if key != "sources"}
+    (tmp_path / "train_accuracy.json").write_text(json.dumps({"rows": [other_code, unstamped, *rest]}))
+    monkeypatch.setattr(results, "OUT_DIR", str(tmp_path))
+    monkeypatch.setattr(stale, "OUT_DIR", str(tmp_path))
+    found = stale.stale_units()
+    assert [(entry["unit"], entry["changed"]) for entry in found] == [
+        (results.unit_name("train_accuracy", first["row"]), f"changed {file}"),
+        (results.unit_name("train_accuracy", second["row"]), "no stamp")]
+    assert [entry["command"] for entry in found] == [
+        results.record_command("train_accuracy", row["row"], recorded) for row in (first, second)]
