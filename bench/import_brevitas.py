@@ -112,6 +112,22 @@ def _quantizers():
     return BinaryWeight, SignedBinaryActPerTensorConst, PixelQuant
 
 
+def finn_input(act_quant):
+    """FINN's input layer: ``2x - 1`` (pixels p / 255 to [-1, 1]), then the quantizer ``act_quant``."""
+    from torch import nn
+    from brevitas.nn import QuantIdentity
+
+    class FinnInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = QuantIdentity(act_quant=act_quant)
+
+        def forward(self, x):
+            return self.quant(2.0 * x - 1.0)
+
+    return FinnInput()
+
+
 def build_network(net, input_bits, weight_scale=1.0, input_quant=None, padding=0):
     """The Brevitas network ``net`` ("tfc" or "cnv") with binary weights of scale ``weight_scale``;
     ``input_quant`` and ``padding`` replace the bench's choices (the probes)."""
@@ -124,19 +140,11 @@ def build_network(net, input_bits, weight_scale=1.0, input_quant=None, padding=0
     class WeightQuant(BinaryWeight):
         scaling_const = weight_scale
 
-    class Binarize(nn.Module):
-        """FINN's TFC input: 2x - 1, then the binary quantizer (+1 for p >= 128)."""
-        def __init__(self):
-            super().__init__()
-            self.quant = QuantIdentity(act_quant=BinaryAct)
-
-        def forward(self, x):
-            return self.quant(2.0 * x - 1.0)
-
     def inputs():
         if input_quant is not None:
             return input_quant()
-        return Binarize() if input_bits == 1 else QuantIdentity(act_quant=PixelQuant)
+        # FINN's TFC input: the binary quantizer gives +1 for p >= 128
+        return finn_input(BinaryAct) if input_bits == 1 else QuantIdentity(act_quant=PixelQuant)
 
     def dense(n_in, n_out):
         return [QuantLinear(n_in, n_out, bias=False, weight_quant=WeightQuant), nn.BatchNorm1d(n_out),
@@ -451,7 +459,6 @@ def run_probes(data, stamp):
     from brevitas.core.restrict_val import RestrictValueType
     from brevitas.nn import QuantIdentity
     from brevitas.quant import Int8ActPerTensorFloatMinMaxInit
-    from torch import nn
 
     class FinnInputQuant(Int8ActPerTensorFloatMinMaxInit):
         min_val, max_val = -1.0, 1.0 - 2.0 ** -7
@@ -460,17 +467,12 @@ def run_probes(data, stamp):
     class PixelQuant256(_quantizers()[2]):
         scaling_const = max_val = 255 / 256     # scale 1/256: level p for the input p / 256
 
-    class FinnInput(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.quant = QuantIdentity(act_quant=FinnInputQuant)
-
-        def forward(self, x):
-            return self.quant(2.0 * x - 1.0)
+    def finn_cnv():
+        return build_network("cnv", 8, input_quant=lambda: finn_input(FinnInputQuant))
 
     networks = {   # name: (network, the input's denominator)
-        "finn-cnv-input": (lambda: build_network("cnv", 8, input_quant=FinnInput), 255),
-        "finn-cnv-input-256": (lambda: build_network("cnv", 8, input_quant=FinnInput), 256),
+        "finn-cnv-input": (finn_cnv, 255),
+        "finn-cnv-input-256": (finn_cnv, 256),
         "conv-padding-1": (lambda: build_network("cnv", 8, padding=1), 255),
         "untrained-cnn": (lambda: build_network("cnv", 8), 255),
         "untrained-cnn-256": (lambda: build_network("cnv", 8, input_quant=lambda: QuantIdentity(
