@@ -3,9 +3,9 @@
 Each unit a bench records in ``bench/out/<name>.json`` (a row, a part or the whole file: see
 bench/results.py) carries the fingerprint of its bench's ``SOURCES`` when it was measured; it must
 equal their fingerprint now, or a code change may have moved its figures since: re-record it with
-the command the failure names. Each bench's
-``SOURCES`` must hold every repository module it imports. The accuracy bench's digits rows train in
-seconds: they are trained again here and must equal the record exactly.
+the command the failure names. Each bench's ``SOURCES`` must hold every repository module it imports.
+The accuracy bench's digits rows train in seconds: they are trained again here and must equal the
+record exactly.
 """
 
 import ast
